@@ -1,0 +1,154 @@
+"""`pneumonia-aug`: the command line; each MLproject entry point calls one command here.
+
+Options accept both `--split-seed` and `--split_seed` spellings, because `mlflow run` passes
+undeclared `-P key=value` pairs as `--key value`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+
+import click
+
+from pneumonia_aug.config import ClassifierConfig
+from pneumonia_aug.errors import NotImplementedYetError, PneumoniaAugError
+
+log = logging.getLogger("pneumonia_aug")
+
+CLASSIFIER_HELP = {
+    "setting": "{Original|DCGAN|CGAN}-{r}-{g}, e.g. DCGAN-1.0-0.6",
+    "seed": "seed of every random draw of the run",
+    "split_seed": "seed of the validation split (shared by all settings)",
+    "image_size": "working image size in px (square, stretched)",
+    "epochs": "training epochs (paper: 100)",
+    "batch_size": "batch size (paper: 16)",
+    "lr": "Adam learning rate (paper: 1e-3)",
+    "data_dir": "Kermany folder; default $PNEUMONIA_AUG_DATA_DIR or data/chest_xray",
+    "synthetic_run_id": "generate run whose images a GAN setting adds (default: newest)",
+    "max_images_per_split": "debug/test: cap each of train/val/test (0 = all)",
+    "real_fraction_scope": "'normal' (authors' code) or 'all' (paper's wording)",
+}
+
+
+class WholeNumber(click.ParamType):
+    """An int that also accepts `2.0` (MLflow's float params arrive that way)."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        if not number.is_integer():
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        return int(number)
+
+
+def config_options(config_cls, helps: dict):
+    """Decorator adding one option per dataclass field, with the field's default."""
+    types = {"int": WholeNumber(), "float": float, "str": str}
+
+    def decorate(func):
+        for field in reversed(dataclasses.fields(config_cls)):
+            dashed = "--" + field.name.replace("_", "-")
+            names = [dashed] + ([f"--{field.name}"] if "_" in field.name else [])
+            func = click.option(*names, field.name, type=types[str(field.type)],
+                                default=field.default, show_default=True,
+                                help=helps.get(field.name, ""))(func)
+        return func
+
+    return decorate
+
+
+class Cli(click.Group):
+    """Turn user errors into one line and exit code 2, without a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PneumoniaAugError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=Cli)
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+def main(verbose: bool) -> None:
+    """GAN data augmentation for pneumonia diagnosis (Tung et al.), tracked in MLflow."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("urllib3", "botocore", "matplotlib", "PIL", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command("train-classifier")
+@config_options(ClassifierConfig, CLASSIFIER_HELP)
+def train_classifier_cmd(**params) -> None:
+    """Train CheXNet on one setting and log it to MLflow."""
+    from pneumonia_aug.stages.train_classifier import run_train_classifier
+
+    run_id = run_train_classifier(ClassifierConfig(**params))
+    click.echo(run_id)
+
+
+def _not_yet(name: str, issue: str):
+    @click.pass_context
+    def command(ctx, **_):
+        raise NotImplementedYetError(f"{name} is not implemented yet ({issue})")
+
+    command.__name__ = name.replace("-", "_")
+    return command
+
+
+for _name, _issue in [("train-gan", "GAN issue"), ("generate", "GAN issue"),
+                      ("compare", "study issue"), ("study", "study issue"),
+                      ("predict", "registry issue")]:
+    main.command(_name, context_settings={"ignore_unknown_options": True,
+                                          "allow_extra_args": True})(_not_yet(_name, _issue))
+
+
+@main.group()
+def data() -> None:
+    """Get and check the Kermany chest X-ray data."""
+
+
+@data.command("download")
+@click.option("--data-dir", "--data_dir", default="", help="target folder "
+              "(default $PNEUMONIA_AUG_DATA_DIR or data/chest_xray)")
+@click.option("--url", default=None, help="archive address (default: Mendeley Data)")
+@click.option("--sha256", default=None, help="expected sha256 of the archive")
+@click.option("--force", is_flag=True, help="download even if the folder is valid")
+def data_download(data_dir: str, url: str | None, sha256: str | None, force: bool) -> None:
+    """Fetch ChestXRay2017.zip (resumable), verify, unpack and validate it."""
+    import os
+
+    from pneumonia_aug.data import download
+    from pneumonia_aug.data.kermany import DATA_DIR_ENV, DEFAULT_DATA_DIR
+
+    target = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+    root = download.download_dataset(target, url=url or download.MENDELEY_URL, sha256=sha256,
+                                     force=force)
+    click.echo(str(root))
+
+
+@data.command("check")
+@click.option("--data-dir", "--data_dir", default="", help="Kermany folder")
+def data_check(data_dir: str) -> None:
+    """Validate a Kermany folder and print its image counts."""
+    from pneumonia_aug.data.dataset import warn_skipped
+    from pneumonia_aug.data.kermany import dataset_digest, index_kermany, resolve_data_dir
+
+    root = resolve_data_dir(data_dir)
+    index, skipped = index_kermany(root)
+    warn_skipped(skipped)
+    counts = index.groupby(["split", "label"]).size().unstack(fill_value=0)
+    click.echo(f"{root} (digest {dataset_digest(index)})\n{counts.to_string()}")
+
+
+if __name__ == "__main__":
+    main()

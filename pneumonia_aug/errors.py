@@ -1,0 +1,37 @@
+"""Exceptions with messages that tell the user what to do next.
+
+The CLI turns any `PneumoniaAugError` into a one-line message and exit code 2, without a
+traceback: these are user errors, not bugs.
+"""
+
+
+class PneumoniaAugError(Exception):
+    """Base class: a problem the user can fix."""
+
+
+class SettingError(PneumoniaAugError, ValueError):
+    """A setting name that does not follow `{Original|DCGAN|CGAN}-{r}-{g}`."""
+
+
+class DataLayoutError(PneumoniaAugError):
+    """A data folder that is not in the Kermany `{train,val,test}/{NORMAL,PNEUMONIA}` layout."""
+
+
+class DataMissingError(PneumoniaAugError):
+    """No data where the user pointed us."""
+
+
+class DownloadError(PneumoniaAugError):
+    """A download that failed or does not match its checksum."""
+
+
+class SyntheticDataMissingError(PneumoniaAugError):
+    """A GAN setting for which no generated images can be found."""
+
+
+class NotImplementedYetError(PneumoniaAugError):
+    """An entry point that a later milestone fills in."""
+
+
+class TrackingError(PneumoniaAugError):
+    """The tracking server or artifact store cannot be reached or refuses us."""

@@ -1,0 +1,58 @@
+"""Figures people would rather look at than read: learning curves, confusion matrix, ROC."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+from sklearn.metrics import roc_curve
+
+
+def learning_curves(history: list[dict], best_epoch: int | None = None):
+    epochs = [h["epoch"] for h in history]
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation loss")
+    for key in ("val_accuracy", "val_recall", "val_specificity", "val_auroc"):
+        ax_metric.plot(epochs, [h[key] for h in history], label=key.removeprefix("val_"))
+    for ax in (ax_loss, ax_metric):
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.legend()
+    ax_loss.set_title("Loss (BCE)")
+    ax_metric.set_title("Validation metrics")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix_figure(metrics: dict, title: str = "Test confusion matrix"):
+    matrix = np.array([[metrics["tn"], metrics["fp"]], [metrics["fn"], metrics["tp"]]])
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    names = ["NORMAL", "PNEUMONIA"]
+    ax.set_xticks([0, 1], names)
+    ax.set_yticks([0, 1], names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), value in np.ndenumerate(matrix):
+        color = "white" if value > matrix.max() / 2 else "black"
+        ax.text(j, i, str(value), ha="center", va="center", color=color, fontsize=14)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(labels: np.ndarray, probs: np.ndarray, auroc: float, title: str = "Test ROC"):
+    fpr, tpr, _ = roc_curve(labels, probs)
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
+    ax.plot(fpr, tpr, label=f"AUROC {auroc:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--")
+    ax.set_xlabel("false positive rate (1 - specificity)")
+    ax.set_ylabel("true positive rate (recall)")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
