@@ -1,0 +1,81 @@
+"""Shared fixtures: the real data beside the clone, tiny Kermany trees, a private MLflow store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "chest_xray"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """No test writes to the user's cache or tracking store; MLflow fails fast."""
+    monkeypatch.setenv("PNEUMONIA_AUG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "train").is_dir():
+        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (see ../shared/data/SOURCE.md)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    """A private local tracking store (sqlite + local artifacts) for one test."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # local artifacts land under tmp_path
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+def xray_like(seed: int, size: int = 48, label: str = "NORMAL") -> Image.Image:
+    """A grayscale image with structure (not constant), different per seed and class."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = 120 + 60 * np.sin(6 * xx + seed) * np.cos(4 * yy)
+    if label == "PNEUMONIA":
+        base += 50 * np.exp(-((xx - 0.3) ** 2 + (yy - 0.5) ** 2) / 0.02)
+    noise = rng.normal(0, 10, (size, size))
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "L")
+
+
+def make_kermany(root: Path, per_class: dict | None = None, size: int = 48) -> Path:
+    """A tiny Kermany tree with real image files and parseable patient names."""
+    per_class = per_class or {"train": 12, "val": 2, "test": 4}
+    seed = 0
+    for split, n in per_class.items():
+        for label in ("NORMAL", "PNEUMONIA"):
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                seed += 1
+                name = (f"IM-{seed:04d}-0001.jpeg" if label == "NORMAL"
+                        else f"person{seed}_{'bacteria' if i % 2 else 'virus'}_{i}.jpeg")
+                xray_like(seed, size, label).save(folder / name, quality=95)
+    return root
+
+
+@pytest.fixture
+def tiny_kermany(tmp_path) -> Path:
+    return make_kermany(tmp_path / "chest_xray")
+
+
+def env_without_mlflow_run() -> dict:
+    env = dict(os.environ)
+    env.pop("MLFLOW_RUN_ID", None)
+    return env

@@ -1,0 +1,123 @@
+"""Validation split and setting subsets on the real index (no decoding needed)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pneumonia_aug.config import ClassifierConfig
+from pneumonia_aug.data.dataset import select_rows
+from pneumonia_aug.data.kermany import index_kermany
+from pneumonia_aug.data.splits import (
+    apply_real_fraction,
+    sample_synthetic,
+    split_train_val,
+    synthetic_count,
+)
+from pneumonia_aug.settings import parse_setting
+
+
+@pytest.fixture(scope="module")
+def real_index():
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "train").is_dir():
+        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (see ../shared/data/SOURCE.md)")
+    return index_kermany(SHARED_DATA)[0]
+
+
+def test_no_patient_and_no_identical_image_in_train_and_val(real_index):
+    rows = split_train_val(real_index, split_seed=0)
+    train, val = rows[rows["subset"] == "train"], rows[rows["subset"] == "val"]
+    assert not set(train["patient_id"]) & set(val["patient_id"])
+    assert not set(train["sha256"]) & set(val["sha256"])
+    assert (rows.loc[rows["split"] == "test", "subset"] == "test").all()
+    assert (rows.loc[rows["subset"] == "test", "split"] == "test").all()
+
+
+def test_validation_is_a_stratified_tenth_of_train_plus_val(real_index):
+    rows = split_train_val(real_index, split_seed=0)
+    pool = rows[rows["split"] != "test"]
+    val = pool[pool["subset"] == "val"]
+    assert 0.08 < len(val) / len(pool) < 0.12
+    pool_share = (pool["label"] == "NORMAL").mean()
+    assert abs((val["label"] == "NORMAL").mean() - pool_share) < 0.03
+
+
+def test_split_is_fixed_by_split_seed(real_index):
+    a = split_train_val(real_index, 0)["subset"]
+    b = split_train_val(real_index, 0)["subset"]
+    c = split_train_val(real_index, 1)["subset"]
+    assert a.equals(b)
+    assert not a.equals(c)
+
+
+def _counts(rows):
+    train = rows[rows["subset"] == "train"]
+    return (train["label"] == "NORMAL").sum(), (train["label"] == "PNEUMONIA").sum()
+
+
+def test_r_subsamples_normal_only_by_default(real_index):
+    full = select_rows(ClassifierConfig(), parse_setting("Original-1.0-0.0"), real_index, None)
+    part = select_rows(ClassifierConfig(), parse_setting("Original-0.3-0.0"), real_index, None)
+    (n_full, p_full), (n_part, p_part) = _counts(full), _counts(part)
+    assert n_part == round(0.3 * n_full) and p_part == p_full
+    # validation and test do not change with r
+    for subset in ("val", "test"):
+        assert full.loc[full["subset"] == subset, "sha256"].tolist() == \
+            part.loc[part["subset"] == subset, "sha256"].tolist()
+
+
+def test_r_scope_all_subsamples_both_classes_by_subtype(real_index):
+    cfg = ClassifierConfig(real_fraction_scope="all")
+    full = select_rows(cfg, parse_setting("Original-1.0-0.0"), real_index, None)
+    part = select_rows(cfg, parse_setting("Original-0.3-0.0"), real_index, None)
+    (n_full, p_full), (n_part, p_part) = _counts(full), _counts(part)
+    assert abs(n_part - 0.3 * n_full) <= 1 and abs(p_part - 0.3 * p_full) <= 2
+    full_train = full[full["subset"] == "train"]
+    part_train = part[part["subset"] == "train"]
+    assert abs((part_train["subtype"] == "virus").mean() - (full_train["subtype"] == "virus").mean()) < 0.02
+
+
+def test_subsets_are_reproducible_from_the_seed(real_index):
+    setting = parse_setting("Original-0.3-0.0")
+    a = select_rows(ClassifierConfig(seed=0), setting, real_index, None)
+    b = select_rows(ClassifierConfig(seed=0), setting, real_index, None)
+    c = select_rows(ClassifierConfig(seed=1), setting, real_index, None)
+    assert a["sha256"].tolist() == b["sha256"].tolist()
+    assert set(a["sha256"]) != set(c["sha256"])
+
+
+def _generated(n):
+    return pd.DataFrame({"path": [f"g{i}.png" for i in range(n)], "relpath": [f"g{i}.png" for i in range(n)],
+                         "split": "generated", "label": "NORMAL", "patient_id": "", "subtype": "",
+                         "sha256": [f"{i:064x}" for i in range(n)], "origin": "DCGAN"})
+
+
+@pytest.mark.parametrize("g, expected", [(0.3, 1200), (0.6, 2400), (1.0, 4000)])
+def test_synthetic_count_is_round_g_n(g, expected):
+    assert synthetic_count(g, 4000) == expected
+    assert len(sample_synthetic(_generated(4000), g, seed=0)) == expected
+    assert len(sample_synthetic(_generated(7), 0.3, seed=0)) == round(0.3 * 7)
+
+
+def test_generated_images_enter_train_only(real_index):
+    rows = select_rows(ClassifierConfig(), parse_setting("DCGAN-1.0-0.6"), real_index, _generated(50))
+    generated = rows[rows["origin"] != "real"]
+    assert len(generated) == 30 and (generated["subset"] == "train").all()
+
+
+def test_apply_real_fraction_rejects_unknown_scope(real_index):
+    with pytest.raises(ValueError, match="normal' or 'all'"):
+        apply_real_fraction(real_index, 0.5, 0, scope="patients")
+
+
+def test_identical_images_under_different_patients_stay_together():
+    index = pd.DataFrame({
+        "patient_id": [f"p{i}" for i in range(40)],
+        "sha256": [f"h{i}" for i in range(38)] + ["h0", "h1"],  # p38 = p0, p39 = p1 by content
+        "label": ["NORMAL", "PNEUMONIA"] * 20, "split": "train",
+    })
+    for seed in range(5):
+        rows = split_train_val(index, seed, val_fraction=0.25)
+        subset = dict(zip(rows["patient_id"], rows["subset"]))
+        assert subset["p0"] == subset["p38"] and subset["p1"] == subset["p39"]
