@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from pneumonia_aug.config import ClassifierConfig
+from pneumonia_aug.config import EXPERIMENT_NAME, ClassifierConfig
 from pneumonia_aug.errors import NotImplementedYetError, PneumoniaAugError
 
 log = logging.getLogger("pneumonia_aug")
@@ -105,8 +105,22 @@ def _not_yet(name: str, issue: str):
     return command
 
 
+@main.command("compare")
+@click.option("--experiment-name", "--experiment_name", default=EXPERIMENT_NAME, show_default=True)
+@click.option("--parent-run-id", "--parent_run_id", default="",
+              help="only the runs of this study (default: every classifier run of the experiment)")
+@click.option("--output-dir", "--output_dir", default="outputs/compare", show_default=True)
+@click.option("--n-boot", "--n_boot", type=WholeNumber(), default=2000, show_default=True,
+              help="bootstrap replicates of the paired test")
+def compare_cmd(experiment_name: str, parent_run_id: str, output_dir: str, n_boot: int) -> None:
+    """Build Table 1 (ours beside the paper's) from the classifier runs."""
+    from pneumonia_aug.stages.compare import run_compare
+
+    click.echo(run_compare(experiment_name, parent_run_id, output_dir, n_boot=n_boot))
+
+
 for _name, _issue in [("train-gan", "GAN issue"), ("generate", "GAN issue"),
-                      ("compare", "study issue"), ("study", "study issue"),
+                      ("study", "study issue"),
                       ("predict", "registry issue")]:
     main.command(_name, context_settings={"ignore_unknown_options": True,
                                           "allow_extra_args": True})(_not_yet(_name, _issue))

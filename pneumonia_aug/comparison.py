@@ -277,7 +277,8 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
             out[metric] = _fmt_stat(row, metric)
             if metric in PAPER_METRICS:
                 paper = row[f"paper_{metric}"]
-                out[f"paper {metric}"] = "" if pd.isna(paper) else format(paper, "g")
+                digits = 5 if metric == "accuracy" else 3  # as printed in Table 1
+                out[f"paper {metric}"] = "" if pd.isna(paper) else f"{paper:.{digits}f}"
         out["Δacc vs Original"], out["p"] = _fmt_delta(row, "accuracy")
         rows.append(out)
     return pd.DataFrame(rows)
@@ -351,7 +352,7 @@ def bar_chart(table: pd.DataFrame, error: str = "ci") -> Figure:
     paper = ax.scatter(x, table["paper_accuracy"], marker="D", color="black", zorder=3,
                        label="paper (Table 1)")
     handles = [Patch(color=_COLORS[s], label=f"{s} (ours)") for s in _COLORS if s in sources]
-    ax.legend(handles=handles + [paper], loc="lower right")
+    ax.legend(handles=handles + [paper], loc="upper left", bbox_to_anchor=(1.0, 1.0))  # off the bars
     ax.set_xticks(x, table["setting"], rotation=45, ha="right")
     low = np.nanmin(np.r_[mean, table["paper_accuracy"].to_numpy(float), 1.0])
     ax.set_ylim(max(0.0, low - 0.1), 1.0)

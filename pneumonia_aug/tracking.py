@@ -19,6 +19,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
@@ -47,22 +48,30 @@ def git_commit() -> str:
 
 
 @contextlib.contextmanager
-def start_run(experiment_name: str, run_name: str | None = None,
-              tags: dict | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
-    """Start (or, under `mlflow run`, continue) a run. An exception marks it FAILED and keeps
-    everything logged so far; Ctrl-C marks it KILLED."""
+def start_run(experiment_name: str, run_name: str | None = None, tags: dict | None = None,
+              parent_run_id: str = "") -> Iterator[mlflow.ActiveRun]:
+    """Start a run (or, under `mlflow run`, continue the run it made).
+
+    Inside another active run the new run is nested under it; `parent_run_id` nests it under
+    that run instead. An exception marks the run FAILED and keeps everything logged so far;
+    Ctrl-C marks it KILLED.
+    """
+    nested = mlflow.active_run() is not None
     launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
     if not launched_by_project:
         mlflow.set_experiment(experiment_name)
-    with mlflow.start_run(run_name=run_name, nested=nested) as run:
+    parent = None if launched_by_project else (parent_run_id or None)
+    with mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent) as run:
         if launched_by_project:
             actual = mlflow.get_experiment(run.info.experiment_id).name
             if actual != experiment_name:
                 log.warning("this run lives in experiment %r (chosen by `mlflow run`), not %r; "
                             "pass `--experiment-name %s` to `mlflow run` to put it there",
                             actual, experiment_name, experiment_name)
-        if run_name and launched_by_project:
-            mlflow.set_tag("mlflow.runName", run_name)
+            if run_name:
+                mlflow.set_tag("mlflow.runName", run_name)
+            if parent_run_id:
+                mlflow.set_tag("mlflow.parentRunId", parent_run_id)
         if tags:
             set_tags(tags)
         try:
@@ -211,3 +220,49 @@ def download_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path
     Path(dst).mkdir(parents=True, exist_ok=True)
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
                                                     dst_path=str(dst)))
+
+
+# --- querying classifier runs for the comparison ------------------------------------------
+
+RUN_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "auroc")
+
+
+def experiment_id(experiment_name: str) -> str | None:
+    experiment = MlflowClient().get_experiment_by_name(experiment_name)
+    return experiment.experiment_id if experiment else None
+
+
+def classifier_runs(experiment_ids: list[str], study_run_id: str = "") -> pd.DataFrame:
+    """One row per classifier run: run_id, setting, seed, status, test_* metrics."""
+    query = "tags.stage = 'train_classifier'"
+    if study_run_id:
+        query += f" and tags.study_run_id = '{study_run_id}'"
+    rows = []
+    for run in _search_all(experiment_ids, query):
+        metrics = run.data.metrics
+        rows.append({"run_id": run.info.run_id, "setting": run.data.tags.get("setting", ""),
+                     "seed": int(run.data.tags.get("seed", -1)), "status": run.info.status,
+                     **{f"test_{m}": metrics.get(f"test_{m}", float("nan")) for m in RUN_METRICS}})
+    columns = ["run_id", "setting", "seed", "status", *(f"test_{m}" for m in RUN_METRICS)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _search_all(experiment_ids: list[str], query: str) -> list:
+    client, runs, token = MlflowClient(), [], None
+    while True:
+        page = client.search_runs(experiment_ids, query, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def load_predictions(run_id: str) -> pd.DataFrame | None:
+    """A classifier run's per-image test predictions, or None when it has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=PREDICTIONS_ARTIFACT, dst_path=tmp)
+        except (MlflowException, OSError):
+            return None
+        return pd.read_csv(path)

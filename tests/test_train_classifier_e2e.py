@@ -1,6 +1,7 @@
 """A real classifier run on real X-rays through `mlflow run`, read back through MlflowClient."""
 
 import base64
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,9 @@ def mlflow_run(entry_point: str, params: dict, cwd: Path, experiment="pneumonia-
            "-e", entry_point, "--experiment-name", experiment]
     for key, value in params.items():
         cmd += ["-P", f"{key}={value}"]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    # `mlflow run --env-manager local` runs `python ...` from PATH: make it this interpreter.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _artifacts(client, run_id, path=None):
