@@ -13,7 +13,10 @@ import sys
 import click
 
 from pneumonia_aug.config import EXPERIMENT_NAME, ClassifierConfig
-from pneumonia_aug.errors import NotImplementedYetError, PneumoniaAugError
+from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.training.gan import GANConfig
+
+DEFAULT_FEATURE_MODEL = "models:/pneumonia-chexnet@champion"
 
 log = logging.getLogger("pneumonia_aug")
 
@@ -96,15 +99,6 @@ def train_classifier_cmd(**params) -> None:
     click.echo(run_id)
 
 
-def _not_yet(name: str, issue: str):
-    @click.pass_context
-    def command(ctx, **_):
-        raise NotImplementedYetError(f"{name} is not implemented yet ({issue})")
-
-    command.__name__ = name.replace("-", "_")
-    return command
-
-
 @main.command("compare")
 @click.option("--experiment-name", "--experiment_name", default=EXPERIMENT_NAME, show_default=True)
 @click.option("--parent-run-id", "--parent_run_id", default="",
@@ -114,16 +108,85 @@ def _not_yet(name: str, issue: str):
               help="bootstrap replicates of the paired test")
 def compare_cmd(experiment_name: str, parent_run_id: str, output_dir: str, n_boot: int) -> None:
     """Build Table 1 (ours beside the paper's) from the classifier runs."""
+    from pathlib import Path
+
     from pneumonia_aug.stages.compare import run_compare
 
-    click.echo(run_compare(experiment_name, parent_run_id, output_dir, n_boot=n_boot))
+    run_compare(experiment_name, parent_run_id, output_dir, n_boot=n_boot)
+    click.echo((Path(output_dir) / "table1.md").read_text())
 
 
-for _name, _issue in [("train-gan", "GAN issue"), ("generate", "GAN issue"),
-                      ("study", "study issue"),
-                      ("predict", "registry issue")]:
-    main.command(_name, context_settings={"ignore_unknown_options": True,
-                                          "allow_extra_args": True})(_not_yet(_name, _issue))
+@main.command("predict")
+@click.option("--model", "model_uri", default="models:/pneumonia-chexnet@champion",
+              show_default=True, help="a registered classifier (models:/NAME@ALIAS or /VERSION)")
+@click.option("--output-dir", "--output_dir", default="outputs/predict", show_default=True,
+              help="where the Grad-CAM overlays go")
+@click.argument("images", nargs=-1)
+def predict_cmd(model_uri: str, output_dir: str, images: tuple[str, ...]) -> None:
+    """Print the pneumonia probability and label of each image; write Grad-CAM overlays."""
+    from pneumonia_aug.stages.predict import predict_images
+
+    results = predict_images(model_uri, [i for arg in images for i in arg.split()], output_dir)
+    for r in results:
+        if r.error:
+            click.echo(f"{r.image}\terror: {r.error}")
+        else:
+            click.echo(f"{r.image}\t{r.probability:.4f}\t{r.label}\t{r.heatmap}")
+    if all(r.error for r in results):
+        sys.exit(1)
+
+
+GAN_HELP = {
+    "model": "dcgan (NORMAL only) or cgan (both classes, labelled)",
+    "epochs": "training epochs (authors' code: 500)",
+    "batch_size": "batch size (authors' code: 128)",
+    "lr_d": "discriminator Adam lr (authors' code 2e-5; the paper says 0.005)",
+    "lr_g": "generator Adam lr (authors' code 1e-4; the paper says 0.005)",
+    "diffaugment": "DiffAugment policy for D, e.g. color,translation,cutout ('' = off, faithful)",
+    "sample_every": "epochs between sample grids and FID/KID evaluations (0 = never)",
+    "max_images": "debug/test: train on at most this many images (0 = all)",
+}
+
+
+@main.command("train-gan")
+@config_options(GANConfig, GAN_HELP)
+@click.option("--feature-model-uri", "--feature_model_uri", default=DEFAULT_FEATURE_MODEL,
+              show_default=True, help="X-ray classifier whose features FID/KID use ('' = skip)")
+def train_gan_cmd(feature_model_uri: str, **params) -> None:
+    """Train a DCGAN or CGAN on the real training images and register its generator."""
+    from pneumonia_aug.stages.train_gan import run_train_gan
+
+    click.echo(run_train_gan(GANConfig(**params), feature_model_uri))
+
+
+@main.command("generate")
+@click.option("--model", default="dcgan", show_default=True, help="dcgan or cgan")
+@click.option("--model-uri", "--model_uri", default="",
+              help="generator to draw from (default: models:/pneumonia-<model>-generator@newest)")
+@click.option("--n-images", "--n_images", type=WholeNumber(), default=4000, show_default=True)
+@click.option("--seed", type=WholeNumber(), default=0, show_default=True)
+@click.option("--experiment-name", "--experiment_name", default=EXPERIMENT_NAME, show_default=True)
+def generate_cmd(model: str, model_uri: str, n_images: int, seed: int, experiment_name: str) -> None:
+    """Draw NORMAL images from a registered generator and log them as a run."""
+    from pneumonia_aug.stages.generate import run_generate
+
+    click.echo(run_generate(model, model_uri, n_images, seed, experiment_name))
+
+
+@main.command("study")
+@click.option("--profile", default="quick", show_default=True,
+              help="paper (256 px, 500 GAN / 100 classifier epochs) or quick (CPU-sized)")
+@click.option("--seeds", default="0,1,2", show_default=True, help="comma-separated seeds")
+@click.option("--settings", default="table1", show_default=True,
+              help="table1 (the paper's 12 rows), all (+ the -1.0-1.0 rows) or a list")
+@click.option("--data-dir", "--data_dir", default="", help="Kermany folder")
+@click.option("--experiment-name", "--experiment_name", default=EXPERIMENT_NAME, show_default=True)
+@click.option("--output-dir", "--output_dir", default="outputs/study", show_default=True)
+def study_cmd(profile, seeds, settings, data_dir, experiment_name, output_dir) -> None:
+    """Run (or resume) the whole study and print Table 1."""
+    from pneumonia_aug.stages.study import run_study
+
+    click.echo(run_study(profile, seeds, settings, data_dir, experiment_name, output_dir))
 
 
 @main.group()
@@ -163,6 +226,14 @@ def data_check(data_dir: str) -> None:
     counts = index.groupby(["split", "label"]).size().unstack(fill_value=0)
     click.echo(f"{root} (digest {dataset_digest(index)})\n{counts.to_string()}")
 
+
+def _attach_services() -> None:
+    from pneumonia_aug.services import services
+
+    main.add_command(services)
+
+
+_attach_services()
 
 if __name__ == "__main__":
     main()

@@ -29,9 +29,9 @@ class SyntheticDataMissingError(PneumoniaAugError):
     """A GAN setting for which no generated images can be found."""
 
 
-class NotImplementedYetError(PneumoniaAugError):
-    """An entry point that a later milestone fills in."""
-
-
 class TrackingError(PneumoniaAugError):
     """The tracking server or artifact store cannot be reached or refuses us."""
+
+
+class TrainingDivergedError(PneumoniaAugError):
+    """Losses became NaN or infinite: the run stops FAILED, with what it logged kept."""

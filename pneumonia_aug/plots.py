@@ -56,3 +56,22 @@ def roc_figure(labels: np.ndarray, probs: np.ndarray, auroc: float, title: str =
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def gan_losses(history: list[dict], title: str = "GAN losses"):
+    """D and G loss per epoch with D's mean outputs (the paper's Figure 6, plus D(x), D(G(z)))."""
+    epochs = [h["epoch"] for h in history]
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_d = fig.subplots(1, 2)
+    ax_loss.plot(epochs, [h["d_loss"] for h in history], label="discriminator loss")
+    ax_loss.plot(epochs, [h["g_loss"] for h in history], label="generator loss")
+    ax_loss.set_title(title)
+    ax_d.plot(epochs, [h["d_real"] for h in history], label="mean D(x), real")
+    ax_d.plot(epochs, [h["d_fake"] for h in history], label="mean D(G(z)), generated")
+    ax_d.set_ylim(0, 1)
+    ax_d.set_title("Discriminator outputs")
+    for ax in (ax_loss, ax_d):
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    return fig

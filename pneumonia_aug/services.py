@@ -13,16 +13,20 @@ stdout (`eval "$(pneumonia-aug services up)"`) and everything else on stderr.
 Credentials come from these environment variables when set, else they are generated once into
 DIR/credentials.json (mode 600) and reused by later `up`s:
 PNEUMONIA_AUG_S3_ACCESS_KEY, PNEUMONIA_AUG_S3_SECRET_KEY, PNEUMONIA_AUG_POSTGRES_PASSWORD,
-PNEUMONIA_AUG_MLFLOW_ADMIN_PASSWORD (user `admin`, `up --auth` only, 12+ characters).
+PNEUMONIA_AUG_MLFLOW_ADMIN_PASSWORD (user `admin`, 12+ characters) and
+PNEUMONIA_AUG_MLFLOW_SECRET_KEY (Flask's CSRF key), both used by `up --auth` only.
 PNEUMONIA_AUG_PG_BIN points at PostgreSQL's bin folder (default /usr/lib/postgresql/15/bin).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -51,6 +55,7 @@ CREDENTIAL_ENV = {
     "s3_secret_key": "PNEUMONIA_AUG_S3_SECRET_KEY",
     "postgres_password": "PNEUMONIA_AUG_POSTGRES_PASSWORD",
     "mlflow_admin_password": "PNEUMONIA_AUG_MLFLOW_ADMIN_PASSWORD",
+    "mlflow_secret_key": "PNEUMONIA_AUG_MLFLOW_SECRET_KEY",  # signs --auth's CSRF tokens
 }
 # Baked in at the first `up` (initdb, auth store): a different value later would lock us out.
 FIXED_CREDENTIALS = ("postgres_password", "mlflow_admin_password")
@@ -88,14 +93,9 @@ def check_tracking_server(uri: str, timeout: float = 5) -> None:
 
 def check_s3(endpoint: str, key: str, secret: str, bucket: str) -> None:
     """Raise TrackingError within seconds unless `bucket` at `endpoint` is listable."""
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key,
-                          aws_secret_access_key=secret, region_name="us-east-1",
-                          config=Config(retries={"max_attempts": 1}, connect_timeout=3,
-                                        read_timeout=5))
+    client = _s3_client(endpoint, {"s3_access_key": key, "s3_secret_key": secret})
     try:
         client.list_objects_v2(Bucket=bucket, MaxKeys=1)
     except ClientError as exc:
@@ -169,24 +169,45 @@ def _require_free(port: int) -> None:
                                "one") from exc
 
 
-def is_alive(pid: int | None, needle: str) -> bool:
-    """True if `pid` runs a command line containing `needle` (guards against pid reuse)."""
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks) of `pid`; None if there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return fields[0], int(fields[2]), int(fields[19])
+
+
+def _start_time(pid: int) -> int:
+    stat = _proc_stat(pid)
+    return stat[2] if stat else -1
+
+
+def is_alive(service: dict) -> bool:
+    """True if the service's process still runs: same pid *and* start time (no pid reuse)."""
+    pid = service.get("pid")
     if not pid:
         return False
     _reap(pid)
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
-    except OSError:
-        return False
-    return needle.encode() in cmdline
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in "ZX" and stat[2] == service["started"]
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Running (not zombie) processes of process group `pgid`."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        stat = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat and stat[1] == pgid and stat[0] not in "ZX":
+            members.append(int(entry.name))
+    return members
 
 
 def _reap(pid: int) -> None:
     """Collect `pid` if it is our exited child, so it stops counting as alive."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _spawn(cmd: list[str], log_path: Path, env: dict | None = None) -> int:
@@ -207,21 +228,20 @@ def stop_group(pgid: int, grace: float = STOP_GRACE_S) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             _reap(pgid)
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
+            if not _group_members(pgid):
                 return
             time.sleep(0.2)
     log.warning("process group %d survived SIGKILL", pgid)
 
 
-def _wait_ready(name: str, ready, pid: int, needle: str, log_path: Path, timeout: float):
+def _wait_ready(name: str, ready, service: dict, timeout: float) -> None:
     """Poll `ready()` until true; fail at once if the process dies, or after `timeout` s."""
+    log_path = service["log"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready():
             return
-        if not is_alive(pid, needle):
+        if not is_alive(service):
             raise ServiceError(f"{name} exited while starting: see {log_path}")
         time.sleep(0.3)
     raise ServiceError(f"{name} not ready after {timeout:.0f} s: see {log_path}")
@@ -301,7 +321,7 @@ def start_postgres(root: Path, password: str, timeout: float, record) -> dict:
     socket_dir = sockets if len(str(sockets)) < 90 else Path("/tmp")
     port = _free_ports(1)[0]
     options = f"-c listen_addresses={HOST} -p {port} -k '{socket_dir}'"
-    service = {"name": "postgres", "pid": None, "needle": "postgres", "port": port,
+    service = {"name": "postgres", "pid": None, "started": None, "port": port,
                "address": f"{HOST}:{port}", "log": str(log_path)}
     record(service)  # before starting: `down` then runs pg_ctl stop even if start fails
     started = subprocess.run(_as_pg_owner(
@@ -311,6 +331,7 @@ def start_postgres(root: Path, password: str, timeout: float, record) -> dict:
         raise ServiceError(f"PostgreSQL did not start ({started.stderr.strip()}): "
                            f"see {log_path}")
     service["pid"] = int((data / "postmaster.pid").read_text().split()[0])
+    service["started"] = _start_time(service["pid"])
     record(service)
     _ensure_database(port, password)
     return service
@@ -324,7 +345,7 @@ def _stop_postgres(root: Path, service: dict) -> None:
                        capture_output=True, timeout=40)
     except (ServiceError, subprocess.TimeoutExpired) as exc:
         log.warning("pg_ctl stop failed (%s): signalling the postmaster", exc)
-    if is_alive(service["pid"], "postgres"):
+    if is_alive(service):
         stop_group(service["pid"])
 
 
@@ -378,11 +399,10 @@ def start_seaweedfs(root: Path, creds: dict, timeout: float, record) -> dict:
     pid = _spawn(cmd, log_path)
     s3_port = ports[2 * WEED_PORTS.index("s3")]
     endpoint = f"http://{HOST}:{s3_port}"
-    service = {"name": "seaweedfs", "pid": pid, "needle": "weed", "port": s3_port,
+    service = {"name": "seaweedfs", "pid": pid, "started": _start_time(pid), "port": s3_port,
                "address": endpoint, "ports": ports, "log": str(log_path)}
     record(service)
-    _wait_ready("SeaweedFS", lambda: _s3_answers(endpoint, creds), pid, "weed", log_path,
-                timeout)
+    _wait_ready("SeaweedFS", lambda: _s3_answers(endpoint, creds), service, timeout)
     client = _s3_client(endpoint, creds)
     if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=BUCKET)
@@ -426,43 +446,44 @@ def start_mlflow(root: Path, creds: dict, pg_port: int, s3_endpoint: str, port: 
     env.update(MLFLOW_S3_ENDPOINT_URL=s3_endpoint, AWS_ACCESS_KEY_ID=creds["s3_access_key"],
                AWS_SECRET_ACCESS_KEY=creds["s3_secret_key"], MLFLOW_DISABLE_TELEMETRY="true",
                PGPASSWORD=creds["postgres_password"])  # libpq reads it: not visible in `ps`
+    # MLflow's job runner (7 huey processes) serves GenAI features this project does not use
+    # and doubles the start time on 2 cores; set the variable to true to keep it.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     cmd = [sys.executable, "-m", "mlflow", "server",
            "--backend-store-uri", f"postgresql+psycopg2://{PG_USER}@{HOST}:{pg_port}/{DATABASE}",
            "--serve-artifacts", "--artifacts-destination", f"s3://{BUCKET}/artifacts",
            "--host", HOST, "--port", str(port), "--workers", str(workers)]
     if auth:
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(_write_auth_config(root, creds))
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = creds["mlflow_secret_key"]
         cmd += ["--app-name", "basic-auth"]
     log_path = root / "logs/mlflow.log"
     pid = _spawn(cmd, log_path, env)
     uri = f"http://{HOST}:{port}"
-    service = {"name": "mlflow", "pid": pid, "needle": "mlflow", "port": port,
+    service = {"name": "mlflow", "pid": pid, "started": _start_time(pid), "port": port,
                "address": uri, "log": str(log_path)}
     record(service)
-    _wait_ready("MLflow server", lambda: _server_ready(uri), pid, "mlflow", log_path, timeout)
+    _wait_ready("MLflow server", lambda: _server_ready(uri), service, timeout)
     return service
 
 
 # ---------------------------------------------------------------- the stack
 
 def _is_ours(service: dict) -> bool:
-    """Alive, or its leader gone while its group lives on (a pgid in use is never reused)."""
+    """Its leader alive, or gone while its group lives on (a pgid in use is never reused)."""
     pid = service.get("pid")
-    if not pid or is_alive(pid, service["needle"]):
+    if not pid or is_alive(service):
         return bool(pid)
-    if Path(f"/proc/{pid}").exists():
+    stat = _proc_stat(pid)
+    if stat and stat[2] != service["started"]:
         return False  # the pid now belongs to another program
-    try:
-        os.killpg(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+    return bool(_group_members(pid))
 
 
 def status(root: Path) -> list[dict]:
     """One entry per recorded service, with `alive` filled in; [] when nothing was started."""
     state = read_state(root.resolve()) or {"services": []}
-    return [{**s, "alive": is_alive(s["pid"], s["needle"])} for s in state["services"]]
+    return [{**s, "alive": is_alive(s)} for s in state["services"]]
 
 
 def up(root: Path, auth: bool = False, port: int = 5000, workers: int = 2,
@@ -474,13 +495,17 @@ def up(root: Path, auth: bool = False, port: int = 5000, workers: int = 2,
         running = [s for s in status(root) if s["alive"]]
         if len(running) == len(state["services"]) == 3:
             if state["auth"] != auth:
-                raise ServiceError(f"the services in {root} run with{'' if state['auth'] else 'out'}"
-                                   " --auth: `services down` first to change that")
+                mode = "with" if state["auth"] else "without"
+                raise ServiceError(f"the services in {root} run {mode} --auth: "
+                                   "`services down` first to change that")
             return state, False
         log.warning("stopping what is left of an incomplete stack in %s", root)
         down(root)
     _require_free(port)
+    if auth and importlib.util.find_spec("flask_wtf") is None:
+        raise ServiceError("--auth needs MLflow's auth extra: pip install 'mlflow[auth]'")
     (root / "logs").mkdir(parents=True, exist_ok=True)
+    (root / ".gitignore").write_text("*\n")  # secrets and data, wherever --dir points
     if os.geteuid() == 0:
         os.chmod(root, 0o711)  # the postgres user must traverse it; it still cannot list it
     creds = resolve_credentials(root)
@@ -514,12 +539,13 @@ def down(root: Path) -> list[str]:
         return []
     stopped = []
     for service in reversed(state["services"]):
+        if service["name"] != "postgres" and not _is_ours(service):
+            continue  # already gone
+        log.info("stopping %s", service["name"])
         if service["name"] == "postgres":
-            _stop_postgres(root, service)
-        elif _is_ours(service):
-            stop_group(service["pid"])
+            _stop_postgres(root, service)  # by its data folder, whatever the pid says
         else:
-            continue
+            stop_group(service["pid"])
         stopped.append(service["name"])
         _remove_weed_sockets(service.get("ports", []))
     (root / "state.json").unlink()
@@ -529,12 +555,12 @@ def down(root: Path) -> list[str]:
 def exports(root: Path, state: dict) -> list[str]:
     """The shell lines a client needs to reach the stack's MLflow server."""
     mlflow_service = next(s for s in state["services"] if s["name"] == "mlflow")
-    lines = [f"export MLFLOW_TRACKING_URI={mlflow_service['address']}"]
+    values = {"MLFLOW_TRACKING_URI": mlflow_service["address"]}
     if state["auth"]:
         creds = json.loads((root.resolve() / "credentials.json").read_text())
-        lines += [f"export MLFLOW_TRACKING_USERNAME={ADMIN_USER}",
-                  f"export MLFLOW_TRACKING_PASSWORD={creds['mlflow_admin_password']}"]
-    return lines
+        values.update(MLFLOW_TRACKING_USERNAME=ADMIN_USER,
+                      MLFLOW_TRACKING_PASSWORD=creds["mlflow_admin_password"])
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
 # ---------------------------------------------------------------- command line

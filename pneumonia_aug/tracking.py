@@ -24,6 +24,8 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
+from pneumonia_aug.errors import TrackingError
+
 log = logging.getLogger(__name__)
 
 # Registered model names (the contract with downstream users; README documents them).
@@ -81,8 +83,8 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
             raise
 
 
-def run_experiment_id() -> str:
-    return mlflow.active_run().info.experiment_id
+def active_run_id() -> str:
+    return mlflow.active_run().info.run_id
 
 
 def log_params(params: dict) -> None:
@@ -112,15 +114,22 @@ def manifest_digest(manifest: pd.DataFrame) -> str:
 
 
 def log_manifest(manifest: pd.DataFrame, name: str, source: str) -> str:
-    """Log a subset's manifest as a dataset input (context = `name`) and as a CSV artifact."""
+    """Log a subset's manifest as a dataset input (context = `name`) and as a CSV artifact.
+
+    MLflow resolves `source` to a dataset source type; URIs it has no type for (`models:/`,
+    `runs:/`, `mlflow-artifacts:/`) are kept in the input's `source_uri` tag instead.
+    """
     columns = [c for c in manifest.columns if c != "path"]
     frame = manifest[columns].reset_index(drop=True)
     digest = manifest_digest(manifest)
     with warnings.catch_warnings():
         # A local path matches two equivalent MLflow source types; it picks one and warns.
         warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
-    mlflow.log_input(dataset, context=name)
+        try:
+            dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
+        except MlflowException:
+            dataset = mlflow.data.from_pandas(frame, name=name, digest=digest)
+    mlflow.log_input(dataset, context=name, tags={"source_uri": str(source)})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.csv"
         frame.to_csv(path, index=False)
@@ -156,35 +165,65 @@ def classifier_signature() -> ModelSignature:
     )
 
 
-def log_classifier_model(state_dict: dict, config: dict, example_images: list[str | Path],
-                         metadata: dict | None = None):
-    """Log the classifier as a pyfunc (models from code) and register it.
-
-    Returns MLflow's `ModelInfo` (`registered_model_version` holds the new version).
-    """
+def _log_code_model(code_file: str, state_dict: dict, config: dict, signature: ModelSignature,
+                    input_example: pd.DataFrame, registered_name: str, metadata: dict | None):
+    """Log a torch model as a pyfunc "from code" (weights as a plain state_dict) and register it."""
     import torch
-
-    from pneumonia_aug.serving import pyfunc
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
         torch.save(state_dict, weights)
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config, indent=2))
-        example = pd.DataFrame({pyfunc.IMAGE_COLUMN: [pyfunc.encode_image_file(p)
-                                                      for p in example_images]})
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(PACKAGE_DIR / "serving" / "mlflow_chexnet.py"),
-            artifacts={pyfunc.WEIGHTS_ARTIFACT: str(weights),
-                       pyfunc.CONFIG_ARTIFACT: str(config_path)},
+            python_model=str(PACKAGE_DIR / "serving" / code_file),
+            artifacts={"weights": str(weights), "config": str(config_path)},
             code_paths=[str(PACKAGE_DIR)],
-            signature=classifier_signature(),
-            input_example=example,
-            registered_model_name=CLASSIFIER_MODEL,
+            signature=signature,
+            input_example=input_example,
+            registered_model_name=registered_name,
             metadata=metadata,
             pip_requirements=_pip_requirements(),
         )
+
+
+def log_classifier_model(state_dict: dict, config: dict, example_images: list[str | Path],
+                         metadata: dict | None = None):
+    """Log the classifier and register it as `pneumonia-chexnet`; returns MLflow's ModelInfo."""
+    from pneumonia_aug.serving import pyfunc
+
+    example = pd.DataFrame({pyfunc.IMAGE_COLUMN: [pyfunc.encode_image_file(p)
+                                                  for p in example_images]})
+    return _log_code_model("mlflow_chexnet.py", state_dict, config, classifier_signature(),
+                           example, CLASSIFIER_MODEL, metadata)
+
+
+def generator_model_name(gan: str) -> str:
+    """`pneumonia-dcgan-generator` / `pneumonia-cgan-generator`."""
+    return f"pneumonia-{gan.lower()}-generator"
+
+
+def log_generator_model(gan: str, state_dict: dict, config: dict, metadata: dict | None = None):
+    """Log a GAN generator and register it as `pneumonia-{dcgan,cgan}-generator`."""
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("long", "n"), ColSpec("long", "seed"),
+                       ColSpec("string", "label", required=False)]),
+        outputs=Schema([ColSpec("long", "row"), ColSpec("long", "index"),
+                        ColSpec("string", "image")]),
+    )
+    example = pd.DataFrame({"n": [2], "seed": [0], "label": ["NORMAL"]})
+    return _log_code_model("mlflow_generator.py", state_dict, config, signature, example,
+                           generator_model_name(gan), metadata)
+
+
+def load_python_model(model_uri: str):
+    """A registered model's Python object, with a clear error when it cannot be loaded."""
+    try:
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    except MlflowException as exc:
+        raise TrackingError(f"cannot load {model_uri}: {exc.message.splitlines()[0]}. "
+                            "See the versions in the UI (Models tab) or train one first.") from exc
 
 
 def _pip_requirements() -> list[str]:
@@ -194,8 +233,6 @@ def _pip_requirements() -> list[str]:
             ("mlflow", "torch", "torchvision", "numpy", "pandas", "pillow", "scikit-learn")]
 
 
-def load_model(model_uri: str):
-    return mlflow.pyfunc.load_model(model_uri)
 
 
 # --- finding upstream runs -------------------------------------------------------------
@@ -232,11 +269,12 @@ def experiment_id(experiment_name: str) -> str | None:
     return experiment.experiment_id if experiment else None
 
 
-def classifier_runs(experiment_ids: list[str], study_run_id: str = "") -> pd.DataFrame:
-    """One row per classifier run: run_id, setting, seed, status, test_* metrics."""
+def classifier_runs(experiment_ids: list[str], run_ids: list[str] | None = None) -> pd.DataFrame:
+    """One row per classifier run (all of the experiments', or those in `run_ids`):
+    run_id, setting, seed, status, test_* metrics."""
     query = "tags.stage = 'train_classifier'"
-    if study_run_id:
-        query += f" and tags.study_run_id = '{study_run_id}'"
+    if run_ids is not None:
+        query += " and attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids) or "''")
     rows = []
     for run in _search_all(experiment_ids, query):
         metrics = run.data.metrics
@@ -266,3 +304,130 @@ def load_predictions(run_id: str) -> pd.DataFrame | None:
         except (MlflowException, OSError):
             return None
         return pd.read_csv(path)
+
+
+# --- registry aliases ---------------------------------------------------------------------
+
+CHAMPION = "champion"  # the classifier version with the lowest validation loss (never test)
+# The newest version of each generator. MLflow reserves the alias name `latest` (its own
+# `models:/NAME/latest` URI means the highest version number), hence `newest`.
+NEWEST = "newest"
+
+
+def tag_version(name: str, version: str, tags: dict) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def promote_champion(name: str = CLASSIFIER_MODEL) -> str | None:
+    """Point `@champion` at the version with the lowest `best_val_loss` tag; return it."""
+    client = MlflowClient()
+    scored = [(float(v.tags["best_val_loss"]), int(v.version))
+              for v in client.search_model_versions(f"name='{name}'")
+              if "best_val_loss" in v.tags]
+    if not scored:
+        return None
+    _, best = min(scored)
+    client.set_registered_model_alias(name, CHAMPION, str(best))
+    return str(best)
+
+
+def set_newest(name: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, NEWEST, str(version))
+
+
+def log_image(image, artifact_file: str) -> None:
+    mlflow.log_image(image, artifact_file=artifact_file)
+
+
+def artifact_uri(artifact_path: str) -> str:
+    return mlflow.get_artifact_uri(artifact_path)
+
+
+def log_artifacts(folder: str | Path, artifact_dir: str) -> None:
+    mlflow.log_artifacts(str(folder), artifact_dir)
+
+
+def model_version_of(model_uri: str) -> tuple[str, str]:
+    """(version, source run id) behind `models:/NAME@alias` or `models:/NAME/version`."""
+    name, _, ref = model_uri.removeprefix("models:/").partition("@")
+    client = MlflowClient()
+    try:
+        if ref:
+            version = client.get_model_version_by_alias(name, ref)
+        else:
+            name, _, number = model_uri.removeprefix("models:/").partition("/")
+            version = client.get_model_version(name, number)
+    except MlflowException as exc:
+        raise TrackingError(f"no registered model at {model_uri}: train it first "
+                            f"({exc.message.splitlines()[0]})") from exc
+    return str(version.version), version.run_id or ""
+
+
+# --- run reuse (the study) -----------------------------------------------------------------
+
+RUN_KEY_TAG = "run_key"
+
+
+def code_version() -> str:
+    """The commit, plus a digest of uncommitted changes, so edited code never reuses a run."""
+    commit = git_commit()
+    try:
+        diff = subprocess.run(["git", "diff", "HEAD", "--", "."], cwd=PACKAGE_DIR,
+                              capture_output=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        diff = b""
+    return f"{commit}+{hashlib.sha256(diff).hexdigest()[:8]}" if diff else commit
+
+
+def normalize_param(value) -> str:
+    """MLflow returns params as strings: compare `2`, `2.0` and `"2"` as the same value."""
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return repr(int(number)) if number.is_integer() else repr(number)
+
+
+def run_key(stage: str, params: dict, upstream: dict) -> str:
+    payload = {"stage": stage, "code": code_version(), "upstream": upstream,
+               "params": {k: normalize_param(v) for k, v in sorted(params.items())}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def find_reusable_run(experiment_name: str, key: str, params: dict) -> str | None:
+    """A FINISHED run with this key whose logged params match `params`, or None."""
+    experiment = experiment_id(experiment_name)
+    if experiment is None:
+        return None
+    runs = MlflowClient().search_runs(
+        [experiment], f"tags.{RUN_KEY_TAG} = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=5)
+    for run in runs:
+        logged = run.data.params
+        if all(normalize_param(logged.get(k)) == normalize_param(v) for k, v in params.items()):
+            return run.info.run_id
+    return None
+
+
+def tag_run(run_id: str, tags: dict) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))
+
+
+def run_info(run_id: str):
+    return MlflowClient().get_run(run_id)
+
+
+def read_text_artifact(run_id: str, artifact_path: str) -> str:
+    return mlflow.artifacts.load_text(f"runs:/{run_id}/{artifact_path}")
+
+
+def read_dict_artifact(run_id: str, artifact_path: str) -> dict | None:
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact_path}")
+    except (MlflowException, OSError):
+        return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +77,11 @@ def tiny_kermany(tmp_path) -> Path:
     return make_kermany(tmp_path / "chest_xray")
 
 
-def env_without_mlflow_run() -> dict:
-    env = dict(os.environ)
-    env.pop("MLFLOW_RUN_ID", None)
-    return env
+def mlflow_run(entry_point: str, params: dict, cwd: Path, experiment="pneumonia-aug"):
+    cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local",
+           "-e", entry_point, "--experiment-name", experiment]
+    for key, value in params.items():
+        cmd += ["-P", f"{key}={value}"]
+    # `mlflow run --env-manager local` runs `python ...` from PATH: make it this interpreter.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)

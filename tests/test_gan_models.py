@@ -9,10 +9,21 @@ import pytest
 import torch
 
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.models.gan import NORMAL, PNEUMONIA, Discriminator, Generator, build_gan
+from pneumonia_aug.models.gan import (
+    NORMAL,
+    PNEUMONIA,
+    Discriminator,
+    Generator,
+    build_gan,
+)
 from pneumonia_aug.training.diffaugment import diff_augment
-from pneumonia_aug.training.gan import (GANConfig, fixed_noise, generate_images, sample_grid,
-                                        train_gan)
+from pneumonia_aug.training.gan import (
+    GANConfig,
+    fixed_noise,
+    generate_images,
+    sample_grid,
+    train_gan,
+)
 
 
 def xray_like_batch(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -70,6 +81,8 @@ def test_cgan_without_labels_raises():
     G, D = build_gan("cgan", 32)
     with pytest.raises(ValueError, match="labels"):
         G(torch.randn(2, 100))
+    with pytest.raises(ValueError, match="labels"):
+        D(torch.zeros(2, 1, 32, 32))
 
 
 @pytest.mark.parametrize("size", [0, 16, 48, 100, 255, -32])

@@ -1,29 +1,14 @@
 """A real classifier run on real X-rays through `mlflow run`, read back through MlflowClient."""
 
 import base64
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import mlflow_run
 
 pytestmark = pytest.mark.slow
-
-
-def mlflow_run(entry_point: str, params: dict, cwd: Path, experiment="pneumonia-aug"):
-    cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local",
-           "-e", entry_point, "--experiment-name", experiment]
-    for key, value in params.items():
-        cmd += ["-P", f"{key}={value}"]
-    # `mlflow run --env-manager local` runs `python ...` from PATH: make it this interpreter.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _artifacts(client, run_id, path=None):
@@ -108,3 +93,23 @@ def test_bad_parameter_values_fail_with_a_clear_message(tiny_kermany, tracking_u
     assert proc.returncode != 0 and "r=1.5 is outside (0, 1]" in proc.stderr
     proc = mlflow_run("train_classifier", {"epochs": "two", "data_dir": tiny_kermany}, tmp_path)
     assert proc.returncode != 0 and "'two' is not a whole number" in proc.stderr
+
+    # The best version by validation loss holds @champion; predict writes Grad-CAM overlays.
+    assert client.get_model_version_by_alias("pneumonia-chexnet", "champion").version == version.version
+    broken = tmp_path / "broken.jpeg"
+    broken.write_bytes(b"not an image")
+    png = tmp_path / "rgba.png"
+    from PIL import Image
+    Image.open(files[0]).convert("RGBA").save(png)
+    from click.testing import CliRunner
+    from pneumonia_aug.cli import main
+    result = CliRunner().invoke(main, ["predict", "--output-dir", str(tmp_path / "heat"),
+                                       str(files[0]), str(broken), str(png)])
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.output.strip().splitlines()]
+    assert lines[0][0] == str(files[0]) and 0 <= float(lines[0][1]) <= 1
+    assert lines[0][2] in ("NORMAL", "PNEUMONIA")
+    assert lines[1][0] == str(broken) and lines[1][1].startswith("error: unreadable image")
+    assert lines[2][0] == str(png) and float(lines[2][1]) == pytest.approx(float(lines[0][1]), abs=1e-3)
+    overlay = Image.open(lines[0][3])
+    assert overlay.mode == "RGB" and overlay.size == (32, 32)

@@ -13,6 +13,8 @@ then 64, 32) rather than a 256 px-width model squeezed onto a small image.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -98,7 +100,7 @@ class Discriminator(nn.Module):
             nn.Conv2d(channels + (1 if n_classes else 0), widths[0], 5, padding=2),
             nn.LeakyReLU(SLOPE),
         ]
-        for in_ch, out_ch in zip(widths, widths[1:]):  # each stage halves H and W
+        for in_ch, out_ch in pairwise(widths):  # each stage halves H and W
             layers += [nn.Conv2d(in_ch, out_ch, 5, stride=2, padding=2), nn.LeakyReLU(SLOPE)]
         layers += [nn.Flatten(), nn.Dropout(dropout),
                    nn.Linear(widths[-1] * BASE_SIZE * BASE_SIZE, 1)]

@@ -28,7 +28,7 @@ from pneumonia_aug.metrics import THRESHOLD
 from pneumonia_aug.models.chexnet import CheXNet
 
 IMAGE_COLUMN = "image"
-WEIGHTS_ARTIFACT = "weights"
+WEIGHTS_ARTIFACT = "weights"  # names used by tracking._log_code_model
 CONFIG_ARTIFACT = "config"
 
 

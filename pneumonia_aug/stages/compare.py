@@ -2,7 +2,11 @@
 
 Writes `table1.md`, `table1.csv`, `table1.html` (self-contained) and `accuracy.png` to
 `output_dir`, logs them as artifacts of a compare run (plus per-setting summary metrics),
-and returns the Markdown table.
+and returns the run id and the Markdown table.
+
+Which runs: those a study used (`parent_run_id` = the study's run; its `study/runs.json`
+lists them, reused ones included), or explicit `run_ids`, or else every classifier run of
+the experiment.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pneumonia_aug.settings import PAPER_TABLE1
 log = logging.getLogger(__name__)
 STAGE = "compare"
 OUTPUTS = ("table1.md", "table1.csv", "table1.html", "accuracy.png")
+STUDY_RUNS_ARTIFACT = "study/runs.json"  # written by the study (stages/study.py)
 
 
 def write_reports(table, output_dir: Path) -> dict[str, Path]:
@@ -30,17 +35,29 @@ def write_reports(table, output_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def _study_run_ids(parent_run_id: str) -> list[str]:
+    used = tracking.read_dict_artifact(parent_run_id, STUDY_RUNS_ARTIFACT)
+    if used is None:
+        raise PneumoniaAugError(f"run {parent_run_id} has no {STUDY_RUNS_ARTIFACT}: is it a "
+                                "finished study run? (see the `main` entry point)")
+    return [u["run_id"] for u in used["used"] if u["stage"] == "train_classifier"]
+
+
 def run_compare(experiment_name: str, parent_run_id: str = "", output_dir: str = "outputs/compare",
-                expected_settings=PAPER_TABLE1, n_boot: int = 2000) -> str:
-    """Build the table over the experiment (or one study's runs); return its Markdown."""
+                expected_settings=PAPER_TABLE1, n_boot: int = 2000,
+                run_ids: list[str] | None = None, extra_params: dict | None = None) -> str:
+    """Build the table and log it as a compare run; return the run id."""
     experiment = tracking.experiment_id(experiment_name)
     if experiment is None:
         raise PneumoniaAugError(f"no experiment named {experiment_name!r}: run train_classifier "
                                 "(or the main study) first, or pass the right experiment_name")
-    runs = tracking.classifier_runs([experiment], study_run_id=parent_run_id)
+    if parent_run_id and run_ids is None:
+        run_ids = _study_run_ids(parent_run_id)
+    runs = tracking.classifier_runs([experiment], run_ids)
     if runs.empty:
-        where = f"study {parent_run_id}" if parent_run_id else f"experiment {experiment_name!r}"
-        raise PneumoniaAugError(f"no classifier runs in {where}: run train_classifier first")
+        raise PneumoniaAugError(f"no classifier runs in experiment {experiment_name!r}"
+                                f"{' for study ' + parent_run_id if parent_run_id else ''}: "
+                                "run train_classifier first")
     finished = runs[runs["status"] == "FINISHED"]
     log.info("comparing %d classifier runs (%d finished) over %d settings", len(runs),
              len(finished), runs["setting"].nunique())
@@ -50,14 +67,14 @@ def run_compare(experiment_name: str, parent_run_id: str = "", output_dir: str =
                                  expected_settings=expected_settings)
     paths = write_reports(table, Path(output_dir))
     with tracking.start_run(experiment_name, run_name="compare", tags={
-            "stage": STAGE, "study_run_id": parent_run_id, "git_commit": tracking.git_commit()},
-            parent_run_id=parent_run_id):
+            "stage": STAGE, "git_commit": tracking.git_commit()}) as run:
         tracking.log_params({"experiment_name": experiment_name, "parent_run_id": parent_run_id,
-                             "n_runs": len(runs), "n_boot": n_boot})
+                             "n_runs": len(runs), "n_boot": n_boot, **(extra_params or {})})
+        tracking.log_dict({"run_ids": runs["run_id"].tolist()}, "compared_runs.json")
         for path in paths.values():
             tracking.log_artifact(path)
         for row in table.itertuples():
             if row.n_runs:
                 tracking.log_metrics({f"accuracy_mean/{row.setting}": row.accuracy_mean,
                                       f"n_runs/{row.setting}": row.n_runs})
-    return paths["table1.md"].read_text()
+        return run.info.run_id

@@ -39,6 +39,9 @@ def _log_data(data: ClassifierData) -> None:
         tracking.log_dict([vars(s) for s in data.skipped], tracking.SKIPPED_ARTIFACT)
     for name in SUBSETS:
         tracking.log_manifest(getattr(data, name).manifest, name, source=str(data.data_dir))
+    synthetic = train[train["origin"] != "real"]
+    if len(synthetic):
+        tracking.log_manifest(synthetic, "synthetic", source=str(Path(synthetic["path"].iloc[0]).parent))
 
 
 def _log_results(data: ClassifierData, result: ClassifierResult, cfg: ClassifierConfig):
@@ -62,8 +65,13 @@ def _log_results(data: ClassifierData, result: ClassifierResult, cfg: Classifier
         result.model.state_dict(), cfg.to_dict(), examples,
         metadata={"best_val_loss": result.best_val_loss, "setting": cfg.setting},
     )
-    tracking.set_tags({"model_uri": info.model_uri,
-                       "registered_model_version": info.registered_model_version})
+    version = str(info.registered_model_version)
+    tracking.tag_version(tracking.CLASSIFIER_MODEL, version, {
+        "best_val_loss": result.best_val_loss, "setting": cfg.setting, "seed": cfg.seed,
+        "image_size": cfg.image_size, "run_id": tracking.active_run_id()})
+    champion = tracking.promote_champion()
+    tracking.set_tags({"model_uri": info.model_uri, "registered_model_version": version,
+                       "champion_version": champion})
     return info
 
 

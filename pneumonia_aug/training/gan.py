@@ -26,8 +26,15 @@ from torchvision.utils import make_grid
 
 from pneumonia_aug.config import EXPERIMENT_NAME
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.models.gan import (GAN_MODELS, NORMAL, PNEUMONIA, Discriminator, Generator,
-                                      build_gan, gan_stages)
+from pneumonia_aug.models.gan import (
+    GAN_MODELS,
+    NORMAL,
+    PNEUMONIA,
+    Discriminator,
+    Generator,
+    build_gan,
+    gan_stages,
+)
 from pneumonia_aug.training.classifier import pick_device
 from pneumonia_aug.training.diffaugment import diff_augment, parse_policy
 
@@ -52,6 +59,8 @@ class GANConfig:
     cache_dir: str = ""  # "" = $PNEUMONIA_AUG_CACHE_DIR or ~/.cache/pneumonia-aug
     # Not in the paper: DiffAugment policy for D's inputs, e.g. "color,translation,cutout".
     diffaugment: str = ""
+    # Not in the paper: generated images per FID/KID evaluation and memorization check.
+    eval_images: int = 500
     sample_every: int = 10  # epochs between sample grids / evaluations by the caller (0 = never)
     max_images: int = 0  # debug/test knob: train on at most this many images (0 = all)
     device: str = "auto"  # auto = cuda when available
@@ -81,6 +90,7 @@ class GANConfig:
             (0 <= self.beta1 < 1, "beta1 must be in [0, 1)"),
             (self.latent_dim >= 1, "latent_dim must be at least 1"),
             (self.sample_every >= 0, "sample_every must be >= 0 (0 = never)"),
+            (self.eval_images >= 2, "eval_images must be at least 2"),
             (self.max_images >= 0, "max_images must be >= 0 (0 = all)"),
         ]
         for ok, message in checks:

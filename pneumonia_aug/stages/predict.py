@@ -1,0 +1,51 @@
+"""`predict`: pneumonia probability, label and a Grad-CAM overlay for each image.
+
+Loads a registered classifier (`models:/pneumonia-chexnet@champion` by default). Every image
+format the data layer reads works; an unreadable file gets a message and the rest still run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pneumonia_aug import tracking
+from pneumonia_aug.data.images import ImageDecodeError, decode_grayscale
+from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.gradcam import gradcam, overlay
+from pneumonia_aug.metrics import THRESHOLD
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = f"models:/{tracking.CLASSIFIER_MODEL}@champion"
+
+
+@dataclass
+class Prediction:
+    image: str
+    probability: float | None
+    label: str | None
+    heatmap: str | None
+    error: str | None = None
+
+
+def predict_images(model_uri: str, images: list[str], output_dir: str | Path) -> list[Prediction]:
+    if not images:
+        raise PneumoniaAugError("give at least one image file to predict")
+    model = tracking.load_python_model(model_uri)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for path in images:
+        try:
+            array = decode_grayscale(path, model.image_size)
+        except (ImageDecodeError, OSError) as exc:
+            log.error("%s: cannot read this image (%s); skipping it", path, exc)
+            results.append(Prediction(path, None, None, None, str(exc)))
+            continue
+        probability, heat = gradcam(model.net, array)
+        label = "PNEUMONIA" if probability >= THRESHOLD else "NORMAL"
+        target = out / f"{Path(path).stem}_gradcam.png"
+        overlay(array, heat, f"{label} p={probability:.3f}").save(target)
+        results.append(Prediction(path, probability, label, str(target)))
+    return results
