@@ -7,7 +7,9 @@ undeclared `-P key=value` pairs as `--key value`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import os
 import sys
 
 import click
@@ -87,10 +89,28 @@ def main(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("urllib3", "botocore", "matplotlib", "PIL", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow's client retries a failing server for minutes by default; a few tries are enough
+    # for a blip, and a dead server is caught up front by `tracked` below.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
+
+def tracked(func):
+    """Commands that log to MLflow check the tracking server first (fails in seconds)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from pneumonia_aug import tracking
+
+        tracking.ensure_reachable()
+        return func(*args, **kwargs)
+
+    return wrapper
 
 
 @main.command("train-classifier")
 @config_options(ClassifierConfig, CLASSIFIER_HELP)
+@tracked
 def train_classifier_cmd(**params) -> None:
     """Train CheXNet on one setting and log it to MLflow."""
     from pneumonia_aug.stages.train_classifier import run_train_classifier
@@ -106,6 +126,7 @@ def train_classifier_cmd(**params) -> None:
 @click.option("--output-dir", "--output_dir", default="outputs/compare", show_default=True)
 @click.option("--n-boot", "--n_boot", type=WholeNumber(), default=2000, show_default=True,
               help="bootstrap replicates of the paired test")
+@tracked
 def compare_cmd(experiment_name: str, parent_run_id: str, output_dir: str, n_boot: int) -> None:
     """Build Table 1 (ours beside the paper's) from the classifier runs."""
     from pathlib import Path
@@ -122,6 +143,7 @@ def compare_cmd(experiment_name: str, parent_run_id: str, output_dir: str, n_boo
 @click.option("--output-dir", "--output_dir", default="outputs/predict", show_default=True,
               help="where the Grad-CAM overlays go")
 @click.argument("images", nargs=-1)
+@tracked
 def predict_cmd(model_uri: str, output_dir: str, images: tuple[str, ...]) -> None:
     """Print the pneumonia probability and label of each image; write Grad-CAM overlays."""
     from pneumonia_aug.stages.predict import predict_images
@@ -152,6 +174,7 @@ GAN_HELP = {
 @config_options(GANConfig, GAN_HELP)
 @click.option("--feature-model-uri", "--feature_model_uri", default=DEFAULT_FEATURE_MODEL,
               show_default=True, help="X-ray classifier whose features FID/KID use ('' = skip)")
+@tracked
 def train_gan_cmd(feature_model_uri: str, **params) -> None:
     """Train a DCGAN or CGAN on the real training images and register its generator."""
     from pneumonia_aug.stages.train_gan import run_train_gan
@@ -166,6 +189,7 @@ def train_gan_cmd(feature_model_uri: str, **params) -> None:
 @click.option("--n-images", "--n_images", type=WholeNumber(), default=4000, show_default=True)
 @click.option("--seed", type=WholeNumber(), default=0, show_default=True)
 @click.option("--experiment-name", "--experiment_name", default=EXPERIMENT_NAME, show_default=True)
+@tracked
 def generate_cmd(model: str, model_uri: str, n_images: int, seed: int, experiment_name: str) -> None:
     """Draw NORMAL images from a registered generator and log them as a run."""
     from pneumonia_aug.stages.generate import run_generate
@@ -182,6 +206,7 @@ def generate_cmd(model: str, model_uri: str, n_images: int, seed: int, experimen
 @click.option("--data-dir", "--data_dir", default="", help="Kermany folder")
 @click.option("--experiment-name", "--experiment_name", default=EXPERIMENT_NAME, show_default=True)
 @click.option("--output-dir", "--output_dir", default="outputs/study", show_default=True)
+@tracked
 def study_cmd(profile, seeds, settings, data_dir, experiment_name, output_dir) -> None:
     """Run (or resume) the whole study and print Table 1."""
     from pneumonia_aug.stages.study import run_study
@@ -202,8 +227,6 @@ def data() -> None:
 @click.option("--force", is_flag=True, help="download even if the folder is valid")
 def data_download(data_dir: str, url: str | None, sha256: str | None, force: bool) -> None:
     """Fetch ChestXRay2017.zip (resumable), verify, unpack and validate it."""
-    import os
-
     from pneumonia_aug.data import download
     from pneumonia_aug.data.kermany import DATA_DIR_ENV, DEFAULT_DATA_DIR
 

@@ -361,6 +361,21 @@ def _s3_client(endpoint: str, creds: dict):
                                       read_timeout=5))
 
 
+def s3_client(root: Path):
+    """A boto3 S3 client for the running stack in `root` (artifacts are in bucket `BUCKET`).
+
+    Endpoint from DIR/state.json, keys from DIR/credentials.json (what the last `up` used).
+    """
+    root = Path(root).resolve()
+    services = (read_state(root) or {}).get("services", [])
+    seaweedfs = next((s for s in services if s["name"] == "seaweedfs"), None)
+    if seaweedfs is None:
+        raise ServiceError(f"no SeaweedFS recorded in {root}: "
+                           f"`pneumonia-aug services up --dir {root}` first")
+    creds = json.loads((root / "credentials.json").read_text())
+    return _s3_client(seaweedfs["address"], creds)
+
+
 def _s3_answers(endpoint: str, creds: dict) -> bool:
     try:
         _s3_client(endpoint, creds).list_buckets()

@@ -431,3 +431,11 @@ def read_dict_artifact(run_id: str, artifact_path: str) -> dict | None:
         return mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact_path}")
     except (MlflowException, OSError):
         return None
+
+
+def ensure_reachable(timeout: float = 5.0) -> None:
+    """Fail in seconds, with a clear message, when the tracking server does not answer
+    (MLflow's own client would retry for minutes)."""
+    from pneumonia_aug.services import check_tracking_server
+
+    check_tracking_server(mlflow.get_tracking_uri(), timeout=timeout)

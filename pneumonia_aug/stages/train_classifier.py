@@ -10,7 +10,6 @@ predictions; the model, registered as `pneumonia-chexnet`.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from pneumonia_aug import plots, tracking
 from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.data.dataset import SUBSETS, ClassifierData, load_classifier_data
 from pneumonia_aug.settings import parse_setting
+from pneumonia_aug.stages.checkpoints import local_checkpoint
 from pneumonia_aug.stages.synthetic import resolve_synthetic
 from pneumonia_aug.training.classifier import ClassifierResult, train_classifier
 
@@ -94,14 +94,13 @@ def run_train_classifier(cfg: ClassifierConfig) -> str:
                                           run.info.experiment_id, cfg.cache_dir)
         data = load_classifier_data(cfg, setting, generated)
         _log_data(data)
-        with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = Path(tmp) / "checkpoint.pt"
+        with local_checkpoint(run.info.run_id, cfg.cache_dir) as checkpoint:
             result = train_classifier(
                 data, cfg, checkpoint_path=checkpoint,
                 on_epoch=lambda row: tracking.log_metrics(
                     {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]),
             )
-        info = _log_results(data, result, cfg)
+            info = _log_results(data, result, cfg)
         log.info("run %s: test accuracy %.3f, recall %.3f, precision %.3f; model %s version %s",
                  run.info.run_id, result.test_metrics["accuracy"], result.test_metrics["recall"],
                  result.test_metrics["precision"], tracking.CLASSIFIER_MODEL,

@@ -10,14 +10,13 @@ generator registered as `pneumonia-{dcgan,cgan}-generator` with the alias `newes
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from pneumonia_aug import plots, tracking
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.errors import TrackingError, TrainingDivergedError
+from pneumonia_aug.stages.checkpoints import local_checkpoint
 from pneumonia_aug.models.gan import NORMAL, Generator
 from pneumonia_aug.training.gan import (
     GANConfig,
@@ -97,8 +96,7 @@ def run_train_gan(cfg: GANConfig, feature_model_uri: str = DEFAULT_FEATURE_MODEL
         extractor = _feature_extractor(feature_model_uri)
         if extractor is not None:
             tracking.set_tags({"fid_feature_model_uri": feature_model_uri})
-        with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = Path(tmp) / "checkpoint.pt"
+        with local_checkpoint(run.info.run_id, cfg.cache_dir) as checkpoint:
             try:
                 result = train_gan(data.train.images, data.train.labels.astype(np.int64), cfg,
                                    on_epoch=_epoch_logger(cfg, data, extractor),

@@ -1,0 +1,52 @@
+"""The whole study at the tiniest size through `mlflow run -e main`: nesting, Table 1, reuse."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import mlflow_run
+
+pytestmark = pytest.mark.slow
+
+
+def _stage_runs(client, experiment_id):
+    runs = client.search_runs([experiment_id], "tags.stage != 'study'", max_results=1000)
+    return {r.info.run_id: r for r in runs}
+
+
+def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_path):
+    params = {"profile": "tiny", "seeds": "0", "settings": "Original-1.0-0.0,DCGAN-1.0-0.3",
+              "data_dir": shared_data}
+    first = mlflow_run("main", params, tmp_path)
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert "| DCGAN-1.0-0.3 |" in first.stdout and "| Original-1.0-0.0 |" in first.stdout
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("pneumonia-aug").experiment_id
+    (study,) = client.search_runs([experiment], "tags.stage = 'study'")
+    runs = _stage_runs(client, experiment)
+    stages = sorted(r.data.tags["stage"] for r in runs.values())
+    assert stages == ["compare", "generate", "train_classifier", "train_classifier", "train_gan"]
+    assert all(r.data.tags["mlflow.parentRunId"] == study.info.run_id for r in runs.values())
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+    assert study.data.metrics["runs_launched"] == 5
+    (gan_setting,) = [r for r in runs.values() if r.data.tags.get("setting") == "DCGAN-1.0-0.3"]
+    (generate,) = [r for r in runs.values() if r.data.tags["stage"] == "generate"]
+    assert gan_setting.data.tags["synthetic_run_id"] == generate.info.run_id
+    (compare,) = [r for r in runs.values() if r.data.tags["stage"] == "compare"]
+    assert {"table1.md", "table1.csv", "table1.html", "accuracy.png"} <= \
+        {a.path for a in client.list_artifacts(compare.info.run_id)}
+
+    # The same call again launches nothing new.
+    second = mlflow_run("main", params, tmp_path)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert set(_stage_runs(client, experiment)) == set(runs)
+    newest = client.search_runs([experiment], "tags.stage = 'study'",
+                                order_by=["attributes.start_time DESC"])[0]
+    assert newest.data.metrics["runs_launched"] == 0 and newest.data.metrics["runs_used"] == 5
+
+    # A new seed reruns exactly what depends on it: its two classifier runs and compare.
+    third = mlflow_run("main", {**params, "seeds": "0,1"}, tmp_path)
+    assert third.returncode == 0, third.stderr[-4000:]
+    added = [r for rid, r in _stage_runs(client, experiment).items() if rid not in runs]
+    assert sorted((r.data.tags["stage"], r.data.tags.get("seed", "")) for r in added) == \
+        [("compare", ""), ("train_classifier", "1"), ("train_classifier", "1")]
