@@ -248,9 +248,8 @@ def test_stack_end_to_end(stack, shared_data, tmp_path, monkeypatch):
     assert again.info.status == "FINISHED"
     assert again.data.metrics == metrics and again.data.params == run.data.params
     after = Path(client.download_artifacts(run_id, "predictions/test_predictions.csv",
-                                           str(tmp_path / "after"))).read_bytes()
-    assert after == before and len(pd.read_csv(tmp_path / "after" /
-                                               "predictions/test_predictions.csv")) == 48
+                                           str(tmp_path / "after")))
+    assert after.read_bytes() == before and len(pd.read_csv(after)) == 48
     assert client.get_model_version_by_alias("pneumonia-chexnet", "champion").version == \
         version.version
     down = _cli("services", "down", "--dir", str(root))
