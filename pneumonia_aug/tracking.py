@@ -439,3 +439,29 @@ def ensure_reachable(timeout: float = 5.0) -> None:
     from pneumonia_aug.services import check_tracking_server
 
     check_tracking_server(mlflow.get_tracking_uri(), timeout=timeout)
+
+
+# --- resuming an interrupted run -------------------------------------------------------------
+
+@contextlib.contextmanager
+def resume_run(run_id: str) -> Iterator[mlflow.ActiveRun]:
+    """Reopen an unfinished run (its status goes back to RUNNING) to log into it again; like
+    `start_run`, an exception marks it FAILED and Ctrl-C (or SIGTERM, see the stages) KILLED."""
+    launched = os.environ.get("MLFLOW_RUN_ID")
+    if launched and launched != run_id:
+        raise TrackingError(f"cannot resume run {run_id} inside the new run {launched} that "
+                            f"`mlflow run` made: run `pneumonia-aug ... --resume {run_id}` "
+                            f"directly, or `mlflow run --run-id {run_id} ...`")
+    with mlflow.start_run(run_id=run_id) as run:
+        try:
+            yield run
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
+
+
+def metric_steps(run_id: str) -> dict[str, set[int]]:
+    """The steps each metric of the run has been logged at."""
+    client = MlflowClient()
+    keys = client.get_run(run_id).data.metrics
+    return {key: {m.step for m in client.get_metric_history(run_id, key)} for key in keys}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_kermany, xray_like
+from conftest import xray_like
 from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.data import images as images_module
 from pneumonia_aug.data.cache import ImageCache

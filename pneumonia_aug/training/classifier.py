@@ -3,6 +3,8 @@ validation loss, keep the lowest-validation-loss weights, evaluate those on test
 
 The decoded uint8 images stay in one tensor (on the GPU when there is one); batches are
 indexed, augmented and normalised on the device, so no per-step Python image work remains.
+Under torchrun each process trains on its shard of every epoch (`training.distributed`).
+Every epoch ends in a checkpoint that holds all a run needs to continue exactly (`resume`).
 This module knows nothing of MLflow: it reports each epoch through `on_epoch`.
 """
 
@@ -21,9 +23,12 @@ import torch.nn.functional as F
 
 from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.data.dataset import ClassifierData, Subset
+from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.metrics import binary_metrics
 from pneumonia_aug.models.chexnet import CheXNet
 from pneumonia_aug.training.augment import random_resized_crop_flip
+from pneumonia_aug.training.distributed import SINGLE, DistContext, pick_device
+from pneumonia_aug.training.state import atomic_save, capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 128
@@ -39,12 +44,6 @@ class ClassifierResult:
     test_probs: np.ndarray
     seconds: float
     extra: dict = field(default_factory=dict)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _as_tensor(subset: Subset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,15 +81,54 @@ def _evaluate(model, images, labels, device) -> tuple[float, np.ndarray, dict]:
     return loss, probs, binary_metrics(labels.cpu().numpy(), probs)
 
 
+def _train_epoch(net, optimizer, train_x, train_y, cfg: ClassifierConfig, batch: int,
+                 order_gen, aug_gen, dist: DistContext, device) -> float:
+    """One pass over this rank's shard of a fresh permutation; the global mean training loss."""
+    net.train()
+    order = torch.randperm(len(train_x), generator=order_gen, device=order_gen.device)
+    order = dist.shard(order.to(train_x.device))
+    loss_sum = torch.zeros((), device=device)
+    seen = 0
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
+        if len(idx) < 2:  # batch norm cannot train on a single image
+            continue
+        x = random_resized_crop_flip(_to_input(train_x[idx], device), aug_gen, cfg.crop_scale_min)
+        y = train_y[idx].to(device, non_blocking=True)
+        with _autocast(device):
+            loss = F.binary_cross_entropy_with_logits(net(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(idx)
+        seen += len(idx)
+    loss_sum, seen = dist.total(loss_sum, seen)
+    return (loss_sum / max(seen, 1)).item()
+
+
 def train_classifier(
     data: ClassifierData,
     cfg: ClassifierConfig,
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint_path: Path | None = None,
-) -> ClassifierResult:
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    resume: dict | None = None,
+    dist: DistContext = SINGLE,
+) -> ClassifierResult | None:
+    """Train, keep the lowest-validation-loss weights, evaluate them on test.
+
+    `resume`: a checkpoint of this run; training continues after its epoch, and its last epoch
+    is reported again through `on_epoch` (a kill may have landed between saving it and
+    reporting it; the caller skips what it already has). Under DDP only rank 0 evaluates,
+    saves, reports and returns a result; the others return None.
+    """
+    device = dist.device(pick_device(cfg.device))
+    batch = dist.local_batch(cfg.batch_size)
+    if batch < 2:
+        raise PneumoniaAugError(f"batch_size {cfg.batch_size} over {dist.world_size} processes "
+                                f"leaves {batch} image per step; batch norm needs 2 or more")
+    torch.manual_seed(cfg.seed)  # initial weights, the same on every rank
+    order_gen = torch.Generator(device=device).manual_seed(cfg.seed)  # batch order
+    aug_gen = dist.rank_generator(order_gen, cfg.seed)  # crops and flips
     model = CheXNet(cfg.pretrained).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -100,54 +138,64 @@ def train_classifier(
     )
     train_x, train_y = _as_tensor(data.train, device)
     val_x, val_y = _as_tensor(data.val, device)
-    history, best_state, best_loss, best_epoch = [], None, float("inf"), 0
+    # What a checkpoint carries besides weights, optimizer and random state.
+    progress = {"history": [], "best_model": None, "best_epoch": 0, "best_val_loss": float("inf")}
+    first = 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        restore_rng(resume["rng"], order_gen, aug_gen, dist)
+        progress = {key: resume[key] for key in progress}
+        first = resume["epoch"] + 1
+        if on_epoch is not None and dist.is_main and progress["history"]:
+            on_epoch(progress["history"][-1])
+    net = dist.wrap(model)
     started = time.perf_counter()
-    log.info("training CheXNet on %s: %d train, %d val, %d test images at %d px",
-             device, len(train_x), len(val_x), len(data.test.labels), cfg.image_size)
-    for epoch in range(1, cfg.epochs + 1):
+    if dist.is_main:
+        log.info("training CheXNet on %s%s: %d train, %d val, %d test images at %d px", device,
+                 f" x {dist.world_size} processes" if dist.enabled else "", len(train_x),
+                 len(val_x), len(data.test.labels), cfg.image_size)
+    for epoch in range(first, cfg.epochs + 1):
         tick = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train_x), generator=gen, device=gen.device).to(train_x.device)
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            if len(idx) < 2:  # batch norm cannot train on a single image
-                continue
-            x = random_resized_crop_flip(_to_input(train_x[idx], device), gen, cfg.crop_scale_min)
-            y = train_y[idx].to(device, non_blocking=True)
-            with _autocast(device):
-                loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
-            seen += len(idx)
-        train_loss = (loss_sum / max(seen, 1)).item()
+        train_loss = _train_epoch(net, optimizer, train_x, train_y, cfg, batch, order_gen,
+                                  aug_gen, dist, device)
         if not np.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch}")
-        val_loss, _, val = _evaluate(model, val_x, val_y, device)
+        # Rank 0 evaluates the unwrapped model (the weights are the same on every rank); the
+        # others get its validation loss so that every scheduler lowers the lr alike.
+        val_loss = val = None
+        if dist.is_main:
+            val_loss, _, val = _evaluate(model, val_x, val_y, device)
+        val_loss = dist.broadcast(val_loss)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
-        if val_loss < best_loss:
-            best_loss, best_epoch = val_loss, epoch
-            best_state = copy.deepcopy(model.state_dict())
+        rng = capture_rng(order_gen, aug_gen, dist)
+        if not dist.is_main:
+            continue
+        if val_loss < progress["best_val_loss"]:
+            progress.update(best_val_loss=val_loss, best_epoch=epoch,
+                            best_model=copy.deepcopy(model.state_dict()))
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
                **{f"val_{k}": v for k, v in val.items() if k not in ("tn", "fp", "fn", "tp")}}
-        history.append(row)
+        progress["history"].append(row)
         log.info("epoch %d/%d  train_loss %.4f  val_loss %.4f  val_accuracy %.3f  "
                  "val_auroc %.3f  lr %.1e  (%.1f s)", epoch, cfg.epochs, train_loss, val_loss,
                  val["accuracy"], val["auroc"], lr, time.perf_counter() - tick)
+        # Checkpoint first, then report: a kill between the two loses no epoch (see `resume`).
         if checkpoint_path is not None:
-            torch.save({"epoch": epoch, "model": model.state_dict(), "best_model": best_state,
-                        "best_epoch": best_epoch, "best_val_loss": best_loss,
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "history": history, "config": cfg.to_dict()}, checkpoint_path)
+            atomic_save({"epoch": epoch, "model": model.state_dict(), **progress,
+                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "rng": rng, "world_size": dist.world_size, "config": cfg.to_dict()},
+                        checkpoint_path)
         if on_epoch is not None:
             on_epoch(row)
-    model.load_state_dict(best_state)
+    if not dist.is_main:
+        return None
+    model.load_state_dict(progress["best_model"])
     test_x, test_y = _as_tensor(data.test, device)
     _, test_probs, test_metrics = _evaluate(model, test_x, test_y, device)
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
-    return ClassifierResult(model, history, best_epoch, best_loss, test_metrics, test_probs,
+    return ClassifierResult(model, progress["history"], progress["best_epoch"],
+                            progress["best_val_loss"], test_metrics, test_probs,
                             time.perf_counter() - started)

@@ -6,17 +6,18 @@ passes the training images after the validation split.
 
 As in `training.classifier`, the uint8 images stay in one tensor (on the GPU when there is
 one), batches are indexed and scaled to [-1, 1] on the device, losses are summed on the device
-and read once per epoch. This module knows nothing of MLflow: it reports through `on_epoch`.
+and read once per epoch. Under torchrun each process trains on its shard of every epoch
+(`training.distributed`); each epoch ends in a checkpoint a run can continue from exactly
+(`resume`). This module knows nothing of MLflow: it reports through `on_epoch`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from pneumonia_aug.config import EXPERIMENT_NAME
+from pneumonia_aug.config import EXPERIMENT_NAME, check, coerce_fields
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.gan import (
     GAN_MODELS,
@@ -35,8 +36,15 @@ from pneumonia_aug.models.gan import (
     build_gan,
     gan_stages,
 )
-from pneumonia_aug.training.classifier import pick_device
 from pneumonia_aug.training.diffaugment import diff_augment, parse_policy
+from pneumonia_aug.training.distributed import (
+    SINGLE,
+    DistContext,
+    derived_seed,
+    pick_device,
+    unwrap,
+)
+from pneumonia_aug.training.state import atomic_save, capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +75,14 @@ class GANConfig:
     experiment_name: str = EXPERIMENT_NAME
 
     def __post_init__(self) -> None:
-        # Values arrive as strings from `mlflow run -P`: coerce to the declared types.
-        for field in fields(self):
-            value = getattr(self, field.name)
-            kind = {"int": int, "float": float, "str": str}[str(field.type)]
-            try:
-                setattr(self, field.name, kind(value))
-            except (TypeError, ValueError) as exc:
-                raise PneumoniaAugError(
-                    f"parameter {field.name}={value!r} is not a valid {field.type}") from exc
+        coerce_fields(self)
         self.model = self.model.lower()
-        for check in (lambda: gan_stages(self.image_size), lambda: parse_policy(self.diffaugment)):
+        for validate in (lambda: gan_stages(self.image_size), lambda: parse_policy(self.diffaugment)):
             try:
-                check()
+                validate()
             except ValueError as exc:
                 raise PneumoniaAugError(str(exc)) from exc
-        checks = [
+        check(self, [
             (self.model in GAN_MODELS, f"model must be one of {GAN_MODELS}"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
@@ -92,10 +92,7 @@ class GANConfig:
             (self.sample_every >= 0, "sample_every must be >= 0 (0 = never)"),
             (self.eval_images >= 2, "eval_images must be at least 2"),
             (self.max_images >= 0, "max_images must be >= 0 (0 = all)"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise PneumoniaAugError(f"{message} (got the config {self.to_dict()})")
+        ])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,13 +134,21 @@ def _to_device(images, labels, cfg: GANConfig, device: torch.device):
     return (x.to(device), y.to(device)) if device.type == "cuda" else (x, y)
 
 
-def _save_checkpoint(path: Path, epoch, G, D, opt_g, opt_d, history, cfg) -> None:
-    # Write beside the target, then rename: an interrupted save never leaves a torn file.
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    torch.save({"epoch": epoch, "generator": G.state_dict(), "discriminator": D.state_dict(),
-                "optimizer_g": opt_g.state_dict(), "optimizer_d": opt_d.state_dict(),
-                "history": history, "config": cfg.to_dict()}, tmp)
-    os.replace(tmp, path)
+def _save_checkpoint(path: Path, epoch, G, D, opt_g, opt_d, history, rng, world_size,
+                     cfg) -> None:
+    atomic_save({"epoch": epoch, "generator": G.state_dict(), "discriminator": D.state_dict(),
+                 "optimizer_g": opt_g.state_dict(), "optimizer_d": opt_d.state_dict(),
+                 "history": history, "rng": rng, "world_size": world_size,
+                 "config": cfg.to_dict()}, path)
+
+
+def _restore(resume: dict, G, D, opt_g, opt_d, order_gen, draw_gen, dist) -> list[dict]:
+    G.load_state_dict(resume["generator"])
+    D.load_state_dict(resume["discriminator"])
+    opt_g.load_state_dict(resume["optimizer_g"])
+    opt_d.load_state_dict(resume["optimizer_d"])
+    restore_rng(resume["rng"], order_gen, draw_gen, dist)
+    return list(resume["history"])
 
 
 def train_gan(
@@ -152,46 +157,76 @@ def train_gan(
     cfg: GANConfig,
     on_epoch: Callable[[dict, Generator], None] | None = None,
     checkpoint_path: Path | None = None,
-) -> GANResult:
-    """Train `cfg.model` on `images` `(N, S, S)` uint8 with `labels` `(N,)` (0 / 1)."""
+    resume: dict | None = None,
+    dist: DistContext = SINGLE,
+) -> GANResult | None:
+    """Train `cfg.model` on `images` `(N, S, S)` uint8 with `labels` `(N,)` (0 / 1).
+
+    `resume`: a checkpoint of this run; training continues after its epoch, and its last epoch
+    is reported again through `on_epoch` (a kill may have landed between saving it and
+    reporting it; the caller skips what it already has). Under DDP only rank 0 saves, reports
+    and returns a result; the others return None.
+    """
     _check_data(images, labels, cfg)
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)  # weights and dropout
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)  # batches, noise, DiffAugment
+    device = dist.device(pick_device(cfg.device))
+    batch = dist.local_batch(cfg.batch_size)
+    torch.manual_seed(cfg.seed)  # weights (the same on every rank) and dropout
+    order_gen = torch.Generator(device=device).manual_seed(cfg.seed)  # batch order
     G, D = (m.to(device) for m in build_gan(cfg.model, cfg.image_size, cfg.latent_dim))
+    draw_gen = dist.rank_generator(order_gen, cfg.seed)  # noise, DiffAugment
+    if dist.enabled:
+        torch.manual_seed(derived_seed(cfg.seed, dist.rank))  # dropout masks differ per rank
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
     train_x, train_y = _to_device(images, labels, cfg, device)
     conditional = G.n_classes > 0
     history: list[dict] = []
+    first = 1
+    if resume is not None:
+        history = _restore(resume, G, D, opt_g, opt_d, order_gen, draw_gen, dist)
+        first = resume["epoch"] + 1
+        if on_epoch is not None and dist.is_main and history:
+            on_epoch(history[-1], G)
+    net_g, net_d = dist.wrap(G), dist.wrap(D)
     started = time.perf_counter()
-    log.info("training the %s on %s: %d images at %d px, %d epochs", cfg.model.upper(), device,
-             len(train_x), cfg.image_size, cfg.epochs)
-    for epoch in range(1, cfg.epochs + 1):
+    if dist.is_main:
+        log.info("training the %s on %s%s: %d images at %d px, %d epochs", cfg.model.upper(),
+                 device, f" x {dist.world_size} processes" if dist.enabled else "",
+                 len(train_x), cfg.image_size, cfg.epochs)
+    for epoch in range(first, cfg.epochs + 1):
         tick = time.perf_counter()
-        G.train()
-        D.train()
-        order = torch.randperm(len(train_x), generator=gen, device=gen.device).to(train_x.device)
+        net_g.train()
+        net_d.train()
+        order = torch.randperm(len(train_x), generator=order_gen, device=order_gen.device)
+        order = dist.shard(order.to(train_x.device))
         sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake, image-weighted
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            stats = _train_step(G, D, opt_g, opt_d, train_x[idx], train_y[idx], cfg, gen,
-                                conditional, device)
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            stats = _train_step(net_g, net_d, opt_g, opt_d, train_x[idx], train_y[idx], cfg,
+                                draw_gen, conditional, device)
             sums += stats * len(idx)
-        d_loss, g_loss, d_real, d_fake = (sums / len(order)).tolist()  # one sync per epoch
+        sums, seen = dist.total(sums, len(order))
+        d_loss, g_loss, d_real, d_fake = (sums / seen).tolist()  # one sync per epoch
         if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
             raise FloatingPointError(
                 f"GAN losses became d_loss={d_loss}, g_loss={g_loss} at epoch {epoch}: "
                 f"try lower learning rates (lr_d={cfg.lr_d}, lr_g={cfg.lr_g})")
+        rng = capture_rng(order_gen, draw_gen, dist)
+        if not dist.is_main:
+            continue
         row = {"epoch": epoch, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real,
                "d_fake": d_fake, "seconds": time.perf_counter() - tick}
         history.append(row)
         log.info("epoch %d/%d  d_loss %.4f  g_loss %.4f  D(x) %.3f  D(G(z)) %.3f  (%.1f s)",
                  epoch, cfg.epochs, d_loss, g_loss, d_real, d_fake, row["seconds"])
+        # Checkpoint first, then report: a kill between the two loses no epoch (see `resume`).
         if checkpoint_path is not None:
-            _save_checkpoint(checkpoint_path, epoch, G, D, opt_g, opt_d, history, cfg)
+            _save_checkpoint(checkpoint_path, epoch, G, D, opt_g, opt_d, history, rng,
+                             dist.world_size, cfg)
         if on_epoch is not None:
             on_epoch(row, G)
+    if not dist.is_main:
+        return None
     G, D = G.to("cpu").eval(), D.to("cpu").eval()
     return GANResult(G, D, history, time.perf_counter() - started)
 
@@ -219,7 +254,8 @@ def _train_step(G, D, opt_g, opt_d, batch, batch_labels, cfg, gen, conditional,
 
     D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with _autocast(device):
-        g_logits = D(diff_augment(fake, cfg.diffaugment, gen), y).float()
+        # Unwrapped: under DDP, D's wrapper would wait for gradients of D that never come.
+        g_logits = unwrap(D)(diff_augment(fake, cfg.diffaugment, gen), y).float()
     # Non-saturating generator loss: make D call the generated images real.
     g_loss = F.binary_cross_entropy_with_logits(g_logits, targets[:n])
     opt_g.zero_grad(set_to_none=True)

@@ -1,0 +1,122 @@
+"""Data-parallel training under torchrun: 2 CPU processes (gloo), one MLflow run per job."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from pneumonia_aug.training.distributed import DistContext
+
+PER_EPOCH = ("train_loss", "val_loss", "val_accuracy", "val_precision", "val_recall",
+             "val_specificity", "val_f1", "val_auroc", "lr")
+
+
+@pytest.mark.parametrize("n", [7, 8, 48])
+def test_shards_cover_the_permutation_in_equal_parts(n):
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    shards = [DistContext(rank, 4).shard(order) for rank in range(4)]
+    assert len({len(s) for s in shards}) == 1  # every rank takes the same number of steps
+    assert set(torch.cat(shards).tolist()) == set(range(n))
+    # The ranks' k-th batches of 2 together are the k-th global batch of 8.
+    assert set(torch.cat([s[:2] for s in shards]).tolist()) == set(order[:8].tolist())
+    assert DistContext().shard(order) is order  # one process: untouched
+
+
+def test_global_batch_must_split_evenly():
+    from pneumonia_aug.errors import PneumoniaAugError
+
+    assert DistContext(0, 2).local_batch(16) == 8
+    with pytest.raises(PneumoniaAugError, match="multiple of 3"):
+        DistContext(0, 3).local_batch(16)
+
+
+def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
+    # --standalone: a free local port, so parallel test sessions do not collide.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "pneumonia_aug.cli", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _ok(proc) -> str:
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, tracking_uri):
+    client = MlflowClient()
+    run_id = _ok(_torchrun(["train-classifier", "--image-size", "32", "--epochs", "2",
+                            "--batch-size", "16", "--max-images-per-split", "48",
+                            "--data-dir", str(shared_data)]))
+    experiment = client.get_experiment_by_name("pneumonia-aug")
+    (run,) = client.search_runs([experiment.experiment_id])  # one run, not one per process
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    assert run.data.tags["world_size"] == "2"
+    for key in PER_EPOCH:
+        assert [m.step for m in client.get_metric_history(run_id, key)] == [1, 2], key
+    for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc"):
+        assert 0.0 <= run.data.metrics[f"test_{key}"] <= 1.0
+    assert run.data.metrics["n_test"] == 48
+    (version,) = client.search_model_versions("name='pneumonia-chexnet'")
+    assert version.run_id == run_id
+
+    # The DCGAN, with FID/KID on the classifier's features computed by rank 0 alone.
+    gan_id = _ok(_torchrun(["train-gan", "--model", "dcgan", "--image-size", "32", "--epochs",
+                            "2", "--batch-size", "32", "--max-images", "64", "--sample-every",
+                            "1", "--eval-images", "16", "--data-dir", str(shared_data)]))
+    assert len(client.search_runs([experiment.experiment_id])) == 2
+    gan = client.get_run(gan_id)
+    assert gan.info.status == "FINISHED" and gan.data.tags["world_size"] == "2"
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "fid_xray", "kid_xray"):
+        assert [m.step for m in client.get_metric_history(gan_id, key)] == [1, 2], key
+    assert 0 < gan.data.metrics["d_real"] < 1
+    assert client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest").run_id == gan_id
+
+
+@pytest.mark.slow
+def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
+    """Stopping torchrun (SIGTERM, as a scheduler does) ends the run KILLED; `--resume` under
+    torchrun continues it: every rank gets the checkpoint and its own random state back."""
+    import signal
+    import time
+
+    epochs = 8
+    gan = ["train-gan", "--model", "dcgan", "--image-size", "32", "--epochs", str(epochs),
+           "--batch-size", "32", "--max-images", "64", "--sample-every", "4",
+           "--feature-model-uri", "", "--data-dir", str(shared_data)]
+    client = MlflowClient()
+    reference = _ok(_torchrun([*gan, "--experiment-name", "reference"]))
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "pneumonia_aug.cli", *gan, "--experiment-name", "resumed"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_id, deadline = None, time.monotonic() + 600
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            experiment = client.get_experiment_by_name("resumed")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+            history = client.get_metric_history(runs[0].info.run_id, "d_loss") if runs else []
+            if max((m.step for m in history), default=0) >= 2:
+                run_id = runs[0].info.run_id
+                proc.send_signal(signal.SIGTERM)  # torchrun passes it on to both processes
+                break
+            time.sleep(0.1)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert run_id is not None, "the run ended before epoch 2 was logged"
+    assert client.get_run(run_id).info.status == "KILLED"
+    assert len(client.get_metric_history(run_id, "d_loss")) < epochs
+
+    assert _ok(_torchrun([*gan, "--experiment-name", "resumed", "--resume", run_id])) == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        resumed = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        unbroken = sorted(client.get_metric_history(reference, key), key=lambda m: m.step)
+        assert [m.step for m in resumed] == list(range(1, epochs + 1)), key
+        assert [m.value for m in resumed] == pytest.approx([m.value for m in unbroken], abs=1e-6)

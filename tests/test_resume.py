@@ -1,0 +1,137 @@
+"""A run killed mid-training continues with `--resume RUN_ID` into the same MLflow run, logs
+every epoch exactly once, and ends with the numbers of a run that was never interrupted."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+CLASSIFIER_EPOCHS = 4
+CLASSIFIER = ["train-classifier", "--image-size", "32", "--epochs", str(CLASSIFIER_EPOCHS),
+              "--batch-size", "16", "--max-images-per-split", "48"]
+PER_EPOCH = ("train_loss", "val_loss", "val_accuracy", "val_precision", "val_recall",
+             "val_specificity", "val_f1", "val_auroc", "lr")
+GAN_EPOCHS = 12
+DCGAN = ["train-gan", "--model", "dcgan", "--image-size", "32", "--epochs", str(GAN_EPOCHS),
+         "--batch-size", "32", "--max-images", "64", "--sample-every", "4",
+         "--feature-model-uri", ""]
+
+
+def _command(args: list[str], data: Path, experiment: str) -> list[str]:
+    return [sys.executable, "-m", "pneumonia_aug.cli", *args, "--data-dir", str(data),
+            "--experiment-name", experiment]
+
+
+def _env() -> dict:
+    # One thread in every run: CPU kernels then add in the same order in the interrupted, the
+    # resumed and the reference run (and 2 shared cores run faster without oversubscription).
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _run(args, data, experiment) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(args, data, experiment), env=_env(), capture_output=True,
+                          text=True, timeout=600, check=False)
+
+
+def _ok(proc) -> str:
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _steps(client, run_id, key) -> list[int]:
+    return [m.step for m in client.get_metric_history(run_id, key)]
+
+
+def _history(client, run_id, key) -> list[float]:
+    return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def _start_and_kill(args, data, experiment, metric, sig) -> str:
+    """Start a run, send `sig` once `metric` has been logged for epoch 2; return the run id."""
+    proc = subprocess.Popen(_command(args, data, experiment), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    client, run_id, deadline = MlflowClient(), None, time.monotonic() + 600
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            experiment_ = client.get_experiment_by_name(experiment)
+            runs = client.search_runs([experiment_.experiment_id]) if experiment_ else []
+            if runs and max(_steps(client, runs[0].info.run_id, metric), default=0) >= 2:
+                run_id = runs[0].info.run_id
+                proc.send_signal(sig)
+                break
+            time.sleep(0.1)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert run_id is not None, f"the run ended before epoch 2 was logged:\n{stderr[-3000:]}"
+    return run_id
+
+
+def test_classifier_resumes_after_sigkill(shared_data, tracking_uri, tmp_path):
+    client = MlflowClient()
+    reference = client.get_run(_ok(_run(CLASSIFIER, shared_data, "reference")))
+
+    run_id = _start_and_kill(CLASSIFIER, shared_data, "resumed", "train_loss", signal.SIGKILL)
+    assert client.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no time to end it
+    assert max(_steps(client, run_id, "train_loss")) < CLASSIFIER_EPOCHS  # killed mid-training
+    checkpoint = Path(os.environ["PNEUMONIA_AUG_CACHE_DIR"]) / "checkpoints" / run_id
+    assert (checkpoint / "checkpoint.pt").is_file()
+
+    # Refusals leave the run as it was and say what to do.
+    changed = _run([*CLASSIFIER, "--epochs", "5", "--resume", run_id], shared_data, "resumed")
+    assert changed.returncode == 2 and "epochs=4 (run) vs 5 (given)" in changed.stderr
+    checkpoint.rename(tmp_path / "moved")
+    missing = _run([*CLASSIFIER, "--resume", run_id], shared_data, "resumed")
+    assert missing.returncode == 2
+    assert f"no checkpoint of run {run_id} at {checkpoint}" in missing.stderr
+    (tmp_path / "moved").rename(checkpoint)
+    assert client.get_run(run_id).info.status == "RUNNING"
+
+    assert _ok(_run([*CLASSIFIER, "--resume", run_id], shared_data, "resumed")) == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    experiment = client.get_experiment_by_name("resumed")
+    assert len(client.search_runs([experiment.experiment_id])) == 1  # the same run, no new one
+    for key in PER_EPOCH:
+        assert _steps(client, run_id, key) == list(range(1, CLASSIFIER_EPOCHS + 1)), key
+        # The same draws, weights and optimizer state as the unbroken run, to float precision.
+        assert _history(client, run_id, key) == pytest.approx(
+            _history(client, reference.info.run_id, key), abs=1e-6), key
+    for key, value in reference.data.metrics.items():
+        if key.startswith("test_") or key in ("best_epoch", "best_val_loss"):
+            assert run.data.metrics[key] == pytest.approx(value, abs=1e-6), key
+            assert _steps(client, run_id, key) == [0], key
+    assert not checkpoint.exists()  # removed once everything was logged
+    versions = client.search_model_versions("name='pneumonia-chexnet'")
+    assert [v.run_id for v in versions].count(run_id) == 1
+    assert client.get_run(reference.info.run_id).data.tags["world_size"] == "1"
+
+
+def test_gan_resumes_after_sigterm(shared_data, tracking_uri):
+    client = MlflowClient()
+    reference = _ok(_run(DCGAN, shared_data, "reference"))
+
+    run_id = _start_and_kill(DCGAN, shared_data, "resumed", "d_loss", signal.SIGTERM)
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"  # SIGTERM ends the run like Ctrl-C, not FAILED
+    assert max(_steps(client, run_id, "d_loss")) < GAN_EPOCHS
+    assert (Path(os.environ["PNEUMONIA_AUG_CACHE_DIR"]) / "checkpoints" / run_id /
+            "checkpoint.pt").is_file()
+
+    assert _ok(_run([*DCGAN, "--resume", run_id], shared_data, "resumed")) == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        assert _steps(client, run_id, key) == list(range(1, GAN_EPOCHS + 1)), key
+        # Dropout, noise and batch order continue where they stopped: the unbroken run's values.
+        assert _history(client, run_id, key) == pytest.approx(_history(client, reference, key),
+                                                              abs=1e-6), key
+    samples = {a.path for a in client.list_artifacts(run_id, "samples")}
+    assert samples == {f"samples/epoch_{e:04d}.png" for e in (4, 8, 12)}
+    assert client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest").run_id == run_id
