@@ -74,7 +74,7 @@ def tracked(func):
     def wrapper(*args, **kwargs):
         from pneumonia_aug import tracking
 
-        tracking.ensure_reachable()
+        tracking.ensure_reachable(kwargs.get("experiment_name"))
         return func(*args, **kwargs)
 
     return wrapper

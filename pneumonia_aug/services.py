@@ -422,6 +422,7 @@ def start_seaweedfs(root: Path, creds: dict, timeout: float, record) -> dict:
     client = _s3_client(endpoint, creds)
     if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=BUCKET)
+    check_s3(endpoint, creds["s3_access_key"], creds["s3_secret_key"], BUCKET)
     return service
 
 

@@ -433,12 +433,19 @@ def read_dict_artifact(run_id: str, artifact_path: str) -> dict | None:
         return None
 
 
-def ensure_reachable(timeout: float = 5.0) -> None:
-    """Fail in seconds, with a clear message, when the tracking server does not answer
-    (MLflow's own client would retry for minutes)."""
-    from pneumonia_aug.services import check_tracking_server
+def ensure_reachable(experiment_name: str | None = None, timeout: float = 5.0) -> None:
+    """Fail in seconds, with a clear message, when the tracking server does not answer or,
+    for an experiment whose artifacts this client writes to S3 itself (`s3://` location), when
+    the bucket is missing or the key is wrong (MLflow's own client would retry for minutes)."""
+    from pneumonia_aug.services import check_s3, check_tracking_server
 
     check_tracking_server(mlflow.get_tracking_uri(), timeout=timeout)
+    experiment = MlflowClient().get_experiment_by_name(experiment_name) if experiment_name else None
+    location = experiment.artifact_location if experiment else ""
+    if location.startswith("s3://"):
+        env = os.environ.get
+        check_s3(env("MLFLOW_S3_ENDPOINT_URL") or None, env("AWS_ACCESS_KEY_ID") or None,
+                 env("AWS_SECRET_ACCESS_KEY") or None, location[5:].split("/")[0])
 
 
 # --- resuming an interrupted run -------------------------------------------------------------

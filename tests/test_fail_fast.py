@@ -39,3 +39,21 @@ def test_checkpoint_is_kept_until_the_upload_succeeds(tmp_path):
     with local_checkpoint("run-b", str(tmp_path)) as path:
         path.write_bytes(b"weights")
     assert not (tmp_path / "checkpoints" / "run-b").exists()
+
+
+def test_unreachable_s3_store_fails_fast(tiny_kermany, tracking_uri, monkeypatch):
+    """An experiment whose artifacts go straight to S3: a dead endpoint is reported up front."""
+    import mlflow
+
+    mlflow.create_experiment("s3-exp", artifact_location="s3://mlflow/artifacts")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pneumonia_aug.cli", "train-classifier",
+                           "--data-dir", str(tiny_kermany), "--image-size", "32", "--epochs", "1",
+                           "--experiment-name", "s3-exp"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "S3 endpoint" in proc.stderr and "is unreachable" in proc.stderr
+    assert time.monotonic() - started < 30
+    assert not mlflow.search_runs(experiment_names=["s3-exp"]).shape[0]  # no run was started
