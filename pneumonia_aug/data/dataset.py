@@ -1,0 +1,154 @@
+"""Assemble the train/val/test arrays of one classifier run from a setting.
+
+Order of operations (each step reproducible): index the folder -> validation split
+(`split_seed`) -> optional debug cap -> `r` subsample of the real training rows (`seed`)
+-> `g` of the generated images added to train only -> decode through the cache, dropping
+unreadable files with one warning that lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pneumonia_aug.config import ClassifierConfig
+from pneumonia_aug.data.cache import ImageCache
+from pneumonia_aug.data.kermany import (
+    INDEX_COLUMNS,
+    POSITIVE,
+    SkippedFile,
+    dataset_digest,
+    file_sha256,
+    index_kermany,
+    resolve_data_dir,
+)
+from pneumonia_aug.data.splits import (
+    apply_real_fraction,
+    cap_per_subset,
+    sample_synthetic,
+    split_train_val,
+)
+from pneumonia_aug.errors import DataLayoutError
+from pneumonia_aug.settings import Setting
+
+log = logging.getLogger(__name__)
+SUBSETS = ("train", "val", "test")
+
+
+@dataclass
+class Subset:
+    images: np.ndarray  # (N, S, S) uint8 grayscale
+    labels: np.ndarray  # (N,) float32, 1 = PNEUMONIA
+    manifest: pd.DataFrame  # one row per image, INDEX_COLUMNS + subset
+
+
+@dataclass
+class ClassifierData:
+    train: Subset
+    val: Subset
+    test: Subset
+    data_dir: Path
+    dataset_digest: str
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def index_generated(folder: str | Path, gan: str) -> pd.DataFrame:
+    """Index a folder of generated NORMAL PNGs (the `generate` stage's output)."""
+    paths = sorted(p for p in Path(folder).rglob("*.png") if p.is_file())
+    if not paths:
+        raise DataLayoutError(f"no generated PNG images under {folder}")
+    rows = [
+        {
+            "path": str(p),
+            "relpath": p.name,
+            "split": "generated",
+            "label": "NORMAL",
+            "patient_id": f"{gan}-{p.stem}",
+            "subtype": "",
+            "sha256": file_sha256(p),
+            "origin": gan,
+        }
+        for p in paths
+    ]
+    return pd.DataFrame(rows, columns=INDEX_COLUMNS)
+
+
+def warn_skipped(skipped: list[SkippedFile]) -> None:
+    if skipped:
+        listing = "\n".join(f"  {s.path}: {s.reason}" for s in skipped)
+        log.warning("skipped %d file(s) that are not usable images:\n%s", len(skipped), listing)
+
+
+def select_rows(
+    cfg: ClassifierConfig, setting: Setting, index: pd.DataFrame, generated: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The rows of each subset for this run, with a `subset` column (no decoding)."""
+    rows = cap_per_subset(split_train_val(index, cfg.split_seed), cfg.max_images_per_split, cfg.seed)
+    train = apply_real_fraction(
+        rows[rows["subset"] == "train"], setting.real_fraction, cfg.seed, cfg.real_fraction_scope
+    )
+    parts = [train, rows[rows["subset"] != "train"]]
+    if setting.gan:
+        if generated is None:
+            raise ValueError(f"{setting} needs generated images")
+        parts.append(sample_synthetic(generated, setting.synthetic_fraction, cfg.seed).assign(subset="train"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def load_classifier_data(
+    cfg: ClassifierConfig, setting: Setting, generated: pd.DataFrame | None = None
+) -> ClassifierData:
+    root = resolve_data_dir(cfg.data_dir)
+    index, skipped = index_kermany(root)
+    rows = select_rows(cfg, setting, index, generated)
+    images, ok, failed = ImageCache(cfg.cache_dir or None).load(
+        rows["path"].tolist(), rows["sha256"].tolist(), cfg.image_size
+    )
+    skipped = skipped + failed
+    warn_skipped(skipped)
+    subsets = {}
+    for name in SUBSETS:
+        mask = ok & (rows["subset"] == name).to_numpy()
+        manifest = rows[mask].reset_index(drop=True)
+        labels = (manifest["label"] == POSITIVE).to_numpy(np.float32)
+        if len(set(labels.tolist())) < 2:
+            raise DataLayoutError(f"the {name} subset needs both classes; check {root}")
+        subsets[name] = Subset(images[mask], labels, manifest)
+    return ClassifierData(
+        **subsets, data_dir=root, dataset_digest=dataset_digest(index), skipped=skipped
+    )
+
+
+@dataclass
+class GANData:
+    train: Subset  # what the GAN learns from: NORMAL only (DCGAN) or both classes (CGAN)
+    reference: Subset  # held-out real NORMAL images (validation) for FID/KID
+    data_dir: Path
+    dataset_digest: str
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def load_gan_data(data_dir: str, split_seed: int, image_size: int, cache_dir: str = "",
+                  normal_only: bool = True) -> GANData:
+    """The real training images left after the validation split (GANs never see validation or
+    test images), and the validation NORMAL images as the reference set of GAN quality."""
+    root = resolve_data_dir(data_dir)
+    index, skipped = index_kermany(root)
+    rows = split_train_val(index, split_seed)
+    train = rows[rows["subset"] == "train"]
+    if normal_only:
+        train = train[train["label"] == "NORMAL"]
+    reference = rows[(rows["subset"] == "val") & (rows["label"] == "NORMAL")]
+    cache = ImageCache(cache_dir or None)
+    subsets = []
+    for frame in (train, reference):
+        images, ok, failed = cache.load(frame["path"].tolist(), frame["sha256"].tolist(), image_size)
+        skipped += failed
+        manifest = frame[ok].reset_index(drop=True)
+        subsets.append(Subset(images[ok], (manifest["label"] == POSITIVE).to_numpy(np.float32), manifest))
+    warn_skipped(skipped)
+    return GANData(*subsets, data_dir=root, dataset_digest=dataset_digest(index), skipped=skipped)
