@@ -21,8 +21,14 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PNEUMONIA_AUG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    leaky = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
+    for name in leaky:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    # mlflow.set_experiment() exports MLFLOW_EXPERIMENT_ID in-process; `mlflow run` then
+    # refuses an --experiment-name beside it. Never let one test's choice reach the next.
+    for name in leaky:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture
@@ -83,5 +89,7 @@ def mlflow_run(entry_point: str, params: dict, cwd: Path, experiment="pneumonia-
     for key, value in params.items():
         cmd += ["-P", f"{key}={value}"]
     # `mlflow run --env-manager local` runs `python ...` from PATH: make it this interpreter.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
