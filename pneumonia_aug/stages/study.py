@@ -47,8 +47,8 @@ PROFILES = {
     # generated images per GAN (sections 3.1-3.3 and the authors' code).
     "paper": Profile(256, 500, 128, 100, 16, 4000, sample_every=10),
     # Small enough for the whole study (one seed) on 2 CPU cores in under 20 minutes.
-    "quick": Profile(32, 3, 64, 2, 32, 400, max_images_per_split=400, gan_max_images=256,
-                     sample_every=3, eval_images=100),
+    "quick": Profile(32, 12, 64, 5, 32, 400, max_images_per_split=500, gan_max_images=512,
+                     sample_every=4, eval_images=100),
     # For tests: the smallest thing that exercises every stage.
     "tiny": Profile(32, 1, 32, 1, 16, 20, max_images_per_split=40, gan_max_images=32,
                     sample_every=1, eval_images=8),
