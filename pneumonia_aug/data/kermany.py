@@ -76,33 +76,27 @@ def _visible_dirs(folder: Path) -> list[str]:
     )
 
 
+def _check_folders(folder: Path, allowed: tuple, required: tuple, kind: str, expected: str) -> list[str]:
+    """The visible subfolders of `folder`; raises naming missing and unexpected ones."""
+    present = _visible_dirs(folder)
+    missing = [name for name in required if name not in present]
+    unknown = [name for name in present if name not in allowed]
+    problems = ([f"missing {kind} folder(s) {missing}"] if missing else []) + \
+        ([f"unexpected folder(s) {unknown} (misspelled?)"] if unknown else [])
+    if problems:
+        raise DataLayoutError(f"{'; '.join(problems)} in {folder}: {expected}")
+    return present
+
+
 def check_layout(root: Path) -> list[str]:
     """Validate the folder tree; return the splits present. Raises `DataLayoutError`."""
     expected = (
         f"expected {root}/{{train,test}}/{{NORMAL,PNEUMONIA}} (val/ optional, same classes)"
     )
-    present = _visible_dirs(root)
-    unknown = [d for d in present if d not in SPLITS]
-    missing = [s for s in REQUIRED_SPLITS if s not in present]
-    if unknown or missing:
-        problems = []
-        if missing:
-            problems.append(f"missing split folder(s) {missing}")
-        if unknown:
-            problems.append(f"unexpected folder(s) {unknown}")
-        raise DataLayoutError(f"{'; '.join(problems)} in {root}: {expected}")
+    present = _check_folders(root, SPLITS, REQUIRED_SPLITS, "split", expected)
     splits = [s for s in SPLITS if s in present]
     for split in splits:
-        classes = _visible_dirs(root / split)
-        unknown = [c for c in classes if c not in CLASSES]
-        missing = [c for c in CLASSES if c not in classes]
-        if unknown or missing:
-            problems = []
-            if missing:
-                problems.append(f"missing class folder(s) {missing}")
-            if unknown:
-                problems.append(f"unexpected folder(s) {unknown} (misspelled?)")
-            raise DataLayoutError(f"{'; '.join(problems)} in {root / split}: {expected}")
+        _check_folders(root / split, CLASSES, CLASSES, "class", expected)
     return splits
 
 
