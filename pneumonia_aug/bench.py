@@ -47,8 +47,7 @@ from pneumonia_aug.data.kermany import DATA_DIR_ENV, POSITIVE, index_kermany, re
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.chexnet import IMAGENET_MEAN, IMAGENET_STD, CheXNet
 from pneumonia_aug.models.gan import build_gan, gan_stages
-from pneumonia_aug.training.augment import random_resized_crop_flip
-from pneumonia_aug.training.classifier import _as_tensor, _autocast, _to_input, pick_device
+from pneumonia_aug.training.classifier import _as_tensor, _autocast, pick_device, train_step
 from pneumonia_aug.training.gan import GANConfig, _to_device, _train_step
 
 log = logging.getLogger(__name__)
@@ -231,14 +230,7 @@ def classifier_loop(device, pool: Pool, batch: int):
     def step():
         nonlocal loss_sum
         idx = batches.next()
-        x = random_resized_crop_flip(_to_input(train_x[idx], device), gen, crop_min)
-        y = train_y[idx].to(device, non_blocking=True)
-        with _autocast(device):
-            loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach() * len(idx)
+        loss_sum += train_step(model, opt, train_x, train_y, idx, device, gen, crop_min) * len(idx)
     return step
 
 

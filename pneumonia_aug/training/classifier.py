@@ -93,17 +93,24 @@ def _train_epoch(net, optimizer, train_x, train_y, cfg: ClassifierConfig, batch:
         idx = order[start : start + batch]
         if len(idx) < 2:  # batch norm cannot train on a single image
             continue
-        x = random_resized_crop_flip(_to_input(train_x[idx], device), aug_gen, cfg.crop_scale_min)
-        y = train_y[idx].to(device, non_blocking=True)
-        with _autocast(device):
-            loss = F.binary_cross_entropy_with_logits(net(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.detach() * len(idx)
+        loss_sum += train_step(net, optimizer, train_x, train_y, idx, device, aug_gen,
+                               cfg.crop_scale_min) * len(idx)
         seen += len(idx)
     loss_sum, seen = dist.total(loss_sum, seen)
     return (loss_sum / max(seen, 1)).item()
+
+
+def train_step(net, optimizer, train_x: torch.Tensor, train_y: torch.Tensor, idx: torch.Tensor,
+               device: torch.device, aug_gen: torch.Generator, crop_scale_min: float) -> torch.Tensor:
+    """One optimisation step on the images at `idx`; returns the batch loss, on the device."""
+    x = random_resized_crop_flip(_to_input(train_x[idx], device), aug_gen, crop_scale_min)
+    y = train_y[idx].to(device, non_blocking=True)
+    with _autocast(device):
+        loss = F.binary_cross_entropy_with_logits(net(x).float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 def train_classifier(
