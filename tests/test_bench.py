@@ -30,17 +30,17 @@ def tiny_real(tmp_path) -> Path:
     return root
 
 
-def _bench(data_dir: Path, output: Path):
+def _bench(data_dir: Path, output: Path, memory: bool):
     # One thread: on 2 busy cores, two intra-op threads stall each other (seconds a tiny step).
     return run_bench(data_dir=str(data_dir), image_size=32, batch_size=4, steps=2, warmup=1,
-                     device="cpu", output=output, rounds=2, threads=1)
+                     device="cpu", output=output, rounds=2, threads=1, memory=memory)
 
 
 def test_bench_measures_every_variant_and_replaces_its_section(tiny_real, tmp_path):
     output = tmp_path / "benchmarks.md"
     output.write_text(f"# old header\n\n{OTHER_DEVICE}")
     threads = torch.get_num_threads()
-    result = _bench(tiny_real, output)
+    result = _bench(tiny_real, output, memory=True)
     assert torch.get_num_threads() == threads  # restored after the run
 
     assert set(result.variants) == set(VARIANTS)
@@ -62,16 +62,20 @@ def test_bench_measures_every_variant_and_replaces_its_section(tiny_real, tmp_pa
     assert "| Variant | Batch | Images | Seconds | Images/s |" in text
     for key in VARIANTS:
         assert f"| {key} | " in text
-    assert "n/a (no GPU)" in text
+    # The 256 px models at the paper's batch sizes, estimated (no GPU here): 4 rows that fit.
+    assert [row["batch"] for row in result.memory] == [16, 16, 128, 128]
+    assert all(row["estimated_gib"] > 0.5 and "reserved_gib" not in row for row in result.memory)
+    assert text.count("| yes (estimate) |") == 4
     assert "pneumonia-aug bench --device cuda --image-size 256 --batch-size 128" in text
     assert OTHER_DEVICE.strip() in text
 
-    again = _bench(tiny_real, output)
+    again = _bench(tiny_real, output, memory=False)
     text = output.read_text()
     assert text.count(heading) == 1  # replaced, not duplicated
     assert text.count("# Training throughput benchmarks") == 1
     assert again.markdown in text
     assert OTHER_DEVICE.strip() in text  # the other device's section is kept
+    assert "not measured in this run (`--no-memory`)" in text
 
 
 def test_bench_command_options():
@@ -82,5 +86,5 @@ def test_bench_command_options():
     result = CliRunner().invoke(bench, ["--help"])
     assert result.exit_code == 0, result.output
     for option in ("--data-dir", "--image-size", "--batch-size", "--steps", "--warmup",
-                   "--device", "--threads", "--output"):
+                   "--device", "--threads", "--output", "--no-memory"):
         assert option in result.output

@@ -1,0 +1,3 @@
+from pneumonia_aug.bench.run import bench
+
+bench()

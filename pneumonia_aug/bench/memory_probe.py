@@ -1,0 +1,93 @@
+"""Memory of the 256 px models at the paper's batch sizes: estimated anywhere, measured on a GPU.
+
+The estimate runs each bare step under FakeTensorMode on the CPU with bf16 autocast, the
+precision the project trains with on a GPU (`pneumonia_aug/memory.py`), so it needs no GPU and
+takes seconds. On CUDA the same steps also run for real and PyTorch's allocator reports its
+peaks, so a GPU run shows how far the estimate is off.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+
+import torch
+
+from pneumonia_aug.bench.variants import (
+    GAN_PAPER_BATCH,
+    PAPER_BATCH,
+    classifier_bare,
+    gan_bare,
+)
+from pneumonia_aug.memory import step_memory
+
+PROBE_SIZE = 256  # the paper's working size
+FIT_GIB = 22.0  # a 24 GB card (22.35 GiB), less room for the CUDA context
+# An estimate counts tensors only; the caching allocator's rounding and fragmentation and cuDNN
+# workspaces come on top. A rule of thumb, not a measurement: call an estimate a fit when
+# 1.5x it is still within FIT_GIB.
+ESTIMATE_SLACK = 1.5
+GIB = 2**30
+
+PROBES = (  # (label, kind, batch, bf16): the paper's batch sizes
+    ("classifier, project step (bf16)", "classifier", PAPER_BATCH, True),
+    ("classifier, fp32 (paper precision)", "classifier", PAPER_BATCH, False),
+    ("DCGAN D + G step (bf16)", "dcgan", GAN_PAPER_BATCH, True),
+    ("CGAN D + G step (bf16)", "cgan", GAN_PAPER_BATCH, True),
+)
+
+
+def _builder(kind: str, batch: int, bf16: bool) -> Callable[[torch.device], Callable[[], None]]:
+    if kind == "classifier":
+        return lambda device: classifier_bare(device, PROBE_SIZE, batch, bf16=bf16)
+    return lambda device: gan_bare(device, PROBE_SIZE, batch, model=kind, bf16=bf16)
+
+
+def estimate() -> list[dict]:
+    """Estimated peak (GiB) of two steps of each probe, counted on fake tensors."""
+    rows = []
+    for label, kind, batch, bf16 in PROBES:
+        counted = step_memory(_builder(kind, batch, bf16))
+        peak = counted.peak_bytes / GIB
+        rows.append({"model": label, "batch": batch, "estimated_gib": peak,
+                     "state_gib": counted.state_bytes / GIB,
+                     "fits_24gb": peak * ESTIMATE_SLACK <= FIT_GIB})
+    return rows
+
+
+def measure(device: torch.device, rows: list[dict]) -> None:
+    """Add the allocator's peaks of three real steps of each probe, alone, to `rows` (CUDA)."""
+    for row, (_, kind, batch, bf16) in zip(rows, PROBES):
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device)
+        step = _builder(kind, batch, bf16)(device)
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize(device)
+        row["allocated_gib"] = (torch.cuda.max_memory_allocated(device) - base[0]) / GIB
+        row["reserved_gib"] = (torch.cuda.max_memory_reserved(device) - base[1]) / GIB
+        row["fits_24gb"] = row["reserved_gib"] <= FIT_GIB
+        del step
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def render(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["Memory of the 256 px models: not measured in this run (`--no-memory`)."]
+    measured = any("reserved_gib" in row for row in rows)
+    lines = [f"Memory, {PROBE_SIZE} px at the paper's batch sizes (estimated: tensors alive at "
+             "the peak, counted on fake tensors; measured: PyTorch's CUDA allocator):", "",
+             "| Model step | Batch | Estimated peak (GiB) | Measured allocated (GiB) | "
+             "Measured reserved (GiB) | Fits 24 GB |", "|---|---:|---:|---:|---:|---|"]
+    for row in rows:
+        got = [f"{row[k]:.2f}" if k in row else "n/a" for k in ("allocated_gib", "reserved_gib")]
+        fits = "yes" if row["fits_24gb"] else "no"
+        lines.append(f"| {row['model']} | {row['batch']} | {row['estimated_gib']:.2f} | "
+                     f"{got[0]} | {got[1]} | {fits}{'' if measured else ' (estimate)'} |")
+    if not measured:
+        lines += ["", "No GPU in this run: 'Fits' reads the estimate with a 1.5x margin for the "
+                  "allocator and cuDNN; a CUDA run of the bench measures it."]
+    return lines

@@ -1,0 +1,131 @@
+"""docs/benchmarks.md: one section per device, rewritten by each run on that device."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pneumonia_aug.bench import memory_probe
+
+TARGETS = {  # ratio -> minimum, on a GPU at 256 px, batch 128 (issue 6)
+    "classifier loop / classifier bare step": 0.9,
+    "classifier loop / paper-style loop": 8.0,
+    "GAN loop / GAN bare step": 0.9,
+}
+GPU_COMMAND = "pneumonia-aug bench --device cuda --image-size 256 --batch-size 128"
+CPU_COMMAND = ("python -m pneumonia_aug.bench --device cpu --image-size 64 --batch-size 16"
+               " --threads 1")
+FIT_GIB = memory_probe.FIT_GIB
+HEADER = f"""# Training throughput benchmarks
+
+Written by `pneumonia-aug bench` (`pneumonia_aug/bench/`). Each run replaces the section of
+its own device and keeps the others. Run it from the repository root:
+
+- GPU: `{GPU_COMMAND}`
+- CPU: `{CPU_COMMAND}`
+
+Five variants run on the same device, each over the same number of images (rounded up to whole
+batches of 16 for the paper-style loop) after a warm-up, in interleaved rounds:
+**classifier bare step** (CheXNet forward + backward + Adam on random tensors already on the
+device, bf16 + channels-last on CUDA: the ceiling), **classifier loop** (the project's step:
+cached uint8 images on the device, indexed, cropped + flipped on the device, as in
+`training/classifier.py`), **paper-style loop** (PIL decode of the JPEG files every step,
+torchvision RandomResizedCrop + flip + ToTensor + Normalize per image, no DataLoader workers,
+fp32, batch 16, `loss.item()` each step), **GAN bare step** (the authors' DCGAN, D + G step on
+random tensors) and **GAN loop** (`training/gan.py` `_train_step` on cached real NORMAL images).
+
+Targets, on a GPU at 256 px and batch 128: classifier loop >= 90% of its bare step and >= 8x the
+paper-style loop; GAN loop >= 90% of its bare step. The memory table covers the 256 px
+models at the paper's batch sizes (classifier 16, GANs 128), which must fit a 24 GB card: every
+run estimates their peaks without a GPU (fake tensors, `pneumonia_aug/memory.py`), and a CUDA
+run also measures them, fitting when PyTorch reserves at most {FIT_GIB:.0f} GiB. Both count the
+model step only: the project also keeps the decoded training images on the GPU (5216 x 256 x 256
+uint8, about 0.33 GiB for the whole Kermany training split).
+
+Caveat: `../shared/data/chest_xray` is a 224 px copy of the dataset. Decoding a full-size
+radiograph costs far more (about 10 ms a core), so against the original files the paper-style
+loop is slower than measured here and the loop / paper-style ratio is an underestimate.
+On a CPU the model step dominates every variant (a 224 px JPEG decodes in about 1 ms), so the
+ratios there sit near 1: the targets are for GPUs. CPU figures come from shared 2-core
+machines: compare ratios within one run, not across runs (they vary by ~10%). There, use
+`--threads 1`: with two intra-op threads on two busy cores the threads stall each other and a
+step runs about 5x slower and far more erratically.
+"""
+
+
+@dataclass
+class Variant:
+    key: str
+    batch: int
+    step: Callable[[], None]
+    seconds: float = 0.0
+    images: int = 0
+    peak_mib: float | None = None
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class BenchResult:
+    device: str  # the section heading, e.g. "NVIDIA H200" or "CPU: ... (2 threads)"
+    settings: dict
+    variants: dict[str, Variant]
+    ratios: dict[str, float]
+    peak_mib: float
+    memory: list[dict] = field(default_factory=list)
+    markdown: str = ""
+
+
+def compute_ratios(v: dict[str, Variant]) -> dict[str, float]:
+    """Each name in TARGETS is `numerator / denominator`, both variant keys."""
+    rate = {k: x.images_per_s for k, x in v.items()}
+    return {name: rate[top] / rate[bottom]
+            for name in TARGETS for top, bottom in [name.split(" / ")]}
+
+
+def render(result: BenchResult) -> str:
+    """The device's section body: settings, the variants, the ratios, memory."""
+    s = result.settings
+    lines = [f"Measured {s['date']} with torch {s['torch']}"
+             f"{' (CUDA ' + s['cuda'] + ')' if s['cuda'] else ''}: `{s['command']}`",
+             f"({s['images']} images per variant, {s['rounds']} interleaved rounds, "
+             f"{s['classifier_pool']} classifier / {s['gan_pool']} NORMAL training images "
+             f"from `{s['data']}`).", "",
+             "| Variant | Batch | Images | Seconds | Images/s | Peak memory added (MiB) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for v in result.variants.values():
+        peak = "n/a" if v.peak_mib is None else f"{v.peak_mib:.0f}"
+        lines.append(f"| {v.key} | {v.batch} | {v.images} | {v.seconds:.2f} | "
+                     f"{v.images_per_s:.1f} | {peak} |")
+    lines += ["", "| Ratio | Value | Target (GPU, 256 px, batch 128) | Met here |",
+              "|---|---:|---:|---|"]
+    for name, value in result.ratios.items():
+        met = "yes" if value >= TARGETS[name] else "no"
+        lines.append(f"| {name} | {value:.2f} | >= {TARGETS[name]:g} | {met} |")
+    kind = "max_memory_allocated" if result.settings["cuda"] else "getrusage maxrss"
+    lines += ["", f"Peak memory of the run ({kind}): {result.peak_mib:.0f} MiB.", ""]
+    lines += memory_probe.render(result.memory)
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Replace (or append) the `## heading` section of `path`, keeping the other devices'."""
+    sections: dict[str, str] = {}
+    current = None
+    text = path.read_text() if path.exists() else ""
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            current = line[3:].strip()
+            sections[current] = ""
+        elif current is not None:
+            sections[current] += line
+    sections[heading] = "\n" + body
+    header = HEADER
+    if all(h.startswith("CPU") for h in sections):
+        header += f"\nNo GPU section yet: run `{GPU_COMMAND}` on one.\n"
+    parts = [header] + [f"## {h}\n{b.rstrip()}\n" for h, b in sections.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts))
