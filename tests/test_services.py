@@ -22,10 +22,11 @@ import pytest
 
 from pneumonia_aug import services
 from pneumonia_aug.errors import TrackingError
-
+from pneumonia_aug.services import base, checks, processes, seaweedfs
 
 pytestmark = pytest.mark.services
-needs_weed = pytest.mark.skipif(bool(services.missing_weed()), reason=services.missing_weed() or "-")
+needs_weed = pytest.mark.skipif(bool(seaweedfs.missing_weed()),
+                                reason=seaweedfs.missing_weed() or "-")
 needs_stack = pytest.mark.skipif(bool(services.missing_prerequisites()),
                                  reason=services.missing_prerequisites() or "-")
 
@@ -55,14 +56,14 @@ def mlflow_client_env(monkeypatch):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     # Generated credentials, whatever the caller's environment holds.
-    env = {k: v for k, v in os.environ.items() if k not in services.CREDENTIAL_ENV.values()}
+    env = {k: v for k, v in os.environ.items() if k not in base.CREDENTIAL_ENV.values()}
     return subprocess.run([sys.executable, "-m", "pneumonia_aug.services", *args], env=env,
                           capture_output=True, text=True, timeout=300)
 
 
 def up(root: Path, *extra: str) -> dict:
     """`services up` with a free port; returns the exports it printed."""
-    port = str(services._free_ports(1)[0])
+    port = str(processes.free_ports(1)[0])
     result = run_cli("up", "--dir", str(root), "--port", port, "--workers", "1", *extra)
     assert result.returncode == 0, result.stderr
     return dict(shlex.split(line.removeprefix("export "))[0].split("=", 1)
@@ -93,7 +94,7 @@ def test_up_log_down_up_keeps_runs(stack_dir, mlflow_client_env, tmp_path):
     creds = json.loads((stack_dir / "credentials.json").read_text())
     assert oct((stack_dir / "credentials.json").stat().st_mode & 0o777) == "0o600"
     s3 = next(s for s in state["services"] if s["name"] == "seaweedfs")
-    objects = services._s3_client(s3["address"], creds).list_objects_v2(Bucket="mlflow")
+    objects = checks.s3_client_at(s3["address"], creds).list_objects_v2(Bucket="mlflow")
     keys = [o["Key"] for o in objects.get("Contents", [])]
     assert any(k.startswith("artifacts/") and k.endswith(f"{run_id}/artifacts/report.txt")
                for k in keys), keys
@@ -103,7 +104,7 @@ def test_up_log_down_up_keeps_runs(stack_dir, mlflow_client_env, tmp_path):
     assert run_cli("status", "--dir", str(stack_dir)).stdout.count("alive") == 3
 
     assert run_cli("down", "--dir", str(stack_dir)).returncode == 0
-    assert not any(services.is_alive(s) for s in state["services"])
+    assert not any(processes.is_alive(s) for s in state["services"])
     assert "no services" in run_cli("status", "--dir", str(stack_dir)).stdout
 
     client = MlflowClient(up(stack_dir)["MLFLOW_TRACKING_URI"])
@@ -145,7 +146,7 @@ def test_up_on_a_busy_port_fails_with_one_line(stack_dir):
 
 
 def test_credentials_generated_once_env_wins_fixed_ones_guarded(tmp_path, monkeypatch):
-    for name in services.CREDENTIAL_ENV.values():
+    for name in base.CREDENTIAL_ENV.values():
         monkeypatch.delenv(name, raising=False)
     first = services.resolve_credentials(tmp_path)
     assert services.resolve_credentials(tmp_path) == first
@@ -175,23 +176,23 @@ def test_check_tracking_server_fails_fast(server):
 
 
 @pytest.fixture
-def seaweedfs(tmp_path):
+def weed_s3(tmp_path):
     """SeaweedFS alone (no PostgreSQL needed): (endpoint, credentials)."""
     (tmp_path / "logs").mkdir()
     creds = {"s3_access_key": "test-key", "s3_secret_key": "test-secret"}
     started = []
     try:
-        service = services.start_seaweedfs(tmp_path, creds, 30, started.append)
+        service = seaweedfs.start_seaweedfs(tmp_path, creds, 30, started.append)
         yield service["address"], creds
     finally:
         for service in started:
-            services.stop_group(service["pid"])
-            services._remove_weed_sockets(service["ports"])
+            processes.stop_group(service["pid"])
+            seaweedfs.remove_weed_sockets(service["ports"])
 
 
 @needs_weed
-def test_check_s3(seaweedfs):
-    endpoint, creds = seaweedfs
+def test_check_s3(weed_s3):
+    endpoint, creds = weed_s3
     key, secret = creds["s3_access_key"], creds["s3_secret_key"]
     services.check_s3(endpoint, key, secret, "mlflow")
     with pytest.raises(TrackingError, match="refused"):

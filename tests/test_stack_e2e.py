@@ -29,9 +29,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, mlflow_run
+
 from pneumonia_aug import services
+from pneumonia_aug.services import base, processes
 
 MODEL_URI = "models:/pneumonia-chexnet@champion"
 BIN = Path(sys.executable).parent
@@ -39,7 +40,8 @@ SERVE_READY_S = 120  # `mlflow models serve`: download, torch import, model load
 
 
 pytestmark = [pytest.mark.services, pytest.mark.slow,
-              pytest.mark.skipif(bool(services.missing_prerequisites()), reason=services.missing_prerequisites() or "-")]
+              pytest.mark.skipif(bool(services.missing_prerequisites()),
+                                 reason=services.missing_prerequisites() or "-")]
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -47,14 +49,14 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     script = BIN / "pneumonia-aug"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "pneumonia_aug.cli"]
     # Generated credentials, whatever the caller's environment holds.
-    env = {k: v for k, v in os.environ.items() if k not in services.CREDENTIAL_ENV.values()}
+    env = {k: v for k, v in os.environ.items() if k not in base.CREDENTIAL_ENV.values()}
     return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
 
 
 def _services_up(root: Path) -> dict:
     """`services up --dir ROOT` on a free port; the exports it printed, as a dict."""
-    port = str(services._free_ports(1)[0])
+    port = str(processes.free_ports(1)[0])
     result = _cli("services", "up", "--dir", str(root), "--port", port, "--workers", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     exports = {}
@@ -78,7 +80,7 @@ def _use_server(monkeypatch, exports: dict) -> str:
 
 def _bucket_keys(root: Path) -> list[str]:
     pages = services.s3_client(root).get_paginator("list_objects_v2").paginate(
-        Bucket=services.BUCKET)
+        Bucket=base.BUCKET)
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
@@ -89,7 +91,7 @@ def _stop_group(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(wait)
-        if not services._group_members(proc.pid):
+        if not processes.group_members(proc.pid):
             return
 
 
@@ -198,7 +200,7 @@ def test_stack_end_to_end(stack, shared_data, tmp_path, monkeypatch):
     assert Path(heatmap).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # 7. `mlflow models serve` answers a real X-ray over HTTP.
-    port = services._free_ports(1)[0]
+    port = processes.free_ports(1)[0]
     base = f"http://127.0.0.1:{port}"
     serve_log = tmp_path / "serve.log"
     with open(serve_log, "wb") as log_file:

@@ -1,0 +1,3 @@
+from pneumonia_aug.services.cli import services
+
+services()

@@ -1,0 +1,127 @@
+"""Ports and process groups: start a service in its own session, know if it lives, stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from pneumonia_aug.services.base import HOST, ServiceError
+
+log = logging.getLogger(__name__)
+STOP_GRACE_S = 10.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out now; held open together so they are all distinct."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def require_free(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            raise ServiceError(f"port {port} on {HOST} is in use: pass --port with a free "
+                               "one") from exc
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks) of `pid`; None if there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return fields[0], int(fields[2]), int(fields[19])
+
+
+def start_time(pid: int) -> int:
+    stat = _proc_stat(pid)
+    return stat[2] if stat else -1
+
+
+def is_alive(service: dict) -> bool:
+    """True if the service's process still runs: same pid *and* start time (no pid reuse)."""
+    pid = service.get("pid")
+    if not pid:
+        return False
+    _reap(pid)
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in "ZX" and stat[2] == service["started"]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Running (not zombie) processes of process group `pgid`."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        stat = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat and stat[1] == pgid and stat[0] not in "ZX":
+            members.append(int(entry.name))
+    return members
+
+
+def _reap(pid: int) -> None:
+    """Collect `pid` if it is our exited child, so it stops counting as alive."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def spawn(cmd: list[str], log_path: Path, env: dict | None = None) -> int:
+    """Start `cmd` in a new session (so `down` can stop its whole group); return its pid."""
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    return proc.pid
+
+
+def stop_group(pgid: int, grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            _reap(pgid)
+            if not group_members(pgid):
+                return
+            time.sleep(0.2)
+    log.warning("process group %d survived SIGKILL", pgid)
+
+
+def wait_ready(name: str, ready, service: dict, timeout: float) -> None:
+    """Poll `ready()` until true; fail at once if the process dies, or after `timeout` s."""
+    log_path = service["log"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if not is_alive(service):
+            raise ServiceError(f"{name} exited while starting: see {log_path}")
+        time.sleep(0.3)
+    raise ServiceError(f"{name} not ready after {timeout:.0f} s: see {log_path}")
+
+
+def is_ours(service: dict) -> bool:
+    """Its leader alive, or gone while its group lives on (a pgid in use is never reused)."""
+    pid = service.get("pid")
+    if not pid or is_alive(service):
+        return bool(pid)
+    stat = _proc_stat(pid)
+    if stat and stat[2] != service["started"]:
+        return False  # the pid now belongs to another program
+    return bool(group_members(pid))
