@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -80,7 +81,9 @@ def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, t
 @pytest.mark.slow
 def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
     """Stopping torchrun (SIGTERM, as a scheduler does) ends the run KILLED; `--resume` under
-    torchrun continues it: every rank gets the checkpoint and its own random state back."""
+    torchrun continues it: every rank gets the checkpoint and its own random state back.
+    (The single-process SIGTERM path is the same code with world size 1; SIGKILL is covered
+    by tests/test_resume.py.)"""
     import signal
     import time
 
@@ -110,8 +113,10 @@ def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
     finally:
         proc.kill()
     assert run_id is not None, "the run ended before epoch 2 was logged"
-    assert client.get_run(run_id).info.status == "KILLED"
+    assert client.get_run(run_id).info.status == "KILLED"  # like Ctrl-C, not FAILED
     assert len(client.get_metric_history(run_id, "d_loss")) < epochs
+    checkpoint = Path(os.environ["PNEUMONIA_AUG_CACHE_DIR"]) / "checkpoints" / run_id
+    assert (checkpoint / "checkpoint.pt").is_file()
 
     assert _ok(_torchrun([*gan, "--experiment-name", "resumed", "--resume", run_id])) == run_id
     assert client.get_run(run_id).info.status == "FINISHED"
@@ -120,3 +125,7 @@ def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
         unbroken = sorted(client.get_metric_history(reference, key), key=lambda m: m.step)
         assert [m.step for m in resumed] == list(range(1, epochs + 1)), key
         assert [m.value for m in resumed] == pytest.approx([m.value for m in unbroken], abs=1e-6)
+    samples = {a.path for a in client.list_artifacts(run_id, "samples")}
+    assert samples == {f"samples/epoch_{e:04d}.png" for e in (4, 8)}
+    assert client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest").run_id == run_id
+    assert not checkpoint.exists()  # removed once everything was logged

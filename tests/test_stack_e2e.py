@@ -151,8 +151,13 @@ def test_stack_end_to_end(stack, shared_data, tmp_path, monkeypatch):
     xray = sorted((shared_data / "test" / "PNEUMONIA").glob("*.jpeg"))[0]
     encoded = base64.b64encode(xray.read_bytes()).decode("ascii")
 
-    # 1. `services up`, its exports for everything that follows.
+    # 1. `services up`, its exports for everything that follows; a second `up` is a no-op.
     uri = _use_server(monkeypatch, _services_up(root))
+    again = _cli("services", "up", "--dir", str(root))
+    assert again.returncode == 0 and "already up" in again.stderr, again.stderr
+    assert _cli("services", "status", "--dir", str(root)).stdout.count("alive") == 3
+    assert oct((root / "credentials.json").stat().st_mode & 0o777) == "0o600"
+    started = json.loads((root / "state.json").read_text())["services"]
 
     # 2. A tiny classifier run through `mlflow run`, logged to the server.
     proc = mlflow_run("train_classifier", {
@@ -229,6 +234,7 @@ def test_stack_end_to_end(stack, shared_data, tmp_path, monkeypatch):
                                             str(tmp_path / "before"))).read_bytes()
     down = _cli("services", "down", "--dir", str(root))
     assert down.returncode == 0 and "stopped" in down.stderr, down.stderr
+    assert not any(processes.is_alive(s) for s in started)
     assert "no services" in _cli("services", "status", "--dir", str(root)).stdout
 
     uri = _use_server(monkeypatch, _services_up(root))
