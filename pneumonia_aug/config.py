@@ -7,11 +7,25 @@ params and saved in every checkpoint.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from pneumonia_aug.errors import PneumoniaAugError
 
 EXPERIMENT_NAME = "pneumonia-aug"
+PAPER_BATCH_SIZE = 16  # CheXNet's batch size (paper, section 3.3)
+LR_SCALING_RULES = ("none", "linear", "sqrt")
+
+
+def scale_lr(lr: float, batch_size: int, reference_batch: int, rule: str) -> float:
+    """The learning rate for `batch_size`, from `lr` set for `reference_batch` (the paper's).
+
+    none: `lr` as given (the paper's runs, or an lr tuned by hand); linear: times
+    batch / reference (Goyal et al. 2017); sqrt: times sqrt(batch / reference), gentler, often
+    preferred with Adam.
+    """
+    ratio = batch_size / reference_batch
+    return {"none": lr, "linear": lr * ratio, "sqrt": lr * math.sqrt(ratio)}[rule]
 
 
 def coerce_fields(config) -> None:
@@ -40,8 +54,9 @@ class ClassifierConfig:
     split_seed: int = 0  # fixes the validation split, shared by every setting (PROTOCOL.md)
     image_size: int = 256  # the GANs draw 256 px images (paper, section 3)
     epochs: int = 100  # paper, section 3.3
-    batch_size: int = 16  # paper, section 3.3 (CheXNet's batch size)
-    lr: float = 1e-3  # Adam lr, paper section 3.3
+    batch_size: int = PAPER_BATCH_SIZE
+    lr: float = 1e-3  # Adam lr, paper section 3.3, for batch 16
+    lr_scaling: str = "none"  # how lr follows batch_size: none, linear, sqrt (not in the paper)
     weight_decay: float = 1e-5  # authors' code
     lr_factor: float = 0.1  # ReduceLROnPlateau factor (CheXNet)
     lr_patience: int = 5  # ReduceLROnPlateau patience, on validation loss (CheXNet)
@@ -66,8 +81,13 @@ class ClassifierConfig:
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 2, "batch_size must be at least 2 (batch norm)"),
             (self.lr > 0, "lr must be positive"),
+            (self.lr_scaling in LR_SCALING_RULES, f"lr_scaling must be one of {LR_SCALING_RULES}"),
             (0 < self.crop_scale_min <= 1, "crop_scale_min must be in (0, 1]"),
         ])
+
+    @property
+    def effective_lr(self) -> float:
+        return scale_lr(self.lr, self.batch_size, PAPER_BATCH_SIZE, self.lr_scaling)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -24,8 +24,8 @@ def _artifacts(client, run_id, path=None):
 def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     proc = mlflow_run("train_classifier", {
-        "setting": "Original-1-0", "image_size": 32, "epochs": 2, "batch_size": 16,
-        "data_dir": shared_data, "max_images_per_split": 64}, tmp_path)
+        "setting": "Original-1-0", "image_size": 32, "epochs": 2, "batch_size": 32,
+        "lr_scaling": "linear", "data_dir": shared_data, "max_images_per_split": 64}, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "epoch 2/2" in proc.stderr  # progress, a line per epoch
 
@@ -38,6 +38,10 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert tags["real_fraction"] == "1.0" and tags["synthetic_fraction"] == "0.0"
     assert tags["seed"] == "0" and len(tags["git_commit"]) >= 7 and len(tags["dataset_digest"]) == 16
     assert run.data.params["image_size"] == "32" and run.data.params["weight_decay"] == "1e-05"
+    # The paper's lr is for batch 16: linear scaling doubles it at batch 32, and Adam used that.
+    assert run.data.params["lr"] == "0.001" and run.data.params["lr_scaling"] == "linear"
+    assert float(run.data.params["lr_effective"]) == pytest.approx(2e-3)
+    assert client.get_metric_history(run.info.run_id, "lr")[0].value == pytest.approx(2e-3)
 
     for key in ("train_loss", "val_loss", "val_accuracy", "val_precision", "val_recall",
                 "val_specificity", "val_auroc", "lr"):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
-from pneumonia_aug.config import ClassifierConfig
+from pneumonia_aug.config import PAPER_BATCH_SIZE, ClassifierConfig
 from pneumonia_aug.data.cache import ImageCache
 from pneumonia_aug.data.dataset import Subset
 from pneumonia_aug.data.kermany import POSITIVE, index_kermany, resolve_data_dir
@@ -32,10 +32,10 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.chexnet import IMAGENET_MEAN, IMAGENET_STD, CheXNet
 from pneumonia_aug.models.gan import build_gan
 from pneumonia_aug.training.classifier import _as_tensor, train_step
-from pneumonia_aug.training.gan import GANConfig, _to_device, _train_step
+from pneumonia_aug.training.gan import AUTHORS_GAN_BATCH_SIZE, GANConfig, _to_device, _train_step
 
-PAPER_BATCH = 16  # CheXNet's batch size (paper, section 3.3)
-GAN_PAPER_BATCH = 128  # the authors' GAN batch size
+PAPER_BATCH = PAPER_BATCH_SIZE
+GAN_PAPER_BATCH = AUTHORS_GAN_BATCH_SIZE
 
 
 @dataclass
@@ -92,7 +92,8 @@ def _classifier(device: torch.device, channels_last: bool):
         model = CheXNet().train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return model, torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.effective_lr, weight_decay=cfg.weight_decay)
+    return model, opt
 
 
 def classifier_bare(device, size: int, batch: int, bf16: bool | None = None):
@@ -161,8 +162,9 @@ def _gan(model: str, device, size: int, batch: int):
     cfg = GANConfig(model=model, image_size=size, batch_size=batch, device=device.type)
     with torch.device(device):
         G, D = build_gan(model, size, cfg.latent_dim)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+    lr_d, lr_g = cfg.effective_lrs
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=(cfg.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=(cfg.beta1, 0.999))
     return cfg, G, D, opt_g, opt_d
 
 

@@ -115,7 +115,7 @@ def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:
             if resume:
                 _check_same_data(resume, data.dataset_digest)
             else:
-                tracking.log_params(cfg.to_dict())
+                tracking.log_params(cfg.to_dict() | {"lr_effective": cfg.effective_lr})
                 _log_data(data)
             checkpoint = resume.checkpoint if resume else None
             dist.broadcast((run_id, generated, checkpoint))

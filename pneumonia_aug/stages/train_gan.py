@@ -125,7 +125,8 @@ def run_train_gan(cfg: GANConfig, feature_model_uri: str = DEFAULT_FEATURE_MODEL
                     raise ResumeError(f"the data changed since run {run_id} started: point "
                                       "--data-dir at the run's data, or start a new run")
             else:
-                tracking.log_params(params)
+                lr_d, lr_g = cfg.effective_lrs
+                tracking.log_params(params | {"lr_d_effective": lr_d, "lr_g_effective": lr_g})
                 tracking.set_tags({"dataset_digest": data.dataset_digest})
                 tracking.log_metrics({"n_train": len(data.train.labels),
                                       "n_skipped_files": len(data.skipped)})

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from pneumonia_aug.config import EXPERIMENT_NAME, check, coerce_fields
+from pneumonia_aug.config import EXPERIMENT_NAME, LR_SCALING_RULES, check, coerce_fields, scale_lr
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.gan import (
     GAN_MODELS,
@@ -47,6 +47,7 @@ from pneumonia_aug.training.distributed import (
 from pneumonia_aug.training.state import atomic_save, capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
+AUTHORS_GAN_BATCH_SIZE = 128  # the authors' GAN code
 
 
 @dataclass
@@ -54,11 +55,12 @@ class GANConfig:
     model: str = "dcgan"  # "dcgan" (NORMAL only) or "cgan" (both classes, labelled)
     image_size: int = 256  # the authors' GANs draw 256 px images (paper, section 3)
     epochs: int = 500  # authors' code
-    batch_size: int = 128  # authors' code
-    # The paper says lr 0.005; the authors' code used 2e-5 (D) and 1e-4 (G). PROTOCOL.md
-    # follows the code.
+    batch_size: int = AUTHORS_GAN_BATCH_SIZE
+    # The paper says lr 0.005; the authors' code used 2e-5 (D) and 1e-4 (G), for batch 128.
+    # PROTOCOL.md follows the code.
     lr_d: float = 2e-5
     lr_g: float = 1e-4
+    lr_scaling: str = "none"  # how lr_d, lr_g follow batch_size: none, linear, sqrt
     beta1: float = 0.5  # Adam beta1 (authors' code, as in DCGAN)
     latent_dim: int = 100  # N(0, 1) noise (paper, section 3)
     seed: int = 0  # weights, batch order, noise, DiffAugment draws
@@ -87,12 +89,19 @@ class GANConfig:
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.lr_d > 0 and self.lr_g > 0, "lr_d and lr_g must be positive"),
+            (self.lr_scaling in LR_SCALING_RULES, f"lr_scaling must be one of {LR_SCALING_RULES}"),
             (0 <= self.beta1 < 1, "beta1 must be in [0, 1)"),
             (self.latent_dim >= 1, "latent_dim must be at least 1"),
             (self.sample_every >= 0, "sample_every must be >= 0 (0 = never)"),
             (self.eval_images >= 2, "eval_images must be at least 2"),
             (self.max_images >= 0, "max_images must be >= 0 (0 = all)"),
         ])
+
+    @property
+    def effective_lrs(self) -> tuple[float, float]:
+        """(lr_d, lr_g) after `lr_scaling` to this batch size."""
+        return tuple(scale_lr(lr, self.batch_size, AUTHORS_GAN_BATCH_SIZE, self.lr_scaling)
+                     for lr in (self.lr_d, self.lr_g))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,8 +185,9 @@ def train_gan(
     draw_gen = dist.rank_generator(order_gen, cfg.seed)  # noise, DiffAugment
     if dist.enabled:
         torch.manual_seed(derived_seed(cfg.seed, dist.rank))  # dropout masks differ per rank
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+    lr_d, lr_g = cfg.effective_lrs
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=(cfg.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=(cfg.beta1, 0.999))
     train_x, train_y = _to_device(images, labels, cfg, device)
     conditional = G.n_classes > 0
     history: list[dict] = []
