@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 STAGE = "train_classifier"
 
 
+def _params(cfg: ClassifierConfig) -> dict:
+    """The run's params: the config, and the learning rate Adam actually ran with."""
+    return cfg.to_dict() | {"lr_effective": cfg.effective_lr}
+
+
 def _log_data(data: ClassifierData) -> None:
     tracking.set_tags({"dataset_digest": data.dataset_digest})
     counts = {f"n_{name}": len(getattr(data, name).labels) for name in SUBSETS}
@@ -103,7 +108,7 @@ def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:
             return run_id
         resume = None
         if resume_run_id:
-            resume = load_resume(resume_run_id, STAGE, cfg.to_dict(), cfg.cache_dir)
+            resume = load_resume(resume_run_id, STAGE, _params(cfg), cfg.cache_dir)
         with _open_run(cfg, setting, resume, dist) as run:
             run_id = run.info.run_id
             generated = None
@@ -115,7 +120,7 @@ def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:
             if resume:
                 _check_same_data(resume, data.dataset_digest)
             else:
-                tracking.log_params(cfg.to_dict() | {"lr_effective": cfg.effective_lr})
+                tracking.log_params(_params(cfg))
                 _log_data(data)
             checkpoint = resume.checkpoint if resume else None
             dist.broadcast((run_id, generated, checkpoint))

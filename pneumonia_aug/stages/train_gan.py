@@ -106,7 +106,9 @@ def run_train_gan(cfg: GANConfig, feature_model_uri: str = DEFAULT_FEATURE_MODEL
     checkpoint; return the run id. Under torchrun every process calls this and only rank 0
     talks to MLflow."""
     gan = cfg.model.upper()
-    params = cfg.to_dict() | {"feature_model_uri": feature_model_uri}
+    lr_d, lr_g = cfg.effective_lrs  # derived, logged too: what Adam actually ran with
+    params = cfg.to_dict() | {"feature_model_uri": feature_model_uri, "lr_d_effective": lr_d,
+                              "lr_g_effective": lr_g}
     with distributed.process_group(cfg.device) as dist, sigterm_as_interrupt():
         if not dist.is_main:
             run_id, checkpoint = dist.broadcast(None)  # rank 0 first fills the image cache
@@ -125,8 +127,7 @@ def run_train_gan(cfg: GANConfig, feature_model_uri: str = DEFAULT_FEATURE_MODEL
                     raise ResumeError(f"the data changed since run {run_id} started: point "
                                       "--data-dir at the run's data, or start a new run")
             else:
-                lr_d, lr_g = cfg.effective_lrs
-                tracking.log_params(params | {"lr_d_effective": lr_d, "lr_g_effective": lr_g})
+                tracking.log_params(params)
                 tracking.set_tags({"dataset_digest": data.dataset_digest})
                 tracking.log_metrics({"n_train": len(data.train.labels),
                                       "n_skipped_files": len(data.skipped)})
