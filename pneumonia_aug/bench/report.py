@@ -24,6 +24,9 @@ its own device and keeps the others. Run it from the repository root:
 
 - GPU: `{GPU_COMMAND}`
 - CPU: `{CPU_COMMAND}`
+- A GPU machine with PyTorch but not this project (no MLflow needed):
+  `scripts/gpu_bench.sh prepare` beside the data, then `scripts/gpu_bench.sh run` there, with
+  `.gpu/` copied along.
 
 Five variants run on the same device, each over the same number of images (rounded up to whole
 batches of 16 for the paper-style loop) after a warm-up, in interleaved rounds:
