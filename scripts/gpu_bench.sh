@@ -16,7 +16,6 @@ case "${1:-}" in
     src="${2:-../shared/data/chest_xray}"
     [ -d "$src/train/NORMAL" ] || { echo "no Kermany data at $src (see ../shared/data/SOURCE.md)" >&2; exit 2; }
     rm -rf .gpu/chest_xray
-    grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
     copy() {  # copy SPLIT LABEL N
       mkdir -p ".gpu/chest_xray/$1/$2"
       # awk, not head: head would stop reading early and pipefail take the SIGPIPE as failure
