@@ -1,4 +1,5 @@
-"""MLproject entry point `train_classifier`: `pneumonia-aug train-classifier` with the same parameters."""
+"""MLproject entry point `train_classifier`: `pneumonia-aug train-classifier` with the same
+parameters."""
 
 import sys
 

@@ -171,7 +171,8 @@ def train_gan_cmd(feature_model_uri: str, resume: str, **params) -> None:
 @click.option("--seed", type=WholeNumber(), default=0, show_default=True)
 @click.option("--experiment-name", "--experiment_name", default=EXPERIMENT_NAME, show_default=True)
 @tracked
-def generate_cmd(model: str, model_uri: str, n_images: int, seed: int, experiment_name: str) -> None:
+def generate_cmd(model: str, model_uri: str, n_images: int, seed: int,
+                 experiment_name: str) -> None:
     """Draw NORMAL images from a registered generator and log them as a run."""
     from pneumonia_aug.stages.generate import run_generate
 
@@ -222,7 +223,11 @@ def data_download(data_dir: str, url: str | None, sha256: str | None, force: boo
 def data_check(data_dir: str) -> None:
     """Validate a Kermany folder and print its image counts."""
     from pneumonia_aug.data.dataset import warn_skipped
-    from pneumonia_aug.data.kermany import dataset_digest, index_kermany, resolve_data_dir
+    from pneumonia_aug.data.kermany import (
+        dataset_digest,
+        index_kermany,
+        resolve_data_dir,
+    )
 
     root = resolve_data_dir(data_dir)
     index, skipped = index_kermany(root)

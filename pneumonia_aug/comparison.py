@@ -174,7 +174,8 @@ def _one_per_seed(finished: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
 
 
 def _no_delta(baseline: str = "") -> dict:
-    delta = {f"delta_{m}{k}": np.nan for m in DELTA_METRICS for k in ("", "_ci_low", "_ci_high", "_p")}
+    delta = {f"delta_{m}{k}": np.nan
+             for m in DELTA_METRICS for k in ("", "_ci_low", "_ci_high", "_p")}
     return {"baseline": baseline, "n_paired_seeds": 0, **delta}
 
 
@@ -203,7 +204,8 @@ def _compare(setting: Setting, by_setting: dict, predictions: dict, n_boot: int,
                             n_boot, rng)
     row = {**empty, "n_paired_seeds": len(pairs)}
     for metric, values in boot.items():
-        row.update({f"delta_{metric}{'' if k == 'delta' else '_' + k}": v for k, v in values.items()})
+        row.update({f"delta_{metric}{'' if k == 'delta' else '_' + k}": v
+                    for k, v in values.items()})
     return row
 
 
@@ -220,7 +222,8 @@ def summarize(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame], n_boot: 
     """
     runs = runs.assign(setting=[parse_setting(s).name for s in runs["setting"]])
     finished = _finished(runs)
-    notes = {s: [] for s in runs["setting"]} | {parse_setting(s).name: [] for s in expected_settings}
+    notes = ({s: [] for s in runs["setting"]}
+             | {parse_setting(s).name: [] for s in expected_settings})
     by_setting = {s: _one_per_seed(g, notes[s]) for s, g in finished.groupby("setting")}
     rows = []
     for name in _ordered(notes):
@@ -325,7 +328,8 @@ def to_html(table: pd.DataFrame, figure: bytes | str | Path | Figure,
             title: str = "Test results beside Tung et al. Table 1") -> str:
     """A single self-contained page: inline CSS and the chart as a base64 PNG, no external files."""
     png = base64.b64encode(_png_bytes(figure)).decode("ascii")
-    problems = "".join(f"<li>{html.escape(line)}</li>" for line in _problems(table)) or "<li>none</li>"
+    problems = ("".join(f"<li>{html.escape(line)}</li>" for line in _problems(table))
+                or "<li>none</li>")
     style = ("body{font-family:sans-serif;margin:2em;color:#222}"
              "table{border-collapse:collapse;font-size:0.9em}"
              "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
@@ -352,7 +356,8 @@ def bar_chart(table: pd.DataFrame, error: str = "ci") -> Figure:
     paper = ax.scatter(x, table["paper_accuracy"], marker="D", color="black", zorder=3,
                        label="paper (Table 1)")
     handles = [Patch(color=_COLORS[s], label=f"{s} (ours)") for s in _COLORS if s in sources]
-    ax.legend(handles=handles + [paper], loc="upper left", bbox_to_anchor=(1.0, 1.0))  # off the bars
+    ax.legend(handles=handles + [paper], loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))  # off the bars
     ax.set_xticks(x, table["setting"], rotation=45, ha="right")
     low = np.nanmin(np.r_[mean, table["paper_accuracy"].to_numpy(float), 1.0])
     ax.set_ylim(max(0.0, low - 0.1), 1.0)

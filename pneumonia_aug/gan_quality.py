@@ -184,7 +184,7 @@ def closest_pairs_figure(fake: np.ndarray, real: np.ndarray, pairs: dict) -> Fig
     fig = Figure(figsize=(1.8 * n, 4.2))
     axes = fig.subplots(2, n, squeeze=False)
     for col, (i, j, d) in enumerate(zip(pairs["fake_index"], pairs["real_index"],
-                                        pairs["distance"])):
+                                        pairs["distance"], strict=True)):
         top, bottom = axes[0, col], axes[1, col]
         # Fixed 0..255 grey levels: auto-scaling would make a dark copy look like its source.
         top.imshow(fake[i], cmap="gray", vmin=0, vmax=255)

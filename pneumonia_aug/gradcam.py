@@ -31,7 +31,8 @@ def gradcam(net: CheXNet, image: np.ndarray) -> tuple[float, np.ndarray]:
     return float(torch.sigmoid(logit).item()), cam.numpy()
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, caption: str = "", alpha: float = 0.4) -> Image.Image:
+def overlay(image: np.ndarray, heatmap: np.ndarray, caption: str = "",
+            alpha: float = 0.4) -> Image.Image:
     """The X-ray in gray with the heatmap in colour on top, and a caption line."""
     gray = np.repeat(image[..., None].astype(np.float32) / 255.0, 3, axis=2)
     colour = colormaps["jet"](heatmap)[..., :3]

@@ -25,7 +25,8 @@ def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = THR
         "recall": recall,
         "specificity": _ratio(tn, tn + fp),
         "f1": _ratio(2 * precision * recall, precision + recall),
-        "auroc": float(roc_auc_score(labels, probs)) if len(set(labels.tolist())) == 2 else float("nan"),
+        "auroc": (float(roc_auc_score(labels, probs)) if len(set(labels.tolist())) == 2
+                  else float("nan")),
         "tn": tn,
         "fp": fp,
         "fn": fn,

@@ -86,7 +86,8 @@ def parse_setting(text: str) -> Setting:
     if not 0 <= g <= 1:
         raise SettingError(f"invalid setting {text!r}: g={g_text} is outside [0, 1]; {GRAMMAR}")
     if source == ORIGINAL and g != 0:
-        raise SettingError(f"invalid setting {text!r}: Original adds no generated images; {GRAMMAR}")
+        raise SettingError(f"invalid setting {text!r}: Original adds no generated images; "
+                           f"{GRAMMAR}")
     if source != ORIGINAL and g == 0:
         raise SettingError(f"invalid setting {text!r}: a GAN setting needs g > 0; {GRAMMAR}")
     return Setting(source, r, g)

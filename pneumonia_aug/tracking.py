@@ -108,7 +108,7 @@ def log_metrics(metrics: dict, step: int | None = None) -> None:
 
 def manifest_digest(manifest: pd.DataFrame) -> str:
     digest = hashlib.sha256()
-    for relpath, sha in sorted(zip(manifest["relpath"], manifest["sha256"])):
+    for relpath, sha in sorted(zip(manifest["relpath"], manifest["sha256"], strict=True)):
         digest.update(f"{relpath}:{sha}\n".encode())
     return digest.hexdigest()[:16]
 
@@ -274,7 +274,8 @@ def classifier_runs(experiment_ids: list[str], run_ids: list[str] | None = None)
     run_id, setting, seed, status, test_* metrics."""
     query = "tags.stage = 'train_classifier'"
     if run_ids is not None:
-        query += " and attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids) or "''")
+        ids = ", ".join(f"'{r}'" for r in run_ids) or "''"
+        query += " and attributes.run_id IN ({})".format(ids)
     rows = []
     for run in _search_all(experiment_ids, query):
         metrics = run.data.metrics

@@ -46,12 +46,14 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     table = pd.read_csv(tmp_path / "out" / "table1.csv").set_index("setting")
     assert table.loc["Original-1.0-0.0", "n_runs"] == 3
     assert table.loc["Original-1.0-0.0", "accuracy_mean"] == pytest.approx(22 / 40)
-    assert table.loc["Original-1.0-0.0", "accuracy_std"] == pytest.approx(np.std([20, 22, 24], ddof=1) / 40)
+    assert (table.loc["Original-1.0-0.0", "accuracy_std"]
+            == pytest.approx(np.std([20, 22, 24], ddof=1) / 40))
     assert table.loc["DCGAN-1.0-0.6", "delta_accuracy"] == pytest.approx((38 - 22) / 40)
     assert table.loc["DCGAN-1.0-0.6", "delta_accuracy_p"] < 0.05
     assert table.loc["Original-1.0-0.0", "paper_accuracy"] == pytest.approx(0.89423)
     # the failed run and the Table 1 rows without runs are listed, not dropped
-    assert table.loc["CGAN-1.0-0.6", "n_runs"] == 0 and failed in table.loc["CGAN-1.0-0.6", "missing_or_failed"]
+    assert (table.loc["CGAN-1.0-0.6", "n_runs"] == 0
+            and failed in table.loc["CGAN-1.0-0.6", "missing_or_failed"])
     assert table.loc["CGAN-0.3-0.3", "n_runs"] == 0
     assert "| DCGAN-1.0-0.6 |" in result.output and "0.89423" in result.output
     html = (tmp_path / "out" / "table1.html").read_text()

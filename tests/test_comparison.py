@@ -157,7 +157,8 @@ def test_weighted_auroc_matches_sklearn():
     counts = rng.integers(0, 4, 50)
     got = comparison._weighted_auroc(np.stack([np.ones(50), counts]), labels, probs)
     assert got[0] == pytest.approx(roc_auc_score(labels, probs))
-    assert got[1] == pytest.approx(roc_auc_score(np.repeat(labels, counts), np.repeat(probs, counts)))
+    assert got[1] == pytest.approx(roc_auc_score(np.repeat(labels, counts),
+                                                 np.repeat(probs, counts)))
 
 
 def test_reports(study, tmp_path):

@@ -52,7 +52,8 @@ def test_unreachable_s3_store_fails_fast(tiny_kermany, tracking_uri, monkeypatch
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pneumonia_aug.cli", "train-classifier",
                            "--data-dir", str(tiny_kermany), "--image-size", "32", "--epochs", "1",
-                           "--experiment-name", "s3-exp"], capture_output=True, text=True, timeout=120)
+                           "--experiment-name", "s3-exp"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "S3 endpoint" in proc.stderr and "is unreachable" in proc.stderr
     assert time.monotonic() - started < 30

@@ -23,10 +23,12 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, tracking_uri, tmp_pat
     client = MlflowClient()
     common = {"image_size": 32, "data_dir": shared_data}
     # A small classifier first: its features measure GAN quality (FID/KID, memorization).
-    _ok(mlflow_run("train_classifier", {**common, "epochs": 1, "max_images_per_split": 48}, tmp_path))
+    _ok(mlflow_run("train_classifier", {**common, "epochs": 1, "max_images_per_split": 48},
+                   tmp_path))
 
     dcgan = _ok(mlflow_run("train_gan", {**common, "model": "dcgan", "epochs": 2, "batch_size": 32,
-                                         "max_images": 64, "sample_every": 1, "eval_images": 16}, tmp_path))
+                                         "max_images": 64, "sample_every": 1, "eval_images": 16},
+                           tmp_path))
     run = _run(client, dcgan)
     assert run.info.status == "FINISHED" and run.data.tags["gan"] == "DCGAN"
     for key in ("d_loss", "g_loss", "d_real", "d_fake", "fid_xray", "kid_xray"):
@@ -39,13 +41,16 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, tracking_uri, tmp_pat
     plots = {a.path for a in client.list_artifacts(dcgan, "plots")}
     quality = {a.path for a in client.list_artifacts(dcgan, "quality")}
     assert "plots/losses.png" in plots and "quality/closest_pairs.png" in quality
-    assert {a.path for a in client.list_artifacts(dcgan, "checkpoints")} == {"checkpoints/checkpoint.pt"}
+    assert ({a.path for a in client.list_artifacts(dcgan, "checkpoints")}
+            == {"checkpoints/checkpoint.pt"})
     assert client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest").run_id == dcgan
 
     cgan = _ok(mlflow_run("train_gan", {**common, "model": "cgan", "epochs": 1, "batch_size": 32,
-                                        "max_images": 64, "sample_every": 0, "eval_images": 16}, tmp_path))
+                                        "max_images": 64, "sample_every": 0, "eval_images": 16},
+                          tmp_path))
     assert client.get_model_version_by_alias("pneumonia-cgan-generator", "newest").run_id == cgan
-    generator = mlflow.pyfunc.load_model("models:/pneumonia-cgan-generator@newest").unwrap_python_model()
+    generator = (mlflow.pyfunc.load_model("models:/pneumonia-cgan-generator@newest")
+                 .unwrap_python_model())
     normal, pneumonia = generator.generate(4, 7, "NORMAL"), generator.generate(4, 7, "PNEUMONIA")
     assert normal.shape == (4, 32, 32) and normal.dtype == np.uint8
     assert not np.array_equal(normal, pneumonia)  # the label changes the image
@@ -79,7 +84,8 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, tracking_uri, tmp_pat
 def test_non_finite_gan_loss_fails_the_run_cleanly(shared_data, tracking_uri, tmp_path):
     proc = mlflow_run("train_gan", {"model": "dcgan", "image_size": 32, "epochs": 3,
                                     "batch_size": 32, "max_images": 64, "lr_d": 1e10,
-                                    "data_dir": shared_data, "sample_every": 1, "eval_images": 8}, tmp_path)
+                                    "data_dir": shared_data, "sample_every": 1, "eval_images": 8},
+                     tmp_path)
     assert proc.returncode != 0
     assert "training diverged" in proc.stderr and "Lower lr_d/lr_g" in proc.stderr
     client = MlflowClient()

@@ -74,7 +74,8 @@ def test_r_scope_all_subsamples_both_classes_by_subtype(real_index):
     assert abs(n_part - 0.3 * n_full) <= 1 and abs(p_part - 0.3 * p_full) <= 2
     full_train = full[full["subset"] == "train"]
     part_train = part[part["subset"] == "train"]
-    assert abs((part_train["subtype"] == "virus").mean() - (full_train["subtype"] == "virus").mean()) < 0.02
+    assert abs((part_train["subtype"] == "virus").mean()
+               - (full_train["subtype"] == "virus").mean()) < 0.02
 
 
 def test_subsets_are_reproducible_from_the_seed(real_index):
@@ -87,7 +88,8 @@ def test_subsets_are_reproducible_from_the_seed(real_index):
 
 
 def _generated(n):
-    return pd.DataFrame({"path": [f"g{i}.png" for i in range(n)], "relpath": [f"g{i}.png" for i in range(n)],
+    return pd.DataFrame({"path": [f"g{i}.png" for i in range(n)],
+                         "relpath": [f"g{i}.png" for i in range(n)],
                          "split": "generated", "label": "NORMAL", "patient_id": "", "subtype": "",
                          "sha256": [f"{i:064x}" for i in range(n)], "origin": "DCGAN"})
 
@@ -100,7 +102,8 @@ def test_synthetic_count_is_round_g_n(g, expected):
 
 
 def test_generated_images_enter_train_only(real_index):
-    rows = select_rows(ClassifierConfig(), parse_setting("DCGAN-1.0-0.6"), real_index, _generated(50))
+    rows = select_rows(ClassifierConfig(), parse_setting("DCGAN-1.0-0.6"), real_index,
+                       _generated(50))
     generated = rows[rows["origin"] != "real"]
     assert len(generated) == 30 and (generated["subset"] == "train").all()
 
@@ -118,5 +121,5 @@ def test_identical_images_under_different_patients_stay_together():
     })
     for seed in range(5):
         rows = split_train_val(index, seed, val_fraction=0.25)
-        subset = dict(zip(rows["patient_id"], rows["subset"]))
+        subset = dict(zip(rows["patient_id"], rows["subset"], strict=True))
         assert subset["p0"] == subset["p38"] and subset["p1"] == subset["p39"]

@@ -29,8 +29,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, mlflow_run
 
+from conftest import REPO, mlflow_run
 from pneumonia_aug import services
 from pneumonia_aug.services import base, processes
 

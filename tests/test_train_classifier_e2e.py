@@ -1,6 +1,7 @@
 """A real classifier run on real X-rays through `mlflow run`, read back through MlflowClient."""
 
 import base64
+
 import mlflow
 import pandas as pd
 import pytest
@@ -36,7 +37,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     tags = run.data.tags
     assert tags["setting"] == "Original-1.0-0.0" and tags["gan"] == "none"
     assert tags["real_fraction"] == "1.0" and tags["synthetic_fraction"] == "0.0"
-    assert tags["seed"] == "0" and len(tags["git_commit"]) >= 7 and len(tags["dataset_digest"]) == 16
+    assert (tags["seed"] == "0" and len(tags["git_commit"]) >= 7
+            and len(tags["dataset_digest"]) == 16)
     assert run.data.params["image_size"] == "32" and run.data.params["weight_decay"] == "1e-05"
     # The paper's lr is for batch 16: linear scaling doubles it at batch 32, and Adam used that.
     assert run.data.params["lr"] == "0.001" and run.data.params["lr_scaling"] == "linear"
@@ -50,7 +52,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     metrics = run.data.metrics
     for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc"):
         assert 0.0 <= metrics[f"test_{key}"] <= 1.0
-    assert metrics["test_tn"] + metrics["test_fp"] + metrics["test_fn"] + metrics["test_tp"] == metrics["n_test"]
+    assert (metrics["test_tn"] + metrics["test_fp"] + metrics["test_fn"] + metrics["test_tp"]
+            == metrics["n_test"])
     assert metrics["n_test"] == 64 and metrics["n_skipped_files"] == 0
 
     inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
@@ -79,7 +82,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert out["probability"].between(0, 1).all()
     assert set(out["label"]) <= {"NORMAL", "PNEUMONIA"}
     # The best version by validation loss holds @champion; predict writes Grad-CAM overlays.
-    assert client.get_model_version_by_alias("pneumonia-chexnet", "champion").version == version.version
+    assert (client.get_model_version_by_alias("pneumonia-chexnet", "champion").version
+            == version.version)
     broken = tmp_path / "broken.jpeg"
     broken.write_bytes(b"not an image")
     png = tmp_path / "rgba.png"
@@ -91,7 +95,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert lines[0][0] == str(files[0]) and 0 <= float(lines[0][1]) <= 1
     assert lines[0][2] in ("NORMAL", "PNEUMONIA")
     assert lines[1][0] == str(broken) and lines[1][1].startswith("error: unreadable image")
-    assert lines[2][0] == str(png) and float(lines[2][1]) == pytest.approx(float(lines[0][1]), abs=1e-3)
+    assert (lines[2][0] == str(png)
+            and float(lines[2][1]) == pytest.approx(float(lines[0][1]), abs=1e-3))
     overlay = Image.open(lines[0][3])
     assert overlay.mode == "RGB" and overlay.size == (32, 32)
 

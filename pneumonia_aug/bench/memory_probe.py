@@ -57,7 +57,7 @@ def estimate() -> list[dict]:
 
 def measure(device: torch.device, rows: list[dict]) -> None:
     """Add the allocator's peaks of three real steps of each probe, alone, to `rows` (CUDA)."""
-    for row, (_, kind, batch, bf16) in zip(rows, PROBES):
+    for row, (_, kind, batch, bf16) in zip(rows, PROBES, strict=True):
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)

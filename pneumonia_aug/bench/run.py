@@ -104,7 +104,7 @@ def time_round_robin(variants: list[Variant], images: int, rounds: int, device) 
     """Each variant runs ceil(images / batch) steps, split into `rounds` interleaved chunks."""
     plan = [math.ceil(images / v.batch) for v in variants]
     for r in range(rounds):
-        for v, steps in zip(variants, plan):
+        for v, steps in zip(variants, plan, strict=True):
             n = steps * (r + 1) // rounds - steps * r // rounds
             _sync(device)
             start = time.perf_counter()

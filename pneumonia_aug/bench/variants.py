@@ -32,7 +32,12 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.chexnet import IMAGENET_MEAN, IMAGENET_STD, CheXNet
 from pneumonia_aug.models.gan import build_gan
 from pneumonia_aug.training.classifier import _as_tensor, train_step
-from pneumonia_aug.training.gan import AUTHORS_GAN_BATCH_SIZE, GANConfig, _to_device, _train_step
+from pneumonia_aug.training.gan import (
+    AUTHORS_GAN_BATCH_SIZE,
+    GANConfig,
+    _to_device,
+    _train_step,
+)
 
 PAPER_BATCH = PAPER_BATCH_SIZE
 GAN_PAPER_BATCH = AUTHORS_GAN_BATCH_SIZE

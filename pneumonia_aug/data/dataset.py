@@ -87,7 +87,8 @@ def select_rows(
     cfg: ClassifierConfig, setting: Setting, index: pd.DataFrame, generated: pd.DataFrame | None
 ) -> pd.DataFrame:
     """The rows of each subset for this run, with a `subset` column (no decoding)."""
-    rows = cap_per_subset(split_train_val(index, cfg.split_seed), cfg.max_images_per_split, cfg.seed)
+    rows = cap_per_subset(split_train_val(index, cfg.split_seed), cfg.max_images_per_split,
+                          cfg.seed)
     train = apply_real_fraction(
         rows[rows["subset"] == "train"], setting.real_fraction, cfg.seed, cfg.real_fraction_scope
     )
@@ -95,7 +96,8 @@ def select_rows(
     if setting.gan:
         if generated is None:
             raise ValueError(f"{setting} needs generated images")
-        parts.append(sample_synthetic(generated, setting.synthetic_fraction, cfg.seed).assign(subset="train"))
+        synthetic = sample_synthetic(generated, setting.synthetic_fraction, cfg.seed)
+        parts.append(synthetic.assign(subset="train"))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -146,9 +148,11 @@ def load_gan_data(data_dir: str, split_seed: int, image_size: int, cache_dir: st
     cache = ImageCache(cache_dir or None)
     subsets = []
     for frame in (train, reference):
-        images, ok, failed = cache.load(frame["path"].tolist(), frame["sha256"].tolist(), image_size)
+        images, ok, failed = cache.load(frame["path"].tolist(), frame["sha256"].tolist(),
+                                        image_size)
         skipped += failed
         manifest = frame[ok].reset_index(drop=True)
-        subsets.append(Subset(images[ok], (manifest["label"] == POSITIVE).to_numpy(np.float32), manifest))
+        subsets.append(Subset(images[ok], (manifest["label"] == POSITIVE).to_numpy(np.float32),
+                              manifest))
     warn_skipped(skipped)
     return GANData(*subsets, data_dir=root, dataset_digest=dataset_digest(index), skipped=skipped)

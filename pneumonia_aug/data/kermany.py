@@ -76,7 +76,8 @@ def _visible_dirs(folder: Path) -> list[str]:
     )
 
 
-def _check_folders(folder: Path, allowed: tuple, required: tuple, kind: str, expected: str) -> list[str]:
+def _check_folders(folder: Path, allowed: tuple, required: tuple, kind: str,
+                   expected: str) -> list[str]:
     """The visible subfolders of `folder`; raises naming missing and unexpected ones."""
     present = _visible_dirs(folder)
     missing = [name for name in required if name not in present]
@@ -151,6 +152,7 @@ def index_kermany(root: str | os.PathLike) -> tuple[pd.DataFrame, list[SkippedFi
 def dataset_digest(index: pd.DataFrame) -> str:
     """A short digest of which images are where: split, label and content of every row."""
     digest = hashlib.sha256()
-    for split, label, sha in sorted(zip(index["split"], index["label"], index["sha256"])):
+    for split, label, sha in sorted(zip(index["split"], index["label"], index["sha256"],
+                                        strict=True)):
         digest.update(f"{split}/{label}/{sha}\n".encode())
     return digest.hexdigest()[:16]

@@ -65,8 +65,8 @@ def run_generate(model: str = "dcgan", model_uri: str = "", n_images: int = N_IM
             tracking.log_manifest(manifest, "generated",
                                   source=tracking.artifact_uri(tracking.GENERATED_DIR))
         grid_labels = 0 if model == "cgan" else None
-        grid = sample_grid(generator.generator, fixed_noise(64, generator.generator.latent_dim, seed),
-                           grid_labels)
+        grid = sample_grid(generator.generator,
+                           fixed_noise(64, generator.generator.latent_dim, seed), grid_labels)
         tracking.log_image(grid, "samples/grid.png")
         tracking.log_metrics({"n_images": len(images)})
         return run.info.run_id

@@ -166,7 +166,8 @@ def run_study(profile: str = "quick", seeds: str = "0,1,2", settings: str = "tab
             for name in [n for n in gan_settings if parse_setting(n).gan == gan]:
                 for seed in seed_list:
                     if not generated:
-                        study.failed.append(f"{name} seed {seed}: no generated images ({gan} failed)")
+                        study.failed.append(f"{name} seed {seed}: no generated images "
+                                            f"({gan} failed)")
                         continue
                     cfg = replace(base, setting=name, seed=seed, synthetic_run_id=generated)
                     _classifier(study, cfg, {"generate": generated})

@@ -49,7 +49,8 @@ def _log_data(data: ClassifierData) -> None:
     counts = {f"n_{name}": len(getattr(data, name).labels) for name in SUBSETS}
     train = data.train.manifest
     counts["n_train_generated"] = int((train["origin"] != "real").sum())
-    counts["n_train_real_normal"] = int(((train["origin"] == "real") & (train["label"] == "NORMAL")).sum())
+    counts["n_train_real_normal"] = int(((train["origin"] == "real")
+                                         & (train["label"] == "NORMAL")).sum())
     counts["n_skipped_files"] = len(data.skipped)
     tracking.log_metrics(counts)
     if data.skipped:
@@ -58,7 +59,8 @@ def _log_data(data: ClassifierData) -> None:
         tracking.log_manifest(getattr(data, name).manifest, name, source=str(data.data_dir))
     synthetic = train[train["origin"] != "real"]
     if len(synthetic):
-        tracking.log_manifest(synthetic, "synthetic", source=str(Path(synthetic["path"].iloc[0]).parent))
+        tracking.log_manifest(synthetic, "synthetic",
+                              source=str(Path(synthetic["path"].iloc[0]).parent))
 
 
 def _log_results(data: ClassifierData, result: ClassifierResult, cfg: ClassifierConfig,
@@ -78,7 +80,8 @@ def _log_results(data: ClassifierData, result: ClassifierResult, cfg: Classifier
     tracking.log_figure(plots.roc_figure(data.test.labels, result.test_probs,
                                          result.test_metrics["auroc"]),
                         f"{tracking.PLOTS_DIR}/roc.png")
-    examples = [test.loc[test["label"] == label, "path"].iloc[0] for label in ("NORMAL", "PNEUMONIA")]
+    examples = [test.loc[test["label"] == label, "path"].iloc[0]
+                for label in ("NORMAL", "PNEUMONIA")]
     info = tracking.log_classifier_model(
         result.model.state_dict(), cfg.to_dict(), examples,
         metadata={"best_val_loss": result.best_val_loss, "setting": cfg.setting},

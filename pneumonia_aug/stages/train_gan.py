@@ -145,8 +145,9 @@ def run_train_gan(cfg: GANConfig, feature_model_uri: str = DEFAULT_FEATURE_MODEL
                                        on_epoch=on_epoch, checkpoint_path=path, resume=checkpoint,
                                        dist=dist)
                 except FloatingPointError as exc:
-                    raise TrainingDivergedError(f"{gan} training diverged: {exc}. Lower lr_d/lr_g "
-                                                "or try diffaugment=color,translation,cutout") from exc
+                    raise TrainingDivergedError(
+                        f"{gan} training diverged: {exc}. Lower lr_d/lr_g "
+                        "or try diffaugment=color,translation,cutout") from exc
                 tracking.log_artifact(path, "checkpoints")
             _log_results(cfg, data, result, extractor, log_metrics, run_id)
         return run_id

@@ -101,7 +101,8 @@ def _train_epoch(net, optimizer, train_x, train_y, cfg: ClassifierConfig, batch:
 
 
 def train_step(net, optimizer, train_x: torch.Tensor, train_y: torch.Tensor, idx: torch.Tensor,
-               device: torch.device, aug_gen: torch.Generator, crop_scale_min: float) -> torch.Tensor:
+               device: torch.device, aug_gen: torch.Generator,
+               crop_scale_min: float) -> torch.Tensor:
     """One optimisation step on the images at `idx`; returns the batch loss, on the device."""
     x = random_resized_crop_flip(_to_input(train_x[idx], device), aug_gen, crop_scale_min)
     y = train_y[idx].to(device, non_blocking=True)

@@ -27,7 +27,8 @@ def parse_policy(policy: str) -> list[str]:
     unknown = [p for p in names if p not in POLICIES]
     if unknown:
         raise ValueError(f"unknown DiffAugment policy {unknown}: use a comma-separated subset "
-                         f"of {', '.join(POLICIES)} (e.g. 'color,translation,cutout'), or '' for none")
+                         f"of {', '.join(POLICIES)} (e.g. 'color,translation,cutout'), "
+                         "or '' for none")
     return names
 
 

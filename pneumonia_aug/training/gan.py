@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from pneumonia_aug.config import EXPERIMENT_NAME, LR_SCALING_RULES, check, coerce_fields, scale_lr
+from pneumonia_aug.config import (
+    EXPERIMENT_NAME,
+    LR_SCALING_RULES,
+    check,
+    coerce_fields,
+    scale_lr,
+)
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.gan import (
     GAN_MODELS,
@@ -79,7 +85,8 @@ class GANConfig:
     def __post_init__(self) -> None:
         coerce_fields(self)
         self.model = self.model.lower()
-        for validate in (lambda: gan_stages(self.image_size), lambda: parse_policy(self.diffaugment)):
+        for validate in (lambda: gan_stages(self.image_size),
+                         lambda: parse_policy(self.diffaugment)):
             try:
                 validate()
             except ValueError as exc:
