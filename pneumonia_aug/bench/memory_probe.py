@@ -13,13 +13,10 @@ from collections.abc import Callable
 
 import torch
 
-from pneumonia_aug.bench.variants import (
-    GAN_PAPER_BATCH,
-    PAPER_BATCH,
-    classifier_bare,
-    gan_bare,
-)
+from pneumonia_aug.bench.variants import classifier_bare, gan_bare
+from pneumonia_aug.config import PAPER_BATCH_SIZE
 from pneumonia_aug.memory import step_memory
+from pneumonia_aug.training.gan import AUTHORS_GAN_BATCH_SIZE
 
 PROBE_SIZE = 256  # the paper's working size
 FIT_GIB = 22.0  # a 24 GB card (22.35 GiB), less room for the CUDA context
@@ -30,10 +27,10 @@ ESTIMATE_SLACK = 1.5
 GIB = 2**30
 
 PROBES = (  # (label, kind, batch, bf16): the paper's batch sizes
-    ("classifier, project step (bf16)", "classifier", PAPER_BATCH, True),
-    ("classifier, fp32 (paper precision)", "classifier", PAPER_BATCH, False),
-    ("DCGAN D + G step (bf16)", "dcgan", GAN_PAPER_BATCH, True),
-    ("CGAN D + G step (bf16)", "cgan", GAN_PAPER_BATCH, True),
+    ("classifier, project step (bf16)", "classifier", PAPER_BATCH_SIZE, True),
+    ("classifier, fp32 (paper precision)", "classifier", PAPER_BATCH_SIZE, False),
+    ("DCGAN D + G step (bf16)", "dcgan", AUTHORS_GAN_BATCH_SIZE, True),
+    ("CGAN D + G step (bf16)", "cgan", AUTHORS_GAN_BATCH_SIZE, True),
 )
 
 

@@ -32,7 +32,6 @@ from pneumonia_aug.bench.report import (
     write_section,
 )
 from pneumonia_aug.bench.variants import (
-    PAPER_BATCH,
     classifier_bare,
     classifier_loop,
     gan_bare,
@@ -40,6 +39,7 @@ from pneumonia_aug.bench.variants import (
     load_pools,
     paper_loop,
 )
+from pneumonia_aug.config import PAPER_BATCH_SIZE
 from pneumonia_aug.data.kermany import DATA_DIR_ENV, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.gan import gan_stages
@@ -162,7 +162,7 @@ def _run_bench(data_dir, image_size, batch_size, steps, warmup, device, output, 
     builders = [
         ("classifier bare step", batch, lambda: classifier_bare(dev, size, batch)),
         ("classifier loop", batch, lambda: classifier_loop(dev, classifier_pool, batch)),
-        ("paper-style loop", PAPER_BATCH, lambda: paper_loop(dev, classifier_pool, size)),
+        ("paper-style loop", PAPER_BATCH_SIZE, lambda: paper_loop(dev, classifier_pool, size)),
         ("GAN bare step", batch, lambda: gan_bare(dev, size, batch)),
         ("GAN loop", batch, lambda: gan_loop(dev, gan_pool, size, batch)),
     ]

@@ -32,15 +32,7 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.chexnet import IMAGENET_MEAN, IMAGENET_STD, CheXNet
 from pneumonia_aug.models.gan import build_gan
 from pneumonia_aug.training.classifier import _as_tensor, train_step
-from pneumonia_aug.training.gan import (
-    AUTHORS_GAN_BATCH_SIZE,
-    GANConfig,
-    _to_device,
-    _train_step,
-)
-
-PAPER_BATCH = PAPER_BATCH_SIZE
-GAN_PAPER_BATCH = AUTHORS_GAN_BATCH_SIZE
+from pneumonia_aug.training.gan import GANConfig, _to_device, _train_step
 
 
 @dataclass
@@ -143,7 +135,7 @@ def paper_loop(device, pool: Pool, size: int):
         transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
         transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     cpu = torch.device("cpu")
-    batches = _Batches(len(pool.paths), PAPER_BATCH, torch.Generator().manual_seed(0), cpu)
+    batches = _Batches(len(pool.paths), PAPER_BATCH_SIZE, torch.Generator().manual_seed(0), cpu)
     running = 0.0
 
     def load(i: int) -> torch.Tensor:
