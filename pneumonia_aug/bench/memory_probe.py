@@ -47,7 +47,6 @@ def estimate() -> list[dict]:
         counted = step_memory(_builder(kind, batch, bf16))
         peak = counted.peak_bytes / GIB
         rows.append({"model": label, "batch": batch, "estimated_gib": peak,
-                     "state_gib": counted.state_bytes / GIB,
                      "fits_24gb": peak * ESTIMATE_SLACK <= FIT_GIB})
     return rows
 
@@ -85,6 +84,6 @@ def render(rows: list[dict]) -> list[str]:
         lines.append(f"| {row['model']} | {row['batch']} | {row['estimated_gib']:.2f} | "
                      f"{got[0]} | {got[1]} | {fits}{'' if measured else ' (estimate)'} |")
     if not measured:
-        lines += ["", "No GPU in this run: 'Fits' reads the estimate with a 1.5x margin for the "
-                  "allocator and cuDNN; a CUDA run of the bench measures it."]
+        lines += ["", f"No GPU in this run: 'Fits' reads the estimate with a {ESTIMATE_SLACK:g}x "
+                  "margin for the allocator and cuDNN; a CUDA run of the bench measures it."]
     return lines

@@ -15,7 +15,6 @@ run under FakeTensorMode for the memory estimate (`bench/memory_probe.py`).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,7 @@ from pneumonia_aug.data.kermany import POSITIVE, index_kermany, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.chexnet import IMAGENET_MEAN, IMAGENET_STD, CheXNet
 from pneumonia_aug.models.gan import build_gan
-from pneumonia_aug.training.classifier import _as_tensor, train_step
+from pneumonia_aug.training.classifier import _as_tensor, _autocast, train_step
 from pneumonia_aug.training.gan import GANConfig, _to_device, _train_step
 
 
@@ -77,12 +76,6 @@ class _Batches:
         return self.order[self.pos - self.batch : self.pos]
 
 
-def _precision(device: torch.device, bf16: bool | None) -> contextlib.AbstractContextManager:
-    """The project's precision: bf16 autocast on CUDA (`bf16=None`), or as asked."""
-    enabled = device.type == "cuda" if bf16 is None else bf16
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 def _classifier(device: torch.device, channels_last: bool):
     cfg = ClassifierConfig()
     with torch.device(device):
@@ -103,7 +96,7 @@ def classifier_bare(device, size: int, batch: int, bf16: bool | None = None):
     y = torch.randint(0, 2, (batch,), device=device).float()
 
     def step():
-        with _precision(device, bf16):
+        with _autocast(device, bf16):
             loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,7 +168,7 @@ def gan_bare(device, size: int, batch: int, model: str = "dcgan", bf16: bool | N
     targets = torch.cat([torch.ones(batch, device=device), torch.zeros(batch, device=device)])
 
     def step():
-        with _precision(device, bf16):
+        with _autocast(device, bf16):
             fake = G(z, y).float()
             d_logits = D(torch.cat([real, fake.detach()]), y2).float()
         d_loss = F.binary_cross_entropy_with_logits(d_logits, targets)
@@ -183,7 +176,7 @@ def gan_bare(device, size: int, batch: int, model: str = "dcgan", bf16: bool | N
         d_loss.backward()
         opt_d.step()
         D.requires_grad_(False)
-        with _precision(device, bf16):
+        with _autocast(device, bf16):
             g_logits = D(fake, y).float()
         g_loss = F.binary_cross_entropy_with_logits(g_logits, targets[:batch])
         opt_g.zero_grad(set_to_none=True)
