@@ -30,7 +30,8 @@ from pneumonia_aug.data.kermany import POSITIVE, index_kermany, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.chexnet import IMAGENET_MEAN, IMAGENET_STD, CheXNet
 from pneumonia_aug.models.gan import build_gan
-from pneumonia_aug.training.classifier import _as_tensor, _autocast, train_step
+from pneumonia_aug.training.classifier import _as_tensor, train_step
+from pneumonia_aug.training.distributed import autocast
 from pneumonia_aug.training.gan import GANConfig, _to_device, _train_step
 
 
@@ -96,7 +97,7 @@ def classifier_bare(device, size: int, batch: int, bf16: bool | None = None):
     y = torch.randint(0, 2, (batch,), device=device).float()
 
     def step():
-        with _autocast(device, bf16):
+        with autocast(device, bf16):
             loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -168,7 +169,7 @@ def gan_bare(device, size: int, batch: int, model: str = "dcgan", bf16: bool | N
     targets = torch.cat([torch.ones(batch, device=device), torch.zeros(batch, device=device)])
 
     def step():
-        with _autocast(device, bf16):
+        with autocast(device, bf16):
             fake = G(z, y).float()
             d_logits = D(torch.cat([real, fake.detach()]), y2).float()
         d_loss = F.binary_cross_entropy_with_logits(d_logits, targets)
@@ -176,7 +177,7 @@ def gan_bare(device, size: int, batch: int, model: str = "dcgan", bf16: bool | N
         d_loss.backward()
         opt_d.step()
         D.requires_grad_(False)
-        with _autocast(device, bf16):
+        with autocast(device, bf16):
             g_logits = D(fake, y).float()
         g_loss = F.binary_cross_entropy_with_logits(g_logits, targets[:batch])
         opt_g.zero_grad(set_to_none=True)

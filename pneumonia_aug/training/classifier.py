@@ -27,7 +27,7 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.metrics import binary_metrics
 from pneumonia_aug.models.chexnet import CheXNet
 from pneumonia_aug.training.augment import random_resized_crop_flip
-from pneumonia_aug.training.distributed import SINGLE, DistContext, pick_device
+from pneumonia_aug.training.distributed import SINGLE, DistContext, autocast, pick_device
 from pneumonia_aug.training.state import atomic_save, capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
@@ -59,20 +59,13 @@ def _to_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
-def _autocast(device: torch.device, bf16: bool | None = None):
-    """bf16 autocast on CUDA (`bf16=None`), or as asked: the memory estimate runs the CUDA
-    precision on the CPU."""
-    enabled = device.type == "cuda" if bf16 is None else bf16
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 @torch.no_grad()
 def predict_logits(model: CheXNet, images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Logits for `(N, 1, S, S)` uint8 images, kept on the device until the caller reads them."""
     model.eval()
     out = []
     for start in range(0, len(images), EVAL_BATCH):
-        with _autocast(device):
+        with autocast(device):
             out.append(model(_to_input(images[start : start + EVAL_BATCH], device)).float())
     return torch.cat(out)
 
@@ -109,7 +102,7 @@ def train_step(net, optimizer, train_x: torch.Tensor, train_y: torch.Tensor, idx
     """One optimisation step on the images at `idx`; returns the batch loss, on the device."""
     x = random_resized_crop_flip(_to_input(train_x[idx], device), aug_gen, crop_scale_min)
     y = train_y[idx].to(device, non_blocking=True)
-    with _autocast(device):
+    with autocast(device):
         loss = F.binary_cross_entropy_with_logits(net(x).float(), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

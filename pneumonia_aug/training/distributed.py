@@ -42,6 +42,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def autocast(device: torch.device, bf16: bool | None = None):
+    """The training precision: bf16 autocast on CUDA (`bf16=None`), or as asked (the memory
+    estimate runs the CUDA precision on the CPU)."""
+    enabled = device.type == "cuda" if bf16 is None else bf16
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def derived_seed(seed: int, rank: int) -> int:
     """A seed of its own for each rank, reproducible from the run's seed."""
     return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])

@@ -46,6 +46,7 @@ from pneumonia_aug.training.diffaugment import diff_augment, parse_policy
 from pneumonia_aug.training.distributed import (
     SINGLE,
     DistContext,
+    autocast,
     derived_seed,
     pick_device,
     unwrap,
@@ -120,10 +121,6 @@ class GANResult:
     discriminator: Discriminator  # eval mode, on the CPU
     history: list[dict]  # per epoch: epoch, d_loss, g_loss, d_real, d_fake, seconds
     seconds: float
-
-
-def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def _check_data(images: np.ndarray, labels: np.ndarray, cfg: GANConfig) -> None:
@@ -258,7 +255,7 @@ def _train_step(G, D, opt_g, opt_d, batch, batch_labels, cfg, gen, conditional,
     z = torch.randn(n, cfg.latent_dim, generator=gen, device=gen.device).to(device)
     targets = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     y2 = torch.cat([y, y]) if conditional else None
-    with _autocast(device):
+    with autocast(device):
         # Generated images get the real batch's labels, so both classes keep their share.
         fake = G(z, y).float()
         # D sees real and generated images in one batch (no batch norm, so mixing is harmless).
@@ -270,7 +267,7 @@ def _train_step(G, D, opt_g, opt_d, batch, batch_labels, cfg, gen, conditional,
     opt_d.step()
 
     D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-    with _autocast(device):
+    with autocast(device):
         # Unwrapped: under DDP, D's wrapper would wait for gradients of D that never come.
         g_logits = unwrap(D)(diff_augment(fake, cfg.diffaugment, gen), y).float()
     # Non-saturating generator loss: make D call the generated images real.
