@@ -2,7 +2,9 @@
 
 Entries are `CACHE_DIR/s{size}/{sha[:2]}/{sha}.npy` (uint8, `size x size`), keyed by the
 file's sha256 and the size, so renamed or copied files, a second run and other settings all
-reuse them. The folder is `$PNEUMONIA_AUG_CACHE_DIR`, else `~/.cache/pneumonia-aug`.
+reuse them. The folder is `$PNEUMONIA_AUG_CACHE_DIR`, else `~/.cache/pneumonia-aug`. An entry
+that cannot be read, or holds the wrong shape or type, is a miss: warned about, removed and
+decoded again.
 """
 
 from __future__ import annotations
@@ -40,9 +42,31 @@ class ImageCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a crash or a parallel run never leaves half an entry.
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, target)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, array)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)  # a full disk leaves no half-written file
+            raise
+
+    def _read(self, entry: Path, size: int) -> np.ndarray | None:
+        """The cached image; None if there is none, or if it was damaged (then it is removed)."""
+        try:
+            with open(entry, "rb") as handle:
+                array = np.lib.format.read_array(handle, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:  # truncated, empty or not a .npy file at all
+            problem = str(exc)
+        else:
+            if array.shape == (size, size) and array.dtype == np.uint8:
+                return array
+            problem = f"{array.dtype} {array.shape}, not uint8 ({size}, {size})"
+        log.warning("damaged cache entry %s (%s): removed, decoding the image again",
+                    entry, problem)
+        entry.unlink(missing_ok=True)
+        return None
 
     def _decode(self, path: str, sha256: str, size: int) -> np.ndarray:
         array = decode_grayscale(path, size)
@@ -57,12 +81,12 @@ class ImageCache:
         ok = np.ones(len(paths), dtype=bool)
         todo = []
         for i, sha in enumerate(hashes):
-            entry = self.entry(sha, size)
-            if entry.exists():
-                out[i] = np.load(entry)
-                self.hits += 1
-            else:
+            array = self._read(self.entry(sha, size), size)
+            if array is None:
                 todo.append(i)
+            else:
+                out[i] = array
+                self.hits += 1
         self.misses += len(todo)
         skipped: list[SkippedFile] = []
         if todo:

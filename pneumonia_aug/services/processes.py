@@ -30,7 +30,11 @@ def free_ports(count: int) -> list[int]:
 
 
 def require_free(port: int) -> None:
+    """Refuse a port something listens on. A stopped server's closed connections stay on its
+    port in TIME-WAIT for a minute; servers bind with SO_REUSEADDR past them, so this probe
+    does too (it still fails on a live listener)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError as exc:
