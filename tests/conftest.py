@@ -38,6 +38,24 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+SMALL_REAL = {"train": 40, "test": 24}  # images per class
+
+
+@pytest.fixture(scope="session")
+def small_real_data(tmp_path_factory) -> Path:
+    """A small copy of the real data (the first images of each folder), to train on in full:
+    runs without a debug cap can become `@champion`, which capped ones never do."""
+    if not (SHARED_DATA / "train").is_dir():
+        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (see ../shared/data/SOURCE.md)")
+    root = tmp_path_factory.mktemp("small_real") / "chest_xray"
+    for split, n in SMALL_REAL.items():
+        for label in ("NORMAL", "PNEUMONIA"):
+            (root / split / label).mkdir(parents=True)
+            for path in sorted((SHARED_DATA / split / label).glob("*.jpeg"))[:n]:
+                (root / split / label / path.name).write_bytes(path.read_bytes())
+    return root
+
+
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch) -> str:
     """A private local tracking store (sqlite + local artifacts) for one test."""
@@ -81,6 +99,20 @@ def make_kermany(root: Path, per_class: dict | None = None, size: int = 48) -> P
 @pytest.fixture
 def tiny_kermany(tmp_path) -> Path:
     return make_kermany(tmp_path / "chest_xray")
+
+
+# The state column of /proc/net/tcp: connections closed, not yet gone.
+CLOSING = {"04": "FIN-WAIT-1", "05": "FIN-WAIT-2", "06": "TIME-WAIT", "0B": "CLOSING"}
+
+
+def closing_sockets() -> dict[int, set[str]]:
+    """Local port -> states of the IPv4 connections on it that are closed but not yet gone."""
+    ports: dict[int, set[str]] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state in CLOSING:
+            ports.setdefault(int(local.rsplit(":", 1)[1], 16), set()).add(CLOSING[state])
+    return ports
 
 
 def mlflow_run(entry_point: str, params: dict, cwd: Path, experiment="pneumonia-aug"):

@@ -1,19 +1,37 @@
-"""`pneumonia-aug bench` at tiny settings on a few real Kermany images (seconds on 2 cores)."""
+"""`pneumonia-aug bench train` at tiny settings on a few real Kermany images (seconds on 2
+cores), its ratios and markdown from hand-made timings, and `bench startup`."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
-from pneumonia_aug.bench import TARGETS, run_bench
+from pneumonia_aug.bench import bench
+from pneumonia_aug.bench.report import (
+    GPU_COMMAND,
+    TARGETS,
+    BenchResult,
+    Variant,
+    compute_ratios,
+    render,
+    write_section,
+)
+from pneumonia_aug.bench.run import run_bench
+from pneumonia_aug.bench.startup import Command, StartupResult, parse_importtime, run_startup
+from pneumonia_aug.bench.startup import render as render_startup
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data/chest_xray"
 VARIANTS = ("classifier bare step", "classifier loop", "paper-style loop", "GAN bare step",
             "GAN loop")
 OTHER_DEVICE = "## NVIDIA Example GPU\n\nkept as it was\n"
+CPU_DEVICE = "## CPU: Example (1 thread)\n\nkept as it was\n"
 
 
 @pytest.fixture
@@ -49,42 +67,159 @@ def test_bench_measures_every_variant_and_replaces_its_section(tiny_real, tmp_pa
         assert variant.images >= 2 * 4, key  # every variant saw at least steps * batch images
     assert result.variants["paper-style loop"].batch == 16
     assert set(result.ratios) == set(TARGETS)
-    v = result.variants
-    assert result.ratios["classifier loop / paper-style loop"] == pytest.approx(
-        v["classifier loop"].images_per_s / v["paper-style loop"].images_per_s)
-    assert result.ratios["GAN loop / GAN bare step"] == pytest.approx(
-        v["GAN loop"].images_per_s / v["GAN bare step"].images_per_s)
     assert result.peak_mib > 0
 
     heading = f"## {result.device}"
     text = output.read_text()
     assert heading in text and result.device.startswith("CPU")
-    assert "| Variant | Batch | Images | Seconds | Images/s |" in text
-    for key in VARIANTS:
-        assert f"| {key} | " in text
+    # The section shows the numbers measured, and each ratio against its target.
+    for v in result.variants.values():
+        assert (f"| {v.key} | {v.batch} | {v.images} | {v.seconds:.2f} | "
+                f"{v.images_per_s:.1f} |") in text
+    for name, value in result.ratios.items():
+        assert f"| {name} | {value:.2f} | >= {TARGETS[name]:g} |" in text
     # The 256 px models at the paper's batch sizes, estimated (no GPU here): 4 rows that fit.
     assert [row["batch"] for row in result.memory] == [16, 16, 128, 128]
     assert all(row["estimated_gib"] > 0.5 and "reserved_gib" not in row for row in result.memory)
     assert text.count("| yes (estimate) |") == 4
-    assert "pneumonia-aug bench --device cuda --image-size 256 --batch-size 128" in text
+    assert GPU_COMMAND in text
     assert OTHER_DEVICE.strip() in text
 
     again = _bench(tiny_real, output, memory=False)
     text = output.read_text()
     assert text.count(heading) == 1  # replaced, not duplicated
-    assert text.count("# Training throughput benchmarks") == 1
+    assert text.count("# Training throughput and startup benchmarks") == 1
     assert again.markdown in text
     assert OTHER_DEVICE.strip() in text  # the other device's section is kept
     assert "not measured in this run (`--no-memory`)" in text
 
 
-def test_bench_command_options():
-    from click.testing import CliRunner
+def _variant(key: str, images: int, seconds: float, batch: int = 128) -> Variant:
+    return Variant(key, batch, step=None, seconds=seconds, images=images)
 
-    from pneumonia_aug.bench import bench
 
-    result = CliRunner().invoke(bench, ["--help"])
+def test_ratios_and_section_from_known_timings(tmp_path):
+    variants = {v.key: v for v in (
+        _variant("classifier bare step", 1000, 10.0),  # 100 images/s
+        _variant("classifier loop", 950, 10.0),  # 95 images/s
+        _variant("paper-style loop", 96, 8.0, batch=16),  # 12 images/s
+        _variant("GAN bare step", 400, 2.0),  # 200 images/s
+        _variant("GAN loop", 340, 2.0),  # 170 images/s
+    )}
+    ratios = compute_ratios(variants)
+    assert ratios == pytest.approx({"classifier loop / classifier bare step": 0.95,
+                                    "classifier loop / paper-style loop": 95 / 12,
+                                    "GAN loop / GAN bare step": 0.85})
+    settings = {"date": "2026-01-01", "torch": "2.x", "cuda": "12.8", "command": "cmd",
+                "images": 1000, "rounds": 4, "classifier_pool": 64, "gan_pool": 32,
+                "data": "chest_xray"}
+    result = BenchResult("NVIDIA Example", settings, variants, ratios, peak_mib=2048.0)
+    body = render(result, ["MEMORY LINES"])
+    assert "| paper-style loop | 16 | 96 | 8.00 | 12.0 | n/a |" in body
+    assert "| classifier loop / classifier bare step | 0.95 | >= 0.9 | yes |" in body
+    assert "| classifier loop / paper-style loop | 7.92 | >= 8 | no |" in body
+    assert "| GAN loop / GAN bare step | 0.85 | >= 0.9 | no |" in body
+    assert "max_memory_allocated): 2048 MiB" in body and body.rstrip().endswith("MEMORY LINES")
+
+    # "No GPU section yet" while only CPU and startup sections exist; gone with a GPU one.
+    output = tmp_path / "benchmarks.md"
+    write_section(output, "Startup: Example CPU", "startup body\n")
+    write_section(output, "CPU: Example (1 thread)", "cpu body\n")
+    assert "No GPU section yet" in output.read_text()
+    write_section(output, result.device, body)
+    text = output.read_text()
+    assert "No GPU section yet" not in text
+    assert text.count("## ") == 3 and "startup body" in text and "cpu body" in text
+
+
+def test_bench_group_and_its_commands():
+    runner = CliRunner()
+    result = runner.invoke(bench, ["--help"])
+    assert result.exit_code == 0, result.output
+    assert "train" in result.output and "startup" in result.output
+    result = runner.invoke(bench, ["train", "--help"])
     assert result.exit_code == 0, result.output
     for option in ("--data-dir", "--image-size", "--batch-size", "--steps", "--warmup",
                    "--device", "--threads", "--output", "--no-memory"):
         assert option in result.output
+    # `bench --device ...` (the command before `bench` had subcommands) is `bench train`.
+    legacy = runner.invoke(bench, ["--device", "cpu", "--help"])
+    assert legacy.exit_code == 0 and legacy.output == result.output
+    startup = runner.invoke(bench, ["startup", "--help"])
+    assert startup.exit_code == 0 and "--repeat" in startup.output
+
+
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       263 |        263 |   _io
+import time:      3000 |      20000 | click
+import time:        40 |         40 |   org
+import time:    900000 |    4200000 |   torch
+import time:     10000 |     300000 |     numpy
+import time:       100 |     100000 |       numpy.linalg
+import time:     50000 |    1500000 | mlflow
+import time:     20000 |    4300000 | pneumonia_aug.cli
+import time:    100000 |     200000 |   json
+not an importtime line
+"""
+
+
+def test_parse_importtime_lists_heavy_modules_and_slowest_packages():
+    heavy, slowest = parse_importtime(IMPORTTIME)
+    assert heavy == ["torch", "mlflow"]  # pandas and matplotlib were not imported
+    # Top-level third-party packages only (no stdlib json, no submodules, not the project),
+    # slowest first, at most 3, none under 5 ms (org).
+    assert slowest == [("torch", 4.2), ("mlflow", 1.5), ("numpy", 0.3)]
+
+
+def test_startup_section_reads_each_command_against_the_targets():
+    rows = [Command("python -c pass", [], [], seconds=[0.02], baseline=True),
+            Command("pneumonia-aug --help", [], [], seconds=[0.1, 0.12, 0.5]),
+            Command("pneumonia-aug services status", [], [], seconds=[3.0],
+                    heavy=["torch", "pandas"], slowest=[("torch", 2.5)])]
+    settings = {"date": "2026-01-01", "python": "3.11.7", "command": "cmd", "repeat": 3,
+                "cli": "pneumonia-aug"}
+    body = render_startup(StartupResult("Example CPU", settings, rows))
+    assert "| `python -c pass` | 0.02 | 1.0 | none | none | baseline |" in body
+    assert "| `pneumonia-aug --help` | 0.12 | 6.0 | none | none | yes |" in body
+    assert ("| `pneumonia-aug services status` | 3.00 | 150.0 | torch, pandas | torch 2.50 | no |"
+            in body)
+
+
+def test_startup_times_each_command_and_writes_its_section(tmp_path):
+    output = tmp_path / "benchmarks.md"
+    output.write_text(f"# old header\n\n{CPU_DEVICE}")
+    result = run_startup(repeat=1, output=output)
+    assert [row.label for row in result.commands] == [
+        "python -c pass", "pneumonia-aug --help", "pneumonia-aug services status"]
+    for row in result.commands:
+        assert len(row.seconds) == 1 and row.seconds[0] > 0, row.label
+        assert set(row.heavy) <= {"torch", "mlflow", "pandas", "matplotlib"}
+    assert result.commands[0].heavy == []  # the bare interpreter
+    text = output.read_text()
+    assert text.count(f"## Startup: {result.machine}") == 1
+    for row in result.commands:
+        assert f"| `{row.label}` | {row.median:.2f} | {result.ratio(row):.1f} |" in text
+    assert CPU_DEVICE.strip() in text
+
+
+def _imported_by(code: str) -> list[str]:
+    probe = (f"import json, sys\n{code}\n"
+             "print(json.dumps([m for m in ('torch', 'mlflow') if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["services", "status", "--dir", "{tmp}"]],
+                         ids=["help", "services-status"])
+def test_cli_startup_imports_neither_torch_nor_mlflow(args, tmp_path):
+    argv = ["pneumonia-aug"] + [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code = (f"sys.argv = {argv!r}\nfrom pneumonia_aug.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None)")
+    assert _imported_by(code) == []
+
+
+def test_bench_group_imports_no_torch():
+    assert _imported_by("from pneumonia_aug.bench import bench") == []

@@ -1,4 +1,5 @@
-"""`compare` over runs logged into a real local store with known metrics and predictions."""
+"""`compare` over runs logged into a real local store with known metrics and predictions:
+one table per comparison group, never a row that mixes groups."""
 
 import mlflow
 import numpy as np
@@ -9,27 +10,42 @@ from mlflow.tracking import MlflowClient
 
 from pneumonia_aug import tracking
 from pneumonia_aug.cli import main
+from pneumonia_aug.contract import PREDICTIONS_ARTIFACT, STUDY_RUNS_ARTIFACT
+from pneumonia_aug.evaluation.groups import comparison_key, key_tags
 
 N_IMAGES = 40
+QUICK = {"image_size": "32", "epochs": "5", "batch_size": "32", "lr": "0.001",
+         "lr_scaling": "none", "pretrained": "none", "real_fraction_scope": "normal",
+         "split_seed": "0", "max_images_per_split": "500", "dataset_digest": "a" * 16,
+         "code_version": "c" * 40}
 
 
-def _log_classifier_run(setting, seed, correct, status="FINISHED"):
+def _log_classifier_run(setting, seed, correct, parts=QUICK, status="FINISHED"):
     """A classifier run whose first `correct` of N_IMAGES test images are right."""
     y = np.array([0, 1] * (N_IMAGES // 2))
     right = np.arange(N_IMAGES) < correct
     probs = np.where(right, np.where(y == 1, 0.9, 0.1), np.where(y == 1, 0.1, 0.9))
     with mlflow.start_run(run_name=f"{setting}-s{seed}") as run:
-        mlflow.set_tags({"stage": "train_classifier", "setting": setting, "seed": seed})
+        mlflow.set_tags({"stage": "train_classifier", "setting": setting, "seed": seed,
+                         **key_tags(parts)})
         mlflow.log_metrics({"test_accuracy": correct / N_IMAGES, "test_precision": 0.8,
                             "test_recall": 0.9, "test_specificity": 0.7, "test_f1": 0.85,
-                            "test_auroc": 0.9})
+                            "test_auroc": 0.9 + seed / 100})
         tracking.log_table(pd.DataFrame({"relpath": [f"{i}.jpeg" for i in range(N_IMAGES)],
                                          "sha256": [f"{i:064x}" for i in range(N_IMAGES)],
                                          "y_true": y, "probability": probs}),
-                           tracking.PREDICTIONS_ARTIFACT)
+                           PREDICTIONS_ARTIFACT)
     if status != "FINISHED":
         MlflowClient().set_terminated(run.info.run_id, status)
     return run.info.run_id
+
+
+def _compare(tmp_path, *args):
+    result = CliRunner().invoke(main, ["compare", "--experiment-name", "cmp", "--output-dir",
+                                       str(tmp_path / "out"), *args])
+    table = (pd.read_csv(tmp_path / "out" / "table1.csv").set_index("setting")
+             if result.exit_code == 0 else None)
+    return result, table
 
 
 def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
@@ -40,10 +56,8 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
             _log_classifier_run(setting, seed, correct)
     failed = _log_classifier_run("CGAN-1.0-0.6", 0, 30, status="FAILED")
 
-    result = CliRunner().invoke(main, ["compare", "--experiment-name", "cmp", "--output-dir",
-                                       str(tmp_path / "out"), "--n-boot", "500"])
+    result, table = _compare(tmp_path, "--source", "experiment")
     assert result.exit_code == 0, result.output
-    table = pd.read_csv(tmp_path / "out" / "table1.csv").set_index("setting")
     assert table.loc["Original-1.0-0.0", "n_runs"] == 3
     assert table.loc["Original-1.0-0.0", "accuracy_mean"] == pytest.approx(22 / 40)
     assert (table.loc["Original-1.0-0.0", "accuracy_std"]
@@ -51,13 +65,12 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     assert table.loc["DCGAN-1.0-0.6", "delta_accuracy"] == pytest.approx((38 - 22) / 40)
     assert table.loc["DCGAN-1.0-0.6", "delta_accuracy_p"] < 0.05
     assert table.loc["Original-1.0-0.0", "paper_accuracy"] == pytest.approx(0.89423)
-    # the failed run and the Table 1 rows without runs are listed, not dropped
+    # the failed run is listed by seed, not dropped
     assert (table.loc["CGAN-1.0-0.6", "n_runs"] == 0
-            and failed in table.loc["CGAN-1.0-0.6", "missing_or_failed"])
-    assert table.loc["CGAN-0.3-0.3", "n_runs"] == 0
+            and f"seed 0 (FAILED run {failed})" in table.loc["CGAN-1.0-0.6", "missing_or_failed"])
     assert "| DCGAN-1.0-0.6 |" in result.output and "0.89423" in result.output
-    html = (tmp_path / "out" / "table1.html").read_text()
-    assert "data:image/png;base64" in html
+    assert "Scale: profile quick" in result.output and "Not comparable" in result.output
+    assert "data:image/png;base64" in (tmp_path / "out" / "table1.html").read_text()
 
     client = MlflowClient()
     experiment = client.get_experiment_by_name("cmp")
@@ -65,6 +78,61 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     names = {a.path for a in client.list_artifacts(compare_run.info.run_id)}
     assert {"table1.md", "table1.csv", "table1.html", "accuracy.png"} <= names
     assert compare_run.data.metrics["accuracy_mean/DCGAN-1.0-0.6"] == pytest.approx(38 / 40)
+    assert compare_run.data.tags["mlflow.note.content"].startswith("Scale: profile quick")
+    assert compare_run.data.tags["comparison_key"] == comparison_key(QUICK)
+
+
+def test_a_mixed_experiment_gives_separate_groups_never_one_row(tracking_uri, tmp_path):
+    """Two profiles, a debug run, two image sizes, two data digests: five groups."""
+    mlflow.set_experiment("cmp")
+    paper = QUICK | {"image_size": "256", "epochs": "100", "batch_size": "16",
+                     "max_images_per_split": "0"}
+    groups = {"quick": QUICK, "paper": paper, "debug": QUICK | {"max_images_per_split": "64"},
+              "64px": QUICK | {"image_size": "64"}, "data2": QUICK | {"dataset_digest": "b" * 16}}
+    for i, parts in enumerate(groups.values()):
+        for seed in (0, 1):
+            _log_classifier_run("Original-1.0-0.0", seed, 20 + i, parts)
+            _log_classifier_run("DCGAN-1.0-0.6", seed, 30 + i + seed, parts)
+    # The newest complete group is taken by default, and every group found is listed.
+    result, table = _compare(tmp_path, "--source", "experiment")
+    assert result.exit_code == 0, result.output
+    assert table.loc["Original-1.0-0.0", "accuracy_mean"] == pytest.approx(24 / 40)  # data2
+    # Each group alone: its own numbers in every row, two runs per row, never ten.
+    for i, parts in enumerate(groups.values()):
+        result, table = _compare(tmp_path, "--source", "experiment", "--group",
+                                 comparison_key(parts)[:8])
+        assert result.exit_code == 0, result.output
+        assert table.loc["Original-1.0-0.0", "n_runs"] == 2
+        assert table.loc["Original-1.0-0.0", "accuracy_mean"] == pytest.approx((20 + i) / 40)
+        assert table.loc["DCGAN-1.0-0.6", "accuracy_mean"] == pytest.approx((30.5 + i) / 40)
+    _, table = _compare(tmp_path, "--source", "experiment", "--group", comparison_key(paper))
+    assert "Not comparable" not in (tmp_path / "out" / "table1.md").read_text()
+    result, _ = _compare(tmp_path, "--source", "experiment", "--group", "zzz")
+    assert result.exit_code == 2 and "matches 0 of the groups found" in result.output
+
+
+def test_a_study_compares_its_own_runs_and_refuses_mixed_groups(tracking_uri, tmp_path):
+    mlflow.set_experiment("cmp")
+    own = [_log_classifier_run("Original-1.0-0.0", s, 20 + s) for s in (0, 1)]
+    other = _log_classifier_run("Original-1.0-0.0", 2, 39, QUICK | {"epochs": "1"})
+    with mlflow.start_run(run_name="study") as study:
+        mlflow.set_tag("stage", "study")
+        mlflow.log_param("seeds", "0,1,2")
+        mlflow.log_dict({"used": [{"stage": "train_classifier", "run_id": r} for r in own],
+                         "failed": []}, STUDY_RUNS_ARTIFACT)
+    # Default: the newest study's runs only; its seed 2 was expected and is listed missing.
+    result, table = _compare(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert table.loc["Original-1.0-0.0", "n_runs"] == 2
+    assert "seed 2 (missing)" in table.loc["Original-1.0-0.0", "missing_or_failed"]
+    with mlflow.start_run(run_name="study") as mixed:
+        mlflow.set_tag("stage", "study")
+        mlflow.log_dict({"used": [{"stage": "train_classifier", "run_id": r}
+                                  for r in [*own, other]], "failed": []}, STUDY_RUNS_ARTIFACT)
+    result, _ = _compare(tmp_path, "--parent-run-id", mixed.info.run_id)
+    assert result.exit_code == 2 and "fall into 2 comparison groups" in result.output
+    result, _ = _compare(tmp_path, "--parent-run-id", study.info.run_id)
+    assert result.exit_code == 0
 
 
 def test_compare_without_runs_says_what_to_do(tracking_uri, tmp_path):

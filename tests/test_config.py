@@ -4,9 +4,8 @@ import math
 
 import pytest
 
-from pneumonia_aug.config import ClassifierConfig, scale_lr
+from pneumonia_aug.config import ClassifierConfig, GANConfig, scale_lr
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.training.gan import GANConfig
 
 
 def test_paper_defaults_are_unscaled():

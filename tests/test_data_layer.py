@@ -3,18 +3,24 @@
 import io
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import xray_like
-from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.data import images as images_module
 from pneumonia_aug.data.cache import ImageCache
 from pneumonia_aug.data.dataset import load_classifier_data
 from pneumonia_aug.data.images import ImageDecodeError, decode_grayscale
-from pneumonia_aug.data.kermany import index_kermany, parse_patient, resolve_data_dir
+from pneumonia_aug.data.kermany import (
+    DEFAULT_DATA_DIR,
+    default_data_dir,
+    index_kermany,
+    parse_patient,
+    resolve_data_dir,
+)
 from pneumonia_aug.errors import DataLayoutError, DataMissingError
 from pneumonia_aug.settings import parse_setting
 
@@ -71,6 +77,18 @@ def test_missing_data_dir_says_how_to_get_it(tmp_path):
     assert "PNEUMONIA_AUG_DATA_DIR" in str(info.value)
 
 
+def test_default_data_dir_is_one_rule_and_need_not_exist(tmp_path, monkeypatch):
+    monkeypatch.delenv("PNEUMONIA_AUG_DATA_DIR", raising=False)
+    assert default_data_dir("") == default_data_dir(None) == Path(DEFAULT_DATA_DIR)
+    monkeypatch.setenv("PNEUMONIA_AUG_DATA_DIR", str(tmp_path / "from-env"))
+    assert default_data_dir("") == tmp_path / "from-env"  # not created, not checked
+    assert default_data_dir(tmp_path / "given") == tmp_path / "given"  # the argument wins
+    with pytest.raises(DataMissingError, match="from-env"):
+        resolve_data_dir("")  # the same rule, then checked
+    (tmp_path / "from-env").mkdir()
+    assert resolve_data_dir("") == (tmp_path / "from-env").resolve()
+
+
 def _add_junk(root):
     folder = root / "train" / "NORMAL"
     (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
@@ -84,9 +102,10 @@ def _add_junk(root):
 
 def test_junk_is_skipped_with_one_warning_and_counted(tiny_kermany, caplog):
     _add_junk(tiny_kermany)
-    cfg = ClassifierConfig(data_dir=str(tiny_kermany), image_size=32)
     with caplog.at_level(logging.WARNING):
-        data = load_classifier_data(cfg, parse_setting("Original-1.0-0.0"))
+        data = load_classifier_data(parse_setting("Original-1.0-0.0"), data_dir=str(tiny_kermany),
+                                    split_seed=0, seed=0, image_size=32,
+                                    real_fraction_scope="normal")
     reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in data.skipped}
     assert set(reasons) == {".DS_Store", "Thumbs.db", "IM-9001-0001.jpeg",
                             "IM-9002-0001.jpeg", "IM-9003-0001.jpeg"}

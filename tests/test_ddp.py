@@ -48,20 +48,23 @@ def _ok(proc) -> str:
 
 
 @pytest.mark.slow
-def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, tracking_uri):
+def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, small_real_data,
+                                                                 tracking_uri):
     client = MlflowClient()
+    # No debug cap (a small real copy instead): the model becomes @champion, whose features
+    # the GAN below measures FID/KID in.
     run_id = _ok(_torchrun(["train-classifier", "--image-size", "32", "--epochs", "2",
-                            "--batch-size", "16", "--max-images-per-split", "48",
-                            "--data-dir", str(shared_data)]))
+                            "--batch-size", "16", "--data-dir", str(small_real_data)]))
     experiment = client.get_experiment_by_name("pneumonia-aug")
     (run,) = client.search_runs([experiment.experiment_id])  # one run, not one per process
     assert run.info.run_id == run_id and run.info.status == "FINISHED"
     assert run.data.tags["world_size"] == "2"
     for key in PER_EPOCH:
         assert [m.step for m in client.get_metric_history(run_id, key)] == [1, 2], key
-    for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc"):
-        assert 0.0 <= run.data.metrics[f"test_{key}"] <= 1.0
-    assert run.data.metrics["n_test"] == 48
+    metrics = run.data.metrics
+    tn, fp, fn, tp = (metrics[f"test_{k}"] for k in ("tn", "fp", "fn", "tp"))
+    assert tn + fp + fn + tp == metrics["n_test"] == 48  # rank 0 scored the whole test set
+    assert metrics["test_accuracy"] == pytest.approx((tp + tn) / 48)
     (version,) = client.search_model_versions("name='pneumonia-chexnet'")
     assert version.run_id == run_id
 

@@ -15,7 +15,7 @@ import torch
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.gan_quality import (
+from pneumonia_aug.evaluation.gan_quality import (
     FEATURE_DIM,
     XrayFeatures,
     closest_pairs_figure,

@@ -1,4 +1,4 @@
-"""The step-memory counter (`pneumonia_aug/memory.py`) against hand counts and real tensors."""
+"""The step-memory counter (`bench/memory.py`) against hand counts and real tensors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pneumonia_aug.bench import memory_probe
+from pneumonia_aug.bench.memory import step_memory
 from pneumonia_aug.bench.variants import classifier_bare, gan_bare
-from pneumonia_aug.memory import step_memory
 
 MB = 1000 * 1000 * 4  # bytes of a 1000 x 1000 float32 matrix
 

@@ -3,7 +3,6 @@
 import pandas as pd
 import pytest
 
-from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.data.dataset import select_rows
 from pneumonia_aug.data.kermany import index_kermany
 from pneumonia_aug.data.splits import (
@@ -55,9 +54,12 @@ def _counts(rows):
     return (train["label"] == "NORMAL").sum(), (train["label"] == "PNEUMONIA").sum()
 
 
+ARGS = {"split_seed": 0, "seed": 0, "real_fraction_scope": "normal"}
+
+
 def test_r_subsamples_normal_only_by_default(real_index):
-    full = select_rows(ClassifierConfig(), parse_setting("Original-1.0-0.0"), real_index, None)
-    part = select_rows(ClassifierConfig(), parse_setting("Original-0.3-0.0"), real_index, None)
+    full = select_rows(real_index, parse_setting("Original-1.0-0.0"), **ARGS)
+    part = select_rows(real_index, parse_setting("Original-0.3-0.0"), **ARGS)
     (n_full, p_full), (n_part, p_part) = _counts(full), _counts(part)
     assert n_part == round(0.3 * n_full) and p_part == p_full
     # validation and test do not change with r
@@ -67,9 +69,9 @@ def test_r_subsamples_normal_only_by_default(real_index):
 
 
 def test_r_scope_all_subsamples_both_classes_by_subtype(real_index):
-    cfg = ClassifierConfig(real_fraction_scope="all")
-    full = select_rows(cfg, parse_setting("Original-1.0-0.0"), real_index, None)
-    part = select_rows(cfg, parse_setting("Original-0.3-0.0"), real_index, None)
+    args = {**ARGS, "real_fraction_scope": "all"}
+    full = select_rows(real_index, parse_setting("Original-1.0-0.0"), **args)
+    part = select_rows(real_index, parse_setting("Original-0.3-0.0"), **args)
     (n_full, p_full), (n_part, p_part) = _counts(full), _counts(part)
     assert abs(n_part - 0.3 * n_full) <= 1 and abs(p_part - 0.3 * p_full) <= 2
     full_train = full[full["subset"] == "train"]
@@ -80,11 +82,28 @@ def test_r_scope_all_subsamples_both_classes_by_subtype(real_index):
 
 def test_subsets_are_reproducible_from_the_seed(real_index):
     setting = parse_setting("Original-0.3-0.0")
-    a = select_rows(ClassifierConfig(seed=0), setting, real_index, None)
-    b = select_rows(ClassifierConfig(seed=0), setting, real_index, None)
-    c = select_rows(ClassifierConfig(seed=1), setting, real_index, None)
+    a = select_rows(real_index, setting, **ARGS)
+    b = select_rows(real_index, setting, **ARGS)
+    c = select_rows(real_index, setting, **{**ARGS, "seed": 1})
     assert a["sha256"].tolist() == b["sha256"].tolist()
     assert set(a["sha256"]) != set(c["sha256"])
+
+
+def test_fixed_real_subset_is_the_same_for_every_seed_and_the_gan(real_index):
+    """real_subset=fixed: split_seed draws the kept real images, so Original-0.3 of every seed
+    and an r = 0.3 GAN see the same ones; per_seed (the authors' way) draws them by seed."""
+    from pneumonia_aug.data.dataset import keep_real
+    from pneumonia_aug.data.splits import split_train_val
+
+    setting = parse_setting("Original-0.3-0.0")
+    kept = [set(rows.loc[rows["subset"] == "train", "sha256"]) for rows in (
+        select_rows(real_index, setting, **{**ARGS, "seed": s}, real_subset="fixed")
+        for s in (0, 1))]
+    assert kept[0] == kept[1]
+    gan_rows = keep_real(split_train_val(real_index, 0), 0.3, 0, "normal")
+    assert set(gan_rows.loc[gan_rows["subset"] == "train", "sha256"]) == kept[0]
+    per_seed = select_rows(real_index, setting, **{**ARGS, "seed": 1})
+    assert set(per_seed.loc[per_seed["subset"] == "train", "sha256"]) != kept[0]
 
 
 def _generated(n):
@@ -102,8 +121,7 @@ def test_synthetic_count_is_round_g_n(g, expected):
 
 
 def test_generated_images_enter_train_only(real_index):
-    rows = select_rows(ClassifierConfig(), parse_setting("DCGAN-1.0-0.6"), real_index,
-                       _generated(50))
+    rows = select_rows(real_index, parse_setting("DCGAN-1.0-0.6"), _generated(50), **ARGS)
     generated = rows[rows["origin"] != "real"]
     assert len(generated) == 30 and (generated["subset"] == "train").all()
 

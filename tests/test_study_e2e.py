@@ -15,10 +15,11 @@ def _stage_runs(client, experiment_id):
 
 def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_path):
     params = {"profile": "tiny", "seeds": "0", "settings": "Original-1.0-0.0,DCGAN-1.0-0.3",
-              "data_dir": shared_data}
+              "data_dir": shared_data, "output_dir": tmp_path / "study"}
     first = mlflow_run("main", params, tmp_path)
     assert first.returncode == 0, first.stderr[-4000:]
     assert "| DCGAN-1.0-0.3 |" in first.stdout and "| Original-1.0-0.0 |" in first.stdout
+    assert (tmp_path / "study" / "table1.md").read_text() in first.stdout  # not in the checkout
 
     client = MlflowClient()
     experiment = client.get_experiment_by_name("pneumonia-aug").experiment_id

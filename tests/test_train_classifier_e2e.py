@@ -50,11 +50,12 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
         history = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in history] == [1, 2], key
     metrics = run.data.metrics
-    for key in ("accuracy", "precision", "recall", "specificity", "f1", "auroc"):
-        assert 0.0 <= metrics[f"test_{key}"] <= 1.0
-    assert (metrics["test_tn"] + metrics["test_fp"] + metrics["test_fn"] + metrics["test_tp"]
-            == metrics["n_test"])
-    assert metrics["n_test"] == 64 and metrics["n_skipped_files"] == 0
+    tn, fp, fn, tp = (metrics[f"test_{k}"] for k in ("tn", "fp", "fn", "tp"))
+    assert tn + fp + fn + tp == metrics["n_test"] == 64 and metrics["n_skipped_files"] == 0
+    # The summary metrics are the confusion matrix's, which is the predictions' at 0.5.
+    assert metrics["test_accuracy"] == pytest.approx((tp + tn) / 64)
+    assert metrics["test_recall"] == pytest.approx(tp / (tp + fn))
+    assert metrics["test_specificity"] == pytest.approx(tn / (tn + fp))
 
     inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
     assert set(inputs) == {"train", "val", "test"}
@@ -68,11 +69,20 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                 artifact_path="predictions/test_predictions.csv",
                                                 dst_path=str(tmp_path / "dl"))
-    assert len(pd.read_csv(local)) == 64
+    predictions = pd.read_csv(local)
+    assert len(predictions) == 64
+    called = (predictions["probability"] >= 0.5).astype(int)
+    assert (called == predictions["y_true"]).mean() == pytest.approx(metrics["test_accuracy"])
+    assert ((called == 1) & (predictions["y_true"] == 1)).sum() == tp
 
     (version,) = client.search_model_versions("name='pneumonia-chexnet'")
-    assert version.run_id == run.info.run_id
-    model = mlflow.pyfunc.load_model(f"models:/pneumonia-chexnet/{version.version}")
+    assert version.run_id == run.info.run_id and version.tags["max_images_per_split"] == "64"
+    # A debug-capped run is registered but never @champion.
+    assert tags["champion_version"].startswith("none")
+    with pytest.raises(mlflow.exceptions.MlflowException, match="alias champion not found"):
+        client.get_model_version_by_alias("pneumonia-chexnet", "champion")
+    uri = f"models:/pneumonia-chexnet/{version.version}"
+    model = mlflow.pyfunc.load_model(uri)
     assert model.metadata.signature is not None
     files = sorted((shared_data / "test" / "PNEUMONIA").glob("*.jpeg"))[:2] + \
         sorted((shared_data / "test" / "NORMAL").glob("*.jpeg"))[:1]
@@ -81,18 +91,19 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert list(out.columns) == ["probability", "label"] and len(out) == 3
     assert out["probability"].between(0, 1).all()
     assert set(out["label"]) <= {"NORMAL", "PNEUMONIA"}
-    # The best version by validation loss holds @champion; predict writes Grad-CAM overlays.
-    assert (client.get_model_version_by_alias("pneumonia-chexnet", "champion").version
-            == version.version)
+    # predict writes Grad-CAM overlays.
     broken = tmp_path / "broken.jpeg"
     broken.write_bytes(b"not an image")
     png = tmp_path / "rgba.png"
     Image.open(files[0]).convert("RGBA").save(png)
-    result = CliRunner().invoke(main, ["predict", "--output-dir", str(tmp_path / "heat"),
+    result = CliRunner().invoke(main, ["predict", "--model", uri, "--output-dir",
+                                       str(tmp_path / "heat"),
                                        str(files[0]), str(broken), str(png)])
     assert result.exit_code == 0, result.output
     lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
-    assert lines[0][0] == str(files[0]) and 0 <= float(lines[0][1]) <= 1
+    # The CLI's probability is the served model's for the same file.
+    assert lines[0][0] == str(files[0])
+    assert float(lines[0][1]) == pytest.approx(out["probability"][0], abs=1e-4)
     assert lines[0][2] in ("NORMAL", "PNEUMONIA")
     assert lines[1][0] == str(broken) and lines[1][1].startswith("error: unreadable image")
     assert (lines[2][0] == str(png)
@@ -102,17 +113,25 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
 
 
 def test_gan_setting_without_generated_images_fails_clearly(shared_data, tracking_uri, tmp_path):
-    proc = mlflow_run("train_classifier", {
-        "setting": "DCGAN-1.0-0.6", "image_size": 32, "epochs": 1,
-        "data_dir": shared_data, "max_images_per_split": 32}, tmp_path)
+    args = {"setting": "DCGAN-1.0-0.6", "image_size": 32, "epochs": 1, "data_dir": shared_data,
+            "max_images_per_split": 32}
+    # Called directly: the check runs before any run opens, so none is left behind.
+    result = CliRunner().invoke(main, ["train-classifier", *[
+        x for k, v in args.items() for x in (f"--{k.replace('_', '-')}", str(v))]])
+    assert result.exit_code == 2, result.output
+    assert "needs generated images" in result.output and "-e train_gan -P model=dcgan" in \
+        result.output
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("pneumonia-aug")
+    assert experiment is None or not client.search_runs([experiment.experiment_id])
+    # Under `mlflow run` the run exists before our code starts: it ends FAILED, params kept.
+    proc = mlflow_run("train_classifier", args, tmp_path)
     assert proc.returncode != 0
     assert "needs generated images" in proc.stderr and "-e train_gan -P model=dcgan" in proc.stderr
     assert "Traceback" not in proc.stderr.split("needs generated images")[0][-2000:]
-    client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name("pneumonia-aug").experiment_id])
     assert run.info.status == "FAILED"
     assert run.data.params["setting"] == "DCGAN-1.0-0.6"  # what was logged is kept
-    assert run.data.tags["setting"] == "DCGAN-1.0-0.6"
 
 
 def test_bad_parameter_values_fail_with_a_clear_message(tiny_kermany, tracking_uri, tmp_path):

@@ -1,11 +1,13 @@
-"""`pneumonia-aug bench`: training throughput of the project's loops against their bare steps
-and a paper-style loop, and the memory of the 256 px models, on one device in one run.
+"""`pneumonia-aug bench`: benchmarks that write their sections of docs/benchmarks.md.
 
-`variants.py` builds the timed steps, `memory_probe.py` estimates (and on CUDA measures) the
-memory, `report.py` writes docs/benchmarks.md, `run.py` times and holds the command.
+`bench train`: training throughput of the project's loops against their bare steps and a
+paper-style loop, and the memory of the 256 px models, on one device in one run (`run.py`
+times, `variants.py` builds the timed steps, `memory_probe.py` and `memory.py` estimate and on
+CUDA measure the memory). `bench startup`: how fast the command line starts and which heavy
+modules it imports (`startup.py`). `report.py` holds the targets and writes the markdown;
+`cli.py` the click group, which imports no torch (nor does this package's `__init__`).
 """
 
-from pneumonia_aug.bench.report import TARGETS
-from pneumonia_aug.bench.run import bench, run_bench
+from pneumonia_aug.bench.cli import bench
 
-__all__ = ["TARGETS", "bench", "run_bench"]
+__all__ = ["bench"]

@@ -1,3 +1,3 @@
-from pneumonia_aug.bench.run import bench
+from pneumonia_aug.bench.cli import bench
 
-bench()
+bench(prog_name="python -m pneumonia_aug.bench")

@@ -1,8 +1,8 @@
 """Memory of the 256 px models at the paper's batch sizes: estimated anywhere, measured on a GPU.
 
 The estimate runs each bare step under FakeTensorMode on the CPU with bf16 autocast, the
-precision the project trains with on a GPU (`pneumonia_aug/memory.py`), so it needs no GPU and
-takes seconds. On CUDA the same steps also run for real and PyTorch's allocator reports its
+precision the project trains with on a GPU (`bench/memory.py`), so it needs no GPU and takes
+seconds. On CUDA the same steps also run for real and PyTorch's allocator reports its
 peaks, so a GPU run shows how far the estimate is off.
 """
 
@@ -13,13 +13,12 @@ from collections.abc import Callable
 
 import torch
 
+from pneumonia_aug.bench.memory import step_memory
+from pneumonia_aug.bench.report import FIT_GIB
 from pneumonia_aug.bench.variants import classifier_bare, gan_bare
-from pneumonia_aug.config import PAPER_BATCH_SIZE
-from pneumonia_aug.memory import step_memory
-from pneumonia_aug.training.gan import AUTHORS_GAN_BATCH_SIZE
+from pneumonia_aug.config import AUTHORS_GAN_BATCH_SIZE, PAPER_BATCH_SIZE
 
 PROBE_SIZE = 256  # the paper's working size
-FIT_GIB = 22.0  # a 24 GB card (22.35 GiB), less room for the CUDA context
 # An estimate counts tensors only; the caching allocator's rounding and fragmentation and cuDNN
 # workspaces come on top. A rule of thumb, not a measurement: call an estimate a fit when
 # 1.5x it is still within FIT_GIB.

@@ -1,29 +1,36 @@
-"""docs/benchmarks.md: one section per device, rewritten by each run on that device."""
+"""docs/benchmarks.md: one section per device (and one per machine for startup), rewritten by
+each run there; the targets the sections are read against. No torch here: the startup bench
+writes through it too."""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pneumonia_aug.bench import memory_probe
 
 TARGETS = {  # ratio -> minimum, on a GPU at 256 px, batch 128 (issue 6)
     "classifier loop / classifier bare step": 0.9,
     "classifier loop / paper-style loop": 8.0,
     "GAN loop / GAN bare step": 0.9,
 }
-GPU_COMMAND = "pneumonia-aug bench --device cuda --image-size 256 --batch-size 128"
-CPU_COMMAND = ("python -m pneumonia_aug.bench --device cpu --image-size 64 --batch-size 16"
-               " --threads 1")
-FIT_GIB = memory_probe.FIT_GIB
-HEADER = f"""# Training throughput benchmarks
+FIT_GIB = 22.0  # a 24 GB card (22.35 GiB), less room for the CUDA context
+STARTUP_TARGET_S = 1.0  # `pneumonia-aug --help` and `services status`, median wall time
+STARTUP_FORBIDDEN = ("torch", "mlflow")  # modules those two commands must not import
+STARTUP_HEADING = "Startup: "  # + the machine; every other section is a training device's
+GPU_COMMAND = "pneumonia-aug bench train --device cuda --image-size 256 --batch-size 128"
+CPU_COMMAND = ("pneumonia-aug bench train --device cpu --image-size 64 --batch-size 16"
+               " --threads 1 --data-dir ../shared/data/chest_xray")
+STARTUP_COMMAND = "pneumonia-aug bench startup --repeat 5"
+HEADER = f"""# Training throughput and startup benchmarks
 
-Written by `pneumonia-aug bench` (`pneumonia_aug/bench/`). Each run replaces the section of
-its own device and keeps the others. Run it from the repository root:
+Written by `pneumonia-aug bench train` and `pneumonia-aug bench startup`
+(`pneumonia_aug/bench/`). Each run replaces the section of its own device (startup: its own
+machine) and keeps the others. Run them from the repository root:
 
 - GPU: `{GPU_COMMAND}`
 - CPU: `{CPU_COMMAND}`
+- Startup: `{STARTUP_COMMAND}`
 - A GPU machine with PyTorch but not this project (no MLflow needed):
   `scripts/gpu_bench.sh prepare` beside the data, then `scripts/gpu_bench.sh run` there, with
   `.gpu/` copied along.
@@ -36,12 +43,13 @@ cached uint8 images on the device, indexed, cropped + flipped on the device, as 
 `training/classifier.py`), **paper-style loop** (PIL decode of the JPEG files every step,
 torchvision RandomResizedCrop + flip + ToTensor + Normalize per image, no DataLoader workers,
 fp32, batch 16, `loss.item()` each step), **GAN bare step** (the authors' DCGAN, D + G step on
-random tensors) and **GAN loop** (`training/gan.py` `_train_step` on cached real NORMAL images).
+random tensors) and **GAN loop** (`training/gan.py` `gan_train_step` on cached real NORMAL
+images).
 
 Targets, on a GPU at 256 px and batch 128: classifier loop >= 90% of its bare step and >= 8x the
 paper-style loop; GAN loop >= 90% of its bare step. The memory table covers the 256 px
 models at the paper's batch sizes (classifier 16, GANs 128), which must fit a 24 GB card: every
-run estimates their peaks without a GPU (fake tensors, `pneumonia_aug/memory.py`), and a CUDA
+run estimates their peaks without a GPU (fake tensors, `bench/memory.py`), and a CUDA
 run also measures them, fitting when PyTorch reserves at most {FIT_GIB:.0f} GiB. Both count the
 model step only: the project also keeps the decoded training images on the GPU (5216 x 256 x 256
 uint8, about 0.33 GiB for the whole Kermany training split).
@@ -54,6 +62,12 @@ ratios there sit near 1: the targets are for GPUs. CPU figures come from shared 
 machines: compare ratios within one run, not across runs (they vary by ~10%). There, use
 `--threads 1`: with two intra-op threads on two busy cores the threads stall each other and a
 step runs about 5x slower and far more erratically.
+
+Startup: the wall time of `pneumonia-aug --help` and `pneumonia-aug services status` (on an
+empty `--dir`), each a fresh process run N times in interleaved rounds (the median counts),
+against `python -c pass` on the same interpreter. Each also runs once under
+`python -X importtime`, which lists the heavy modules it loaded and its slowest imports.
+Target: under {STARTUP_TARGET_S:g} s, importing neither {' nor '.join(STARTUP_FORBIDDEN)}.
 """
 
 
@@ -82,6 +96,18 @@ class BenchResult:
     markdown: str = ""
 
 
+def cpu_model() -> str:
+    """The processor's name, e.g. "Intel(R) Xeon(R) Processor" (Linux), else what Python knows."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return model
+
+
 def compute_ratios(v: dict[str, Variant]) -> dict[str, float]:
     """Each name in TARGETS is `numerator / denominator`, both variant keys."""
     rate = {k: x.images_per_s for k, x in v.items()}
@@ -89,8 +115,9 @@ def compute_ratios(v: dict[str, Variant]) -> dict[str, float]:
             for name in TARGETS for top, bottom in [name.split(" / ")]}
 
 
-def render(result: BenchResult) -> str:
-    """The device's section body: settings, the variants, the ratios, memory."""
+def render(result: BenchResult, memory_lines: list[str]) -> str:
+    """The device's section body: settings, the variants, the ratios, then `memory_lines`
+    (`memory_probe.render`)."""
     s = result.settings
     lines = [f"Measured {s['date']} with torch {s['torch']}"
              f"{' (CUDA ' + s['cuda'] + ')' if s['cuda'] else ''}: `{s['command']}`",
@@ -110,7 +137,7 @@ def render(result: BenchResult) -> str:
         lines.append(f"| {name} | {value:.2f} | >= {TARGETS[name]:g} | {met} |")
     kind = "max_memory_allocated" if result.settings["cuda"] else "getrusage maxrss"
     lines += ["", f"Peak memory of the run ({kind}): {result.peak_mib:.0f} MiB.", ""]
-    lines += memory_probe.render(result.memory)
+    lines += memory_lines
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +154,7 @@ def write_section(path: Path, heading: str, body: str) -> None:
             sections[current] += line
     sections[heading] = "\n" + body
     header = HEADER
-    if all(h.startswith("CPU") for h in sections):
+    if all(h.startswith(("CPU", STARTUP_HEADING)) for h in sections):
         header += f"\nNo GPU section yet: run `{GPU_COMMAND}` on one.\n"
     parts = [header] + [f"## {h}\n{b.rstrip()}\n" for h, b in sections.items()]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""`pneumonia-aug bench`: time the five variants on one device in interleaved rounds.
+"""`pneumonia-aug bench train`: time the five variants on one device in interleaved rounds.
 
 Each variant is timed over the same number of images after its warm-up. The timed steps are
 split into rounds run round-robin (variant A, B, C, ... then again), so a machine that slows
@@ -12,15 +12,12 @@ import contextlib
 import datetime
 import logging
 import math
-import os
-import platform
 import resource
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import click
 import torch
 
 from pneumonia_aug.bench import memory_probe
@@ -28,6 +25,7 @@ from pneumonia_aug.bench.report import (
     BenchResult,
     Variant,
     compute_ratios,
+    cpu_model,
     render,
     write_section,
 )
@@ -40,39 +38,20 @@ from pneumonia_aug.bench.variants import (
     paper_loop,
 )
 from pneumonia_aug.config import PAPER_BATCH_SIZE
-from pneumonia_aug.data.kermany import DATA_DIR_ENV, resolve_data_dir
+from pneumonia_aug.data.kermany import default_data_dir, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.gan import gan_stages
-from pneumonia_aug.training.classifier import pick_device
+from pneumonia_aug.training.distributed import pick_device
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[2]
 MIB = 2**20
-
-
-def default_data_dir() -> str | None:
-    """$PNEUMONIA_AUG_DATA_DIR, else ../shared/data/chest_xray beside the clone when present."""
-    if os.environ.get(DATA_DIR_ENV):
-        return os.environ[DATA_DIR_ENV]
-    for candidate in (REPO.parent / "shared/data/chest_xray", Path("../shared/data/chest_xray")):
-        if (candidate / "train").is_dir():
-            return str(candidate)
-    return None  # resolve_data_dir falls back to data/chest_xray or explains what is missing
 
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     threads = torch.get_num_threads()
-    return f"CPU: {model} ({threads} thread{'s' if threads > 1 else ''})"
+    return f"CPU: {cpu_model()} ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def _sync(device) -> None:
@@ -115,11 +94,6 @@ def time_round_robin(variants: list[Variant], images: int, rounds: int, device) 
             v.images += n * v.batch
 
 
-def print_table(result: BenchResult) -> None:
-    click.echo(f"\n## {result.device}\n")
-    click.echo(result.markdown)
-
-
 def run_bench(data_dir: str | None = None, image_size: int | None = None,
               batch_size: int | None = None, steps: int | None = None,
               warmup: int | None = None, device: str = "auto",
@@ -157,7 +131,7 @@ def _run_bench(data_dir, image_size, batch_size, steps, warmup, device, output, 
     _check(size, batch, steps, rounds)
     rounds = min(rounds, steps)
     torch.manual_seed(0)
-    data_dir = data_dir or default_data_dir()
+    data_dir = str(default_data_dir(data_dir))
     classifier_pool, gan_pool = load_pools(data_dir, size, max_images)
     builders = [
         ("classifier bare step", batch, lambda: classifier_bare(dev, size, batch)),
@@ -185,7 +159,7 @@ def _run_bench(data_dir, image_size, batch_size, steps, warmup, device, output, 
     settings = _settings(dev, data_dir, size, batch, steps, warmup, rounds,
                          len(classifier_pool.images), len(gan_pool.images))
     result = BenchResult(device_name(dev), settings, by_key, compute_ratios(by_key), peak, rows)
-    result.markdown = render(result)
+    result.markdown = render(result, memory_probe.render(rows))
     if output:
         write_section(Path(output), result.device, result.markdown)
     return result
@@ -208,43 +182,11 @@ def _peak_mib(dev, variants: list[Variant]) -> float:
 
 
 def _settings(dev, data_dir, size, batch, steps, warmup, rounds, n_cls, n_gan) -> dict:
-    command = (f"pneumonia-aug bench --device {dev.type} --image-size {size} --batch-size {batch}"
-               f" --steps {steps} --warmup {warmup}"
+    command = (f"pneumonia-aug bench train --device {dev.type} --image-size {size}"
+               f" --batch-size {batch} --steps {steps} --warmup {warmup}"
                + ("" if dev.type == "cuda" else f" --threads {torch.get_num_threads()}"))
     return {"date": datetime.date.today().isoformat(), "torch": torch.__version__,
             "cuda": torch.version.cuda if dev.type == "cuda" else "", "command": command,
             "image_size": size, "batch_size": batch, "steps": steps, "warmup": warmup,
             "rounds": rounds, "images": steps * batch, "classifier_pool": n_cls,
             "gan_pool": n_gan, "data": Path(resolve_data_dir(data_dir)).name}
-
-
-@click.command("bench")
-@click.option("--data-dir", default=None,
-              help=f"Kermany folder [default: ${DATA_DIR_ENV}, else ../shared/data/chest_xray]")
-@click.option("--image-size", type=int, default=None, help="px [default: 256 on CUDA, 64 on CPU]")
-@click.option("--batch-size", type=int, default=None, help="[default: 128 on CUDA, 16 on CPU]")
-@click.option("--steps", type=int, default=None,
-              help="timed steps per variant at --batch-size [default: 50 on CUDA, 20 on CPU]")
-@click.option("--warmup", type=int, default=None, help="untimed steps [default: 10 CUDA, 2 CPU]")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--max-images", type=int, default=1024, show_default=True,
-              help="training images decoded for the loops (0 = all)")
-@click.option("--rounds", type=int, default=4, show_default=True,
-              help="interleaved rounds the timed steps are split into")
-@click.option("--threads", type=int, default=0, show_default=True,
-              help="CPU intra-op threads (0 = PyTorch's default; 1 on busy 2-core machines)")
-@click.option("--memory/--no-memory", default=True, show_default=True,
-              help="estimate (and on CUDA measure) the memory of the 256 px models")
-@click.option("--output", default="docs/benchmarks.md", show_default=True,
-              help="markdown file whose section for this device is replaced")
-def bench(**options) -> None:
-    """Images/s of the classifier and GAN loops vs. their bare steps and a paper-style loop."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        result = run_bench(**options)
-    except PneumoniaAugError as exc:
-        raise click.ClickException(str(exc)) from exc
-    print_table(result)
-    if options["output"]:
-        click.echo(f"wrote the '{result.device}' section of {options['output']}")

@@ -7,7 +7,7 @@
 - paper-style loop: each step opens 16 JPEG files with PIL and applies torchvision's
   RandomResizedCrop + flip + ToTensor + Normalize per image; no workers, fp32, batch 16;
 - GAN bare step: the authors' DCGAN, one D step and one G step on random tensors;
-- GAN loop: `training.gan._train_step` on cached real NORMAL training images.
+- GAN loop: `training.gan.gan_train_step` on cached real NORMAL training images.
 
 Models are built inside `torch.device(device)`, never moved with `.to`, so the bare steps also
 run under FakeTensorMode for the memory estimate (`bench/memory_probe.py`).
@@ -23,16 +23,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
-from pneumonia_aug.config import PAPER_BATCH_SIZE, ClassifierConfig
+from pneumonia_aug.config import PAPER_BATCH_SIZE, ClassifierConfig, GANConfig
 from pneumonia_aug.data.cache import ImageCache
-from pneumonia_aug.data.dataset import Subset
 from pneumonia_aug.data.kermany import POSITIVE, index_kermany, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.chexnet import IMAGENET_MEAN, IMAGENET_STD, CheXNet
 from pneumonia_aug.models.gan import build_gan
-from pneumonia_aug.training.classifier import _as_tensor, train_step
+from pneumonia_aug.training.classifier import as_tensor, train_step
 from pneumonia_aug.training.distributed import autocast
-from pneumonia_aug.training.gan import GANConfig, _to_device, _train_step
+from pneumonia_aug.training.gan import GANState, gan_train_step, to_device
 
 
 @dataclass
@@ -46,7 +45,8 @@ class Pool:
 
 def load_pools(data_dir: str | None, size: int, max_images: int) -> tuple[Pool, Pool]:
     """(classifier pool: both classes, GAN pool: NORMAL only) from the training split."""
-    index, _ = index_kermany(resolve_data_dir(data_dir))
+    root = resolve_data_dir(data_dir)
+    index, _ = index_kermany(root)
     train = index[index["split"] == "train"]
     cache = ImageCache()
     pools = []
@@ -55,7 +55,7 @@ def load_pools(data_dir: str | None, size: int, max_images: int) -> tuple[Pool, 
             rows = rows.sample(n=max_images, random_state=0)
         images, ok, _ = cache.load(rows["path"].tolist(), rows["sha256"].tolist(), size)
         if not ok.any():
-            raise PneumoniaAugError(f"no readable training images in {resolve_data_dir(data_dir)}")
+            raise PneumoniaAugError(f"no readable training images in {root}")
         labels = (rows["label"] == POSITIVE).to_numpy(np.float32)[ok]
         pools.append(Pool(images[ok], labels, rows["path"][ok].tolist()))
     return pools[0], pools[1]
@@ -111,7 +111,7 @@ def classifier_loop(device, pool: Pool, batch: int):
     model, opt = _classifier(device, channels_last=device.type == "cuda")
     crop_min = ClassifierConfig().crop_scale_min
     gen = torch.Generator(device=device).manual_seed(0)
-    train_x, train_y = _as_tensor(Subset(pool.images, pool.labels, None), device)
+    train_x, train_y = as_tensor(pool.images, pool.labels, device)
     batches = _Batches(len(train_x), batch, gen, train_x.device)
     loss_sum = torch.zeros((), device=device)
 
@@ -160,7 +160,8 @@ def _gan(model: str, device, size: int, batch: int):
 
 
 def gan_bare(device, size: int, batch: int, model: str = "dcgan", bf16: bool | None = None):
-    """One D step (real + generated) and one G step on random tensors, as `_train_step` does."""
+    """One D step (real + generated) and one G step on random tensors, as `gan_train_step`
+    does."""
     cfg, G, D, opt_g, opt_d = _gan(model, device, size, batch)
     real = torch.rand(batch, 1, size, size, device=device) * 2 - 1
     z = torch.randn(batch, cfg.latent_dim, device=device)
@@ -188,15 +189,16 @@ def gan_bare(device, size: int, batch: int, model: str = "dcgan", bf16: bool | N
 
 
 def gan_loop(device, pool: Pool, size: int, batch: int):
-    """`training.gan._train_step` on the cached NORMAL images, summing stats as `train_gan`."""
+    """`training.gan.gan_train_step` on the cached NORMAL images, summing stats as
+    `train_gan`."""
     cfg, G, D, opt_g, opt_d = _gan("dcgan", device, size, batch)
-    train_x, train_y = _to_device(pool.images, np.zeros(len(pool.images), np.int64), cfg, device)
+    train_x, train_y = to_device(pool.images, np.zeros(len(pool.images), np.int64), device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    state = GANState(G, D, opt_g, opt_d, order=gen, draws=gen, device=device)
     batches = _Batches(len(train_x), batch, gen, train_x.device)
     sums = torch.zeros(4, device=device)
 
     def step():
         idx = batches.next()
-        stats = _train_step(G, D, opt_g, opt_d, train_x[idx], train_y[idx], cfg, gen, False, device)
-        sums.add_(stats * len(idx))
+        sums.add_(gan_train_step(state, train_x[idx], train_y[idx], cfg) * len(idx))
     return step

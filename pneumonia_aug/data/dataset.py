@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.data.cache import ImageCache
 from pneumonia_aug.data.kermany import (
     INDEX_COLUMNS,
@@ -83,32 +82,71 @@ def warn_skipped(skipped: list[SkippedFile]) -> None:
         log.warning("skipped %d file(s) that are not usable images:\n%s", len(skipped), listing)
 
 
+def keep_real(rows: pd.DataFrame, real_fraction: float, seed: int,
+              scope: str) -> pd.DataFrame:
+    """The rows with the training part subsampled to `real_fraction` (`apply_real_fraction`)."""
+    train = apply_real_fraction(rows[rows["subset"] == "train"], real_fraction, seed, scope)
+    return pd.concat([train, rows[rows["subset"] != "train"]])
+
+
 def select_rows(
-    cfg: ClassifierConfig, setting: Setting, index: pd.DataFrame, generated: pd.DataFrame | None
+    index: pd.DataFrame,
+    setting: Setting,
+    generated: pd.DataFrame | None = None,
+    *,
+    split_seed: int,
+    seed: int,
+    real_fraction_scope: str,
+    max_images_per_split: int = 0,
+    real_subset: str = "per_seed",
 ) -> pd.DataFrame:
-    """The rows of each subset for this run, with a `subset` column (no decoding)."""
-    rows = cap_per_subset(split_train_val(index, cfg.split_seed), cfg.max_images_per_split,
-                          cfg.seed)
-    train = apply_real_fraction(
-        rows[rows["subset"] == "train"], setting.real_fraction, cfg.seed, cfg.real_fraction_scope
-    )
-    parts = [train, rows[rows["subset"] != "train"]]
+    """The rows of each subset for this run, with a `subset` column (no decoding).
+
+    `split_seed`: the validation split; `seed`: the debug cap, the `r` subsample of the real
+    training rows and the `g` sample of `generated`; `real_fraction_scope`: which classes `r`
+    subsamples ("normal" or "all"); `max_images_per_split`: debug cap per subset (0 = all);
+    `real_subset`: "per_seed" (the authors' way: the run's seed draws the `r` subsample) or
+    "fixed" (`split_seed` draws it, before the cap: the same real images for every seed and
+    setting at that r, and the ones a GAN trained with `real_fraction` r learns from).
+    """
+    rows = split_train_val(index, split_seed)
+    if real_subset == "fixed":
+        rows = keep_real(rows, setting.real_fraction, split_seed, real_fraction_scope)
+    rows = cap_per_subset(rows, max_images_per_split, seed)
+    if real_subset != "fixed":
+        rows = keep_real(rows, setting.real_fraction, seed, real_fraction_scope)
+    parts = [rows]
     if setting.gan:
         if generated is None:
             raise ValueError(f"{setting} needs generated images")
-        synthetic = sample_synthetic(generated, setting.synthetic_fraction, cfg.seed)
+        synthetic = sample_synthetic(generated, setting.synthetic_fraction, seed)
         parts.append(synthetic.assign(subset="train"))
     return pd.concat(parts, ignore_index=True)
 
 
 def load_classifier_data(
-    cfg: ClassifierConfig, setting: Setting, generated: pd.DataFrame | None = None
+    setting: Setting,
+    generated: pd.DataFrame | None = None,
+    *,
+    data_dir: str,
+    split_seed: int,
+    seed: int,
+    image_size: int,
+    real_fraction_scope: str,
+    cache_dir: str = "",
+    max_images_per_split: int = 0,
+    real_subset: str = "per_seed",
 ) -> ClassifierData:
-    root = resolve_data_dir(cfg.data_dir)
+    """The decoded train/val/test images of one classifier run (`setting`, with the generated
+    images a GAN setting adds). `data_dir` and `cache_dir`: "" = the defaults
+    (`default_data_dir`, `ImageCache`); the other values as in `select_rows`."""
+    root = resolve_data_dir(data_dir)
     index, skipped = index_kermany(root)
-    rows = select_rows(cfg, setting, index, generated)
-    images, ok, failed = ImageCache(cfg.cache_dir or None).load(
-        rows["path"].tolist(), rows["sha256"].tolist(), cfg.image_size
+    rows = select_rows(index, setting, generated, split_seed=split_seed, seed=seed,
+                       real_fraction_scope=real_fraction_scope,
+                       max_images_per_split=max_images_per_split, real_subset=real_subset)
+    images, ok, failed = ImageCache(cache_dir or None).load(
+        rows["path"].tolist(), rows["sha256"].tolist(), image_size
     )
     skipped = skipped + failed
     warn_skipped(skipped)
@@ -135,12 +173,19 @@ class GANData:
 
 
 def load_gan_data(data_dir: str, split_seed: int, image_size: int, cache_dir: str = "",
-                  normal_only: bool = True) -> GANData:
+                  normal_only: bool = True, real_fraction: float = 1.0,
+                  real_fraction_scope: str = "normal") -> GANData:
     """The real training images left after the validation split (GANs never see validation or
-    test images), and the validation NORMAL images as the reference set of GAN quality."""
+    test images), and the validation NORMAL images as the reference set of GAN quality.
+
+    `real_fraction` < 1: only the real images an r = `real_fraction` setting keeps with
+    `real_subset="fixed"` (drawn with `split_seed`), so that its comparison with Original-r
+    measures augmentation alone (the authors' GANs learned from all real images).
+    """
     root = resolve_data_dir(data_dir)
     index, skipped = index_kermany(root)
-    rows = split_train_val(index, split_seed)
+    rows = keep_real(split_train_val(index, split_seed), real_fraction, split_seed,
+                     real_fraction_scope)
     train = rows[rows["subset"] == "train"]
     if normal_only:
         train = train[train["label"] == "NORMAL"]

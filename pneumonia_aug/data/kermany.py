@@ -55,10 +55,18 @@ def parse_patient(filename: str) -> tuple[str, str]:
     return Path(filename).stem, ""
 
 
+def default_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data folder a command uses, the one rule for it: `data_dir` when given, else
+    `$PNEUMONIA_AUG_DATA_DIR`, else `data/chest_xray` (relative to the working directory).
+    The folder need not exist (`data download` creates it); `resolve_data_dir` checks it."""
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    """The data folder: the argument, else `$PNEUMONIA_AUG_DATA_DIR`, else `data/chest_xray`."""
-    chosen = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-    root = Path(chosen).expanduser().resolve()
+    """`default_data_dir(data_dir)` as an absolute path; `DataMissingError` unless it is a
+    folder, saying how to get the data."""
+    chosen = default_data_dir(data_dir)
+    root = chosen.resolve()
     if not root.is_dir():
         raise DataMissingError(
             f"no Kermany chest X-ray data at {root}. Get it with "

@@ -24,11 +24,11 @@ import pandas as pd
 import torch
 
 from pneumonia_aug.data.images import ImageDecodeError, decode_grayscale
-from pneumonia_aug.metrics import THRESHOLD
+from pneumonia_aug.evaluation.metrics import THRESHOLD
 from pneumonia_aug.models.chexnet import CheXNet
 
 IMAGE_COLUMN = "image"
-WEIGHTS_ARTIFACT = "weights"  # names used by tracking._log_code_model
+WEIGHTS_ARTIFACT = "weights"  # artifact names given by serving.packaging
 CONFIG_ARTIFACT = "config"
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from mlflow.exceptions import MlflowException
 
 from pneumonia_aug import tracking
+from pneumonia_aug.contract import CONFIG_ARTIFACT, TAG_STAGE
 from pneumonia_aug.data.cache import default_cache_dir
 from pneumonia_aug.errors import PneumoniaAugError
 
@@ -87,14 +87,10 @@ def load_resume(run_id: str, stage: str, config: dict, cache_dir: str = "") -> R
 
     Reads MLflow only (the run is reopened later), so a refused resume leaves the run as it was.
     """
-    try:
-        run = tracking.run_info(run_id)
-    except MlflowException as exc:
-        raise ResumeError(f"cannot resume run {run_id}: {exc.message.splitlines()[0]} "
-                          "(is MLFLOW_TRACKING_URI the store the run was logged to?)") from exc
+    run = tracking.run_info(run_id)
     tags = run.data.tags
-    if tags.get("stage") != stage:
-        raise ResumeError(f"run {run_id} is a {tags.get('stage', 'unknown')} run, not a "
+    if tags.get(TAG_STAGE) != stage:
+        raise ResumeError(f"run {run_id} is a {tags.get(TAG_STAGE, 'unknown')} run, not a "
                           f"{stage} run: resume it with the command that started it")
     if run.info.status == "FINISHED":
         raise ResumeError(f"run {run_id} already FINISHED: there is nothing to resume")
@@ -111,9 +107,9 @@ def load_resume(run_id: str, stage: str, config: dict, cache_dir: str = "") -> R
 
 
 def _check_config(run_id: str, config: dict) -> None:
-    logged = tracking.read_dict_artifact(run_id, tracking.CONFIG_ARTIFACT)
+    logged = tracking.read_dict_artifact(run_id, CONFIG_ARTIFACT)
     if logged is None:
-        raise ResumeError(f"run {run_id} has no {tracking.CONFIG_ARTIFACT}: it stopped before "
+        raise ResumeError(f"run {run_id} has no {CONFIG_ARTIFACT}: it stopped before "
                           "logging its config; start a new run instead")
     keys = (set(logged) | set(config)) - set(RESUME_MAY_DIFFER)
     differ = [f"{k}={logged.get(k)!r} (run) vs {config.get(k)!r} (given)"

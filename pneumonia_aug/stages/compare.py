@@ -1,76 +1,200 @@
-"""The `compare` stage: Table 1 from the classifier runs, our numbers beside the paper's.
+"""The `compare` stage: Table 1 of one comparison group, our numbers beside the paper's.
+
+Which runs (`CompareConfig.source`):
+- `study` (default): the classifier runs a study used (its `study/runs.json`, reused runs
+  included): `parent_run_id`, or the newest finished study of the experiment (none: as
+  `experiment`).
+- `experiment`: every classifier run of the experiment.
+Either way the runs are split by comparison key (`evaluation.groups`): one table per group,
+never a row that mixes groups. Found groups are listed; `group` picks one, else the study's
+only group or the experiment's newest complete group is taken.
 
 Writes `table1.md`, `table1.csv`, `table1.html` (self-contained) and `accuracy.png` to
-`output_dir`, logs them as artifacts of a compare run (plus per-setting summary metrics),
-and returns the run id and the Markdown table.
-
-Which runs: those a study used (`parent_run_id` = the study's run; its `study/runs.json`
-lists them, reused ones included), or explicit `run_ids`, or else every classifier run of
-the experiment.
+`output_dir`, each stating the group's scale, and logs them to a compare run whose
+description holds the table.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from pneumonia_aug import comparison, tracking
+import pandas as pd
+
+from pneumonia_aug import tracking
+from pneumonia_aug.config import CompareConfig
+from pneumonia_aug.contract import (
+    COMPARE,
+    PREDICTIONS_ARTIFACT,
+    STUDY,
+    STUDY_RUNS_ARTIFACT,
+    TABLE_OUTPUTS,
+    TAG_SEED,
+    TAG_SETTING,
+    TAG_STAGE,
+    TRAIN_CLASSIFIER,
+)
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.settings import PAPER_TABLE1
+from pneumonia_aug.evaluation import report
+from pneumonia_aug.evaluation.groups import KEY_TAG, Scale, parts_from_tags
+from pneumonia_aug.evaluation.table import METRICS, baseline_of, summarize
+from pneumonia_aug.settings import parse_setting
+from pneumonia_aug.stages.runs import stage_tags
 
 log = logging.getLogger(__name__)
-STAGE = "compare"
-OUTPUTS = ("table1.md", "table1.csv", "table1.html", "accuracy.png")
-STUDY_RUNS_ARTIFACT = "study/runs.json"  # written by the study (stages/study.py)
+DESCRIPTION_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's description
+DESCRIPTION_LIMIT = 7500  # MLflow caps a tag value at 8000 characters
+UNKEYED = "(no comparison key: made before keys were recorded)"
 
 
-def write_reports(table, output_dir: Path) -> dict[str, Path]:
+def classifier_runs(experiment_ids: list[str], run_ids: list[str] | None = None) -> pd.DataFrame:
+    """One row per classifier run (all of the experiments', or those in `run_ids`): run_id,
+    setting, seed, status, start_time, key, parts, test_* metrics."""
+    query = f"tags.{TAG_STAGE} = '{TRAIN_CLASSIFIER}'"
+    if run_ids is not None:
+        ids = ", ".join(f"'{r}'" for r in run_ids) or "''"
+        query += f" and attributes.run_id IN ({ids})"
+    rows = []
+    for run in tracking.search_runs(experiment_ids, query):
+        metrics, tags = run.data.metrics, run.data.tags
+        rows.append({"run_id": run.info.run_id, "setting": tags.get(TAG_SETTING, ""),
+                     "seed": int(tags.get(TAG_SEED, -1)), "status": run.info.status,
+                     "start_time": run.info.start_time, "key": tags.get(KEY_TAG, UNKEYED),
+                     "parts": parts_from_tags(tags),
+                     **{f"test_{m}": metrics.get(f"test_{m}", float("nan")) for m in METRICS}})
+    columns = ["run_id", "setting", "seed", "status", "start_time", "key", "parts",
+               *(f"test_{m}" for m in METRICS)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class Selection:
+    """The runs of one group, and what it was chosen from."""
+
+    runs: pd.DataFrame
+    key: str
+    groups: list[str]  # one line per group found
+    expected_settings: list[str]
+    expected_seeds: list[int]
+    study_run_id: str = ""
+
+
+def _complete(runs: pd.DataFrame) -> bool:
+    """Every GAN setting of the group has finished runs of its Original baseline too."""
+    done = set(runs.loc[runs["status"] == "FINISHED", "setting"].map(
+        lambda s: parse_setting(s).name))
+    gan = [parse_setting(s) for s in done if parse_setting(s).gan]
+    return bool(done) and all(baseline_of(s) in done for s in gan)
+
+
+def describe_groups(runs: pd.DataFrame) -> list[str]:
+    lines = []
+    for key, group in runs.groupby("key", sort=False):
+        parts = group["parts"].iloc[0]
+        lines.append(f"{key}: {len(group)} runs, {group['setting'].nunique()} settings, seeds "
+                     f"{sorted(set(group['seed']))}, {parts.get('image_size', '?')} px, "
+                     f"{parts.get('epochs', '?')} epochs, cap "
+                     f"{parts.get('max_images_per_split', '?')}"
+                     + ("" if _complete(group) else " (incomplete)"))
+    return lines
+
+
+def choose_group(runs: pd.DataFrame, group: str, study: bool) -> str:
+    """The key to tabulate: `group` (a key or its start), else the only one of a study, else
+    the newest complete group (by its newest run)."""
+    keys = list(dict.fromkeys(runs["key"]))
+    if group:
+        matches = [k for k in keys if k.startswith(group)]
+        if len(matches) != 1:
+            raise PneumoniaAugError(f"group {group!r} matches {len(matches)} of the groups found:"
+                                    f" {'; '.join(describe_groups(runs))}")
+        return matches[0]
+    if len(keys) == 1:
+        return keys[0]
+    if study:
+        raise PneumoniaAugError(f"the study's runs fall into {len(keys)} comparison groups "
+                                f"({'; '.join(describe_groups(runs))}): pass --group KEY")
+    newest = runs.groupby("key")["start_time"].max().sort_values(ascending=False)
+    complete = [k for k in newest.index if _complete(runs[runs["key"] == k])]
+    chosen = (complete or list(newest.index))[0]
+    log.info("comparison groups found (taking %s; --group picks another):\n  %s", chosen,
+             "\n  ".join(describe_groups(runs)))
+    return chosen
+
+
+def _newest_study(experiment: str) -> str | None:
+    return tracking.latest_finished_run(experiment, {TAG_STAGE: STUDY})
+
+
+def select_runs(cfg: CompareConfig, experiment: str, run_ids: list[str] | None = None,
+                expected_settings=None, expected_seeds=None) -> Selection:
+    study = cfg.parent_run_id
+    if run_ids is None and cfg.source == "study":
+        study = study or _newest_study(experiment) or ""
+        if study:
+            used = tracking.read_dict_artifact(study, STUDY_RUNS_ARTIFACT)
+            if used is None:
+                raise PneumoniaAugError(f"run {study} has no {STUDY_RUNS_ARTIFACT}: is it a "
+                                        "finished study run? (see the `main` entry point)")
+            run_ids = [u["run_id"] for u in used["used"] if u["stage"] == TRAIN_CLASSIFIER]
+            params = tracking.run_info(study).data.params
+            seeds = params.get("seeds_resolved", params.get("seeds", ""))
+            expected_seeds = expected_seeds or [int(s) for s in seeds.split(",") if s.strip()]
+        else:
+            log.info("no finished study in the experiment: comparing all its classifier runs")
+    runs = classifier_runs([experiment], run_ids)
+    if runs.empty:
+        raise PneumoniaAugError(f"no classifier runs in experiment {cfg.experiment_name!r}"
+                                f"{' for study ' + study if study else ''}: run "
+                                "train_classifier (or the main study) first")
+    key = choose_group(runs, cfg.group, study=run_ids is not None)
+    chosen = runs[runs["key"] == key]
+    settings = list(expected_settings or []) or sorted(set(chosen["setting"]))
+    return Selection(chosen, key, describe_groups(runs), settings,
+                     list(expected_seeds or []), study)
+
+
+def write_reports(table: pd.DataFrame, scale: Scale, output_dir: Path) -> dict[str, Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: output_dir / name for name in OUTPUTS}
-    paths["table1.md"].write_text(comparison.to_markdown(table))
-    comparison.to_csv(table, paths["table1.csv"])
-    figure = comparison.bar_chart(table)
+    paths = {name: output_dir / name for name in TABLE_OUTPUTS}
+    paths["table1.md"].write_text(report.to_markdown(table, scale))
+    report.to_csv(table, paths["table1.csv"])
+    figure = report.bar_chart(table, scale)
     figure.savefig(paths["accuracy.png"], dpi=120, bbox_inches="tight")
-    paths["table1.html"].write_text(comparison.to_html(table, paths["accuracy.png"]))
+    paths["table1.html"].write_text(report.to_html(table, scale, paths["accuracy.png"]))
     return paths
 
 
-def _study_run_ids(parent_run_id: str) -> list[str]:
-    used = tracking.read_dict_artifact(parent_run_id, STUDY_RUNS_ARTIFACT)
-    if used is None:
-        raise PneumoniaAugError(f"run {parent_run_id} has no {STUDY_RUNS_ARTIFACT}: is it a "
-                                "finished study run? (see the `main` entry point)")
-    return [u["run_id"] for u in used["used"] if u["stage"] == "train_classifier"]
-
-
-def run_compare(experiment_name: str, parent_run_id: str = "", output_dir: str = "outputs/compare",
-                expected_settings=PAPER_TABLE1, n_boot: int = 2000,
-                run_ids: list[str] | None = None, extra_params: dict | None = None) -> str:
-    """Build the table and log it as a compare run; return the run id."""
-    experiment = tracking.experiment_id(experiment_name)
+def run_compare(cfg: CompareConfig, run_ids: list[str] | None = None,
+                expected_settings=None, expected_seeds=None,
+                extra_params: dict | None = None) -> str:
+    """Build the table of one comparison group and log it as a compare run; return the run id."""
+    experiment = tracking.experiment_id(cfg.experiment_name)
     if experiment is None:
-        raise PneumoniaAugError(f"no experiment named {experiment_name!r}: run train_classifier "
-                                "(or the main study) first, or pass the right experiment_name")
-    if parent_run_id and run_ids is None:
-        run_ids = _study_run_ids(parent_run_id)
-    runs = tracking.classifier_runs([experiment], run_ids)
-    if runs.empty:
-        raise PneumoniaAugError(f"no classifier runs in experiment {experiment_name!r}"
-                                f"{' for study ' + parent_run_id if parent_run_id else ''}: "
-                                "run train_classifier first")
+        raise PneumoniaAugError(f"no experiment named {cfg.experiment_name!r}: run "
+                                "train_classifier (or the main study) first, or pass the right "
+                                "experiment_name")
+    sel = select_runs(cfg, experiment, run_ids, expected_settings, expected_seeds)
+    runs = sel.runs
     finished = runs[runs["status"] == "FINISHED"]
-    log.info("comparing %d classifier runs (%d finished) over %d settings", len(runs),
-             len(finished), runs["setting"].nunique())
+    log.info("comparing %d classifier runs (%d finished) of group %s over %d settings",
+             len(runs), len(finished), sel.key, runs["setting"].nunique())
     predictions = {rid: p for rid in finished["run_id"]
-                   if (p := tracking.load_predictions(rid)) is not None}
-    table = comparison.summarize(runs, predictions, n_boot=n_boot,
-                                 expected_settings=expected_settings)
-    paths = write_reports(table, Path(output_dir))
-    with tracking.start_run(experiment_name, run_name="compare", tags={
-            "stage": STAGE, "git_commit": tracking.git_commit()}) as run:
-        tracking.log_params({"experiment_name": experiment_name, "parent_run_id": parent_run_id,
-                             "n_runs": len(runs), "n_boot": n_boot, **(extra_params or {})})
-        tracking.log_dict({"run_ids": runs["run_id"].tolist()}, "compared_runs.json")
+                   if (p := tracking.read_csv_artifact(rid, PREDICTIONS_ARTIFACT)) is not None}
+    table = summarize(runs, predictions, sel.expected_settings, sel.expected_seeds)
+    seeds = sorted(set(sel.expected_seeds) | set(finished["seed"]))
+    scale = Scale(sel.key, runs["parts"].iloc[0], tuple(seeds))
+    paths = write_reports(table, scale, Path(cfg.output_dir))
+    markdown = paths["table1.md"].read_text()
+    if len(markdown) > DESCRIPTION_LIMIT:
+        markdown = markdown[:DESCRIPTION_LIMIT] + "\n... (the whole table: table1.md)"
+    with tracking.start_run(cfg.experiment_name, run_name=COMPARE, tags=stage_tags(
+            COMPARE, **{KEY_TAG: sel.key, DESCRIPTION_TAG: markdown})) as run:
+        tracking.log_params({**cfg.to_dict(), "n_runs": len(runs), "study_run_id": sel.study_run_id,
+                             **(extra_params or {})})
+        tracking.log_dict({"run_ids": runs["run_id"].tolist(), "group": sel.key,
+                           "groups_found": sel.groups}, "compared_runs.json")
         for path in paths.values():
             tracking.log_artifact(path)
         for row in table.itertuples():

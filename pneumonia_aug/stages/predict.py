@@ -13,11 +13,10 @@ from pathlib import Path
 from pneumonia_aug import tracking
 from pneumonia_aug.data.images import ImageDecodeError, decode_grayscale
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.gradcam import gradcam, overlay
-from pneumonia_aug.metrics import THRESHOLD
+from pneumonia_aug.evaluation.gradcam import gradcam, overlay
+from pneumonia_aug.evaluation.metrics import THRESHOLD
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = f"models:/{tracking.CLASSIFIER_MODEL}@champion"
 
 
 @dataclass

@@ -7,52 +7,46 @@ Failed, interrupted or changed: run again. So an interrupted study continues whe
 stopped, a second identical call launches nothing new, and a changed parameter reruns
 exactly the runs that depend on it.
 
-Order: the Original settings first (the best of them is the X-ray feature network that GAN
-quality is measured with), then each GAN needed, its generation, the GAN settings, compare.
+Run reuse: `stages.reuse`. Order: the Original settings first (the one with the lowest
+validation loss, pinned by version, is the X-ray feature network that GAN quality is measured
+with), then each GAN needed, its generation, the GAN settings, compare.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from pneumonia_aug import tracking
-from pneumonia_aug.config import EXPERIMENT_NAME, ClassifierConfig
+from pneumonia_aug.config import (
+    ClassifierConfig,
+    CompareConfig,
+    GANConfig,
+    GenerateConfig,
+    Profile,
+    StudyConfig,
+)
+from pneumonia_aug.contract import (
+    CLASSIFIER_MODEL,
+    COMPARE,
+    GENERATE,
+    STUDY,
+    STUDY_RUNS_ARTIFACT,
+    TAG_MODEL_VERSION,
+    TAG_RUN_KEY,
+    TAG_STUDY_RUN,
+    TRAIN_CLASSIFIER,
+    TRAIN_GAN,
+    Gan,
+    generator_model_name,
+)
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.settings import PAPER_TABLE1, parse_setting
-from pneumonia_aug.stages.compare import STUDY_RUNS_ARTIFACT
-from pneumonia_aug.training.gan import GANConfig
+from pneumonia_aug.stages.reuse import find_reusable_run, run_key
+from pneumonia_aug.stages.runs import stage_tags
 
 log = logging.getLogger(__name__)
-STAGE = "study"
-
-
-@dataclass(frozen=True)
-class Profile:
-    image_size: int
-    gan_epochs: int
-    gan_batch_size: int
-    classifier_epochs: int
-    classifier_batch_size: int
-    n_images: int  # generated images per GAN
-    max_images_per_split: int = 0  # 0 = all
-    gan_max_images: int = 0  # 0 = all
-    sample_every: int = 10
-    eval_images: int = 500  # generated images per FID/KID evaluation and memorization check
-
-
-PROFILES = {
-    # The paper: 256 px, 500 GAN epochs at batch 128, 100 classifier epochs at batch 16, 4000
-    # generated images per GAN (sections 3.1-3.3 and the authors' code).
-    "paper": Profile(256, 500, 128, 100, 16, 4000, sample_every=10),
-    # Small enough for the whole study (one seed) on 2 CPU cores in under 20 minutes.
-    "quick": Profile(32, 12, 64, 5, 32, 400, max_images_per_split=500, gan_max_images=512,
-                     sample_every=4, eval_images=100),
-    # For tests: the smallest thing that exercises every stage.
-    "tiny": Profile(32, 1, 32, 1, 16, 20, max_images_per_split=40, gan_max_images=32,
-                    sample_every=1, eval_images=8),
-}
 
 
 def parse_settings(text: str) -> list[str]:
@@ -87,8 +81,8 @@ class Study:
 
     def stage(self, name: str, label: str, params: dict, upstream: dict,
               launch: Callable[[], str]) -> str | None:
-        key = tracking.run_key(name, params, upstream)
-        run_id = tracking.find_reusable_run(self.experiment_name, key, params)
+        key = run_key(name, params, upstream)
+        run_id = find_reusable_run(self.experiment_name, key, params)
         if run_id:
             log.info("[study] %s: reusing finished run %s", label, run_id)
         else:
@@ -100,7 +94,7 @@ class Study:
                 log.error("[study] %s failed: %s", label, exc)
                 self.failed.append(f"{label}: {exc}")
                 return None
-            tracking.tag_run(run_id, {tracking.RUN_KEY_TAG: key, "study_run_id": self.study_run_id})
+            tracking.tag_run(run_id, {TAG_RUN_KEY: key, TAG_STUDY_RUN: self.study_run_id})
         self.used.append({"stage": name, "label": label, "run_id": run_id})
         return run_id
 
@@ -108,70 +102,106 @@ class Study:
 def _classifier(study: Study, cfg: ClassifierConfig, upstream: dict) -> str | None:
     from pneumonia_aug.stages.train_classifier import run_train_classifier
 
-    label = f"train_classifier {cfg.setting} seed {cfg.seed}"
-    return study.stage("train_classifier", label, cfg.to_dict(), upstream,
+    label = f"{TRAIN_CLASSIFIER} {cfg.setting} seed {cfg.seed}"
+    return study.stage(TRAIN_CLASSIFIER, label, cfg.to_dict(), upstream,
                        lambda: run_train_classifier(cfg))
 
 
 def _gan(study: Study, cfg: GANConfig) -> str | None:
-    from pneumonia_aug.stages.train_gan import DEFAULT_FEATURE_MODEL, run_train_gan
+    from pneumonia_aug.stages.train_gan import run_train_gan
 
-    params = cfg.to_dict() | {"feature_model_uri": DEFAULT_FEATURE_MODEL}
-    return study.stage("train_gan", f"train_gan {cfg.model}", params, {},
+    label = f"{TRAIN_GAN} {cfg.model}" + (f" r={cfg.real_fraction}" if cfg.real_fraction < 1
+                                           else "")
+    return study.stage(TRAIN_GAN, label, cfg.to_dict(), {},
                        lambda: run_train_gan(cfg))
 
 
-def _generate(study: Study, gan: str, gan_run: str, profile: Profile) -> str | None:
+def _generate(study: Study, gan: Gan, gan_run: str, profile: Profile) -> str | None:
     from pneumonia_aug.stages.generate import run_generate
 
-    version = tracking.run_info(gan_run).data.tags["registered_model_version"]
-    uri = f"models:/{tracking.generator_model_name(gan)}/{version}"  # pinned, not an alias
-    params = {"model": gan.lower(), "model_uri": uri, "n_images": profile.n_images, "seed": 0,
-              "experiment_name": study.experiment_name}
-    return study.stage("generate", f"generate {gan.lower()}", params, {"train_gan": gan_run},
-                       lambda: run_generate(gan.lower(), uri, profile.n_images, 0,
-                                            study.experiment_name))
+    version = tracking.run_tags(gan_run)[TAG_MODEL_VERSION]
+    uri = f"models:/{generator_model_name(gan)}/{version}"  # pinned, not an alias
+    cfg = GenerateConfig(model=gan.value, model_uri=uri, n_images=profile.n_images, seed=0,
+                         experiment_name=study.experiment_name)
+    return study.stage(GENERATE, f"{GENERATE} {gan.value}", cfg.to_dict(), {TRAIN_GAN: gan_run},
+                       lambda: run_generate(cfg))
 
 
-def run_study(profile: str = "quick", seeds: str = "0,1,2", settings: str = "table1",
-              data_dir: str = "", experiment_name: str = EXPERIMENT_NAME,
-              output_dir: str = "outputs/study") -> str:
+def _gans_needed(gan_settings: list[str], real_subset: str) -> list[tuple[Gan, float]]:
+    """(GAN, the real fraction it learns from) for each GAN the settings need: one per GAN
+    learning from all real images (the authors' way), or with `real_subset=fixed` one per GAN
+    and r, learning only from the real images the r settings keep."""
+    needed = set()
+    for name in gan_settings:
+        setting = parse_setting(name)
+        r = setting.real_fraction if real_subset == "fixed" else 1.0
+        needed.add((Gan.parse(setting.gan), r))
+    return sorted(needed, key=lambda pair: (pair[0].value, -pair[1]))
+
+
+def _feature_network(study: Study) -> str:
+    """The X-ray network GAN quality is measured in: the study's own Original run with the
+    lowest validation loss, pinned by version (comparable with the study's GANs by
+    construction, unlike `@champion`); "" (no GAN quality) when no Original run finished."""
+    best = None
+    for used in study.used:
+        if used["stage"] != TRAIN_CLASSIFIER:
+            continue
+        run = tracking.run_info(used["run_id"])
+        loss = run.data.metrics.get("best_val_loss")
+        version = run.data.tags.get(TAG_MODEL_VERSION)
+        if loss is not None and version and (best is None or loss < best[0]):
+            best = (loss, version)
+    if best is None:
+        log.warning("[study] no finished Original run: the GANs are trained without FID/KID")
+        return ""
+    return f"models:/{CLASSIFIER_MODEL}/{best[1]}"
+
+
+def run_study(cfg: StudyConfig) -> str:
     """Run or resume the study; return the Markdown table."""
-    if profile not in PROFILES:
-        raise PneumoniaAugError(f"profile must be one of {sorted(PROFILES)}, not {profile!r}")
-    spec, seed_list, names = PROFILES[profile], parse_seeds(seeds), parse_settings(settings)
+    spec = cfg.spec
+    seed_list = parse_seeds(cfg.seeds or spec.seeds)
+    names = parse_settings(cfg.settings or spec.settings)
     base = ClassifierConfig(image_size=spec.image_size, epochs=spec.classifier_epochs,
-                            batch_size=spec.classifier_batch_size, data_dir=data_dir,
+                            batch_size=spec.classifier_batch_size, lr_scaling=spec.lr_scaling,
+                            data_dir=cfg.data_dir,
                             max_images_per_split=spec.max_images_per_split,
-                            experiment_name=experiment_name)
-    params = {"profile": profile, "seeds": seeds, "settings": settings, "data_dir": data_dir,
-              "experiment_name": experiment_name}
-    with tracking.start_run(experiment_name, run_name=f"study-{profile}",
-                            tags={"stage": STAGE, "profile": profile,
-                                  "git_commit": tracking.git_commit()}) as parent:
-        tracking.log_params(params)
-        study = Study(experiment_name, parent.info.run_id)
+                            real_subset=cfg.real_subset, experiment_name=cfg.experiment_name)
+    params = {k: v for k, v in cfg.to_dict().items() if k != "output_dir"}
+    resolved = {"seeds_resolved": ",".join(map(str, seed_list)),
+                "settings_resolved": ",".join(names)}
+    with tracking.start_run(cfg.experiment_name, run_name=f"{STUDY}-{cfg.profile}",
+                            tags=stage_tags(STUDY, profile=cfg.profile)) as parent:
+        tracking.log_params(params | resolved)
+        study = Study(cfg.experiment_name, parent.info.run_id)
         gan_settings = [n for n in names if parse_setting(n).gan]
         for name in [n for n in names if not parse_setting(n).gan]:
             for seed in seed_list:
                 _classifier(study, replace(base, setting=name, seed=seed), {})
-        for gan in sorted({parse_setting(n).gan for n in gan_settings}):
-            gan_cfg = GANConfig(model=gan.lower(), image_size=spec.image_size,
+        features = _feature_network(study)
+        for gan, r in _gans_needed(gan_settings, cfg.real_subset):
+            gan_cfg = GANConfig(model=gan.value, image_size=spec.image_size,
                                 epochs=spec.gan_epochs, batch_size=spec.gan_batch_size,
-                                data_dir=data_dir, max_images=spec.gan_max_images,
+                                data_dir=cfg.data_dir, max_images=spec.gan_max_images,
                                 sample_every=spec.sample_every, eval_images=spec.eval_images,
-                                experiment_name=experiment_name)
+                                experiment_name=cfg.experiment_name, lr_scaling=spec.lr_scaling,
+                                feature_model_uri=features, real_fraction=r)
             gan_run = _gan(study, gan_cfg)
             generated = gan_run and _generate(study, gan, gan_run, spec)
-            for name in [n for n in gan_settings if parse_setting(n).gan == gan]:
+            for name in gan_settings:
+                setting = parse_setting(name)
+                if setting.gan != gan.display or (r < 1 and setting.real_fraction != r) or (
+                        r == 1 and cfg.real_subset == "fixed" and setting.real_fraction < 1):
+                    continue
                 for seed in seed_list:
                     if not generated:
                         study.failed.append(f"{name} seed {seed}: no generated images "
-                                            f"({gan} failed)")
+                                            f"({gan.display} failed)")
                         continue
-                    cfg = replace(base, setting=name, seed=seed, synthetic_run_id=generated)
-                    _classifier(study, cfg, {"generate": generated})
-        table = _compare(study, names, output_dir)
+                    run_cfg = replace(base, setting=name, seed=seed, synthetic_run_id=generated)
+                    _classifier(study, run_cfg, {GENERATE: generated})
+        table = _compare(study, names, seed_list, cfg.output_dir)
         tracking.log_dict({"used": study.used, "failed": study.failed}, STUDY_RUNS_ARTIFACT)
         tracking.log_metrics({"runs_launched": study.launched, "runs_used": len(study.used),
                               "stages_failed": len(study.failed)})
@@ -182,13 +212,14 @@ def run_study(profile: str = "quick", seeds: str = "0,1,2", settings: str = "tab
         return table
 
 
-def _compare(study: Study, names: list[str], output_dir: str) -> str:
+def _compare(study: Study, names: list[str], seeds: list[int], output_dir: str) -> str:
     from pneumonia_aug.stages.compare import run_compare
 
-    classifier_runs = sorted(u["run_id"] for u in study.used if u["stage"] == "train_classifier")
+    classifier_runs = sorted(u["run_id"] for u in study.used if u["stage"] == TRAIN_CLASSIFIER)
     params = {"experiment_name": study.experiment_name, "settings": ",".join(names)}
-    run_id = study.stage("compare", "compare", params, {"classifier_runs": classifier_runs},
-                         lambda: run_compare(study.experiment_name, run_ids=classifier_runs,
-                                             output_dir=output_dir, expected_settings=names,
+    cfg = CompareConfig(experiment_name=study.experiment_name, output_dir=output_dir)
+    run_id = study.stage(COMPARE, COMPARE, params, {"classifier_runs": classifier_runs},
+                         lambda: run_compare(cfg, run_ids=classifier_runs,
+                                             expected_settings=names, expected_seeds=seeds,
                                              extra_params=params))
     return tracking.read_text_artifact(run_id, "table1.md") if run_id else ""

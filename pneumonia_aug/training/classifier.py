@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from pneumonia_aug.config import ClassifierConfig
-from pneumonia_aug.data.dataset import ClassifierData, Subset
+from pneumonia_aug.data.dataset import ClassifierData
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.metrics import binary_metrics
+from pneumonia_aug.evaluation.metrics import binary_metrics
 from pneumonia_aug.models.chexnet import CheXNet
 from pneumonia_aug.training.augment import random_resized_crop_flip
 from pneumonia_aug.training.distributed import SINGLE, DistContext, autocast, pick_device
@@ -46,12 +46,15 @@ class ClassifierResult:
     extra: dict = field(default_factory=dict)
 
 
-def _as_tensor(subset: Subset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.from_numpy(subset.images).unsqueeze(1)  # (N, 1, S, S) uint8
-    labels = torch.from_numpy(subset.labels)
+def as_tensor(images: np.ndarray, labels: np.ndarray,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tensors `train_classifier` indexes its batches from: `(N, 1, S, S)` uint8 images and
+    their `(N,)` labels, on `device` when it is a GPU, else left on the CPU (no copy)."""
+    x = torch.from_numpy(images).unsqueeze(1)  # (N, 1, S, S) uint8
+    y = torch.from_numpy(labels)
     if device.type == "cuda":
-        return images.to(device), labels.to(device)
-    return images, labels
+        return x.to(device), y.to(device)
+    return x, y
 
 
 def _to_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -61,12 +64,14 @@ def _to_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_logits(model: CheXNet, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Logits for `(N, 1, S, S)` uint8 images, kept on the device until the caller reads them."""
+    """Logits for `(N, 1, S, S)` uint8 images, kept on the device until the caller reads them.
+
+    In fp32 even on CUDA (training runs in bf16): bf16's 8-bit mantissa would tie many
+    probabilities (AUROC) and coarsen the validation loss that picks the best epoch."""
     model.eval()
     out = []
     for start in range(0, len(images), EVAL_BATCH):
-        with autocast(device):
-            out.append(model(_to_input(images[start : start + EVAL_BATCH], device)).float())
+        out.append(model(_to_input(images[start : start + EVAL_BATCH], device)).float())
     return torch.cat(out)
 
 
@@ -141,8 +146,8 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
     )
-    train_x, train_y = _as_tensor(data.train, device)
-    val_x, val_y = _as_tensor(data.val, device)
+    train_x, train_y = as_tensor(data.train.images, data.train.labels, device)
+    val_x, val_y = as_tensor(data.val.images, data.val.labels, device)
     # What a checkpoint carries besides weights, optimizer and random state.
     progress = {"history": [], "best_model": None, "best_epoch": 0, "best_val_loss": float("inf")}
     first = 1
@@ -198,7 +203,7 @@ def train_classifier(
     if not dist.is_main:
         return None
     model.load_state_dict(progress["best_model"])
-    test_x, test_y = _as_tensor(data.test, device)
+    test_x, test_y = as_tensor(data.test.images, data.test.labels, device)
     _, test_probs, test_metrics = _evaluate(model, test_x, test_y, device)
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     return ClassifierResult(model, progress["history"], progress["best_epoch"],

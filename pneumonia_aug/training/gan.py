@@ -8,7 +8,8 @@ As in `training.classifier`, the uint8 images stay in one tensor (on the GPU whe
 one), batches are indexed and scaled to [-1, 1] on the device, losses are summed on the device
 and read once per epoch. Under torchrun each process trains on its shard of every epoch
 (`training.distributed`); each epoch ends in a checkpoint a run can continue from exactly
-(`resume`). This module knows nothing of MLflow: it reports through `on_epoch`.
+(`resume`). What a step updates and a checkpoint saves travels as one `GANState`. This module
+knows nothing of MLflow: it reports through `on_epoch`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,24 +26,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from pneumonia_aug.config import (
-    EXPERIMENT_NAME,
-    LR_SCALING_RULES,
-    check,
-    coerce_fields,
-    scale_lr,
-)
+from pneumonia_aug.config import GANConfig
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.models.gan import (
-    GAN_MODELS,
-    NORMAL,
-    PNEUMONIA,
-    Discriminator,
-    Generator,
-    build_gan,
-    gan_stages,
-)
-from pneumonia_aug.training.diffaugment import diff_augment, parse_policy
+from pneumonia_aug.models.gan import NORMAL, PNEUMONIA, Discriminator, Generator, build_gan
+from pneumonia_aug.training.diffaugment import diff_augment
 from pneumonia_aug.training.distributed import (
     SINGLE,
     DistContext,
@@ -54,65 +41,6 @@ from pneumonia_aug.training.distributed import (
 from pneumonia_aug.training.state import atomic_save, capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
-AUTHORS_GAN_BATCH_SIZE = 128  # the authors' GAN code
-
-
-@dataclass
-class GANConfig:
-    model: str = "dcgan"  # "dcgan" (NORMAL only) or "cgan" (both classes, labelled)
-    image_size: int = 256  # the authors' GANs draw 256 px images (paper, section 3)
-    epochs: int = 500  # authors' code
-    batch_size: int = AUTHORS_GAN_BATCH_SIZE
-    # The paper says lr 0.005; the authors' code used 2e-5 (D) and 1e-4 (G), for batch 128.
-    # PROTOCOL.md follows the code.
-    lr_d: float = 2e-5
-    lr_g: float = 1e-4
-    lr_scaling: str = "none"  # how lr_d, lr_g follow batch_size: none, linear, sqrt
-    beta1: float = 0.5  # Adam beta1 (authors' code, as in DCGAN)
-    latent_dim: int = 100  # N(0, 1) noise (paper, section 3)
-    seed: int = 0  # weights, batch order, noise, DiffAugment draws
-    split_seed: int = 0  # the validation split whose training part the GAN learns from
-    data_dir: str = ""  # "" = $PNEUMONIA_AUG_DATA_DIR or data/chest_xray
-    cache_dir: str = ""  # "" = $PNEUMONIA_AUG_CACHE_DIR or ~/.cache/pneumonia-aug
-    # Not in the paper: DiffAugment policy for D's inputs, e.g. "color,translation,cutout".
-    diffaugment: str = ""
-    # Not in the paper: generated images per FID/KID evaluation and memorization check.
-    eval_images: int = 500
-    sample_every: int = 10  # epochs between sample grids / evaluations by the caller (0 = never)
-    max_images: int = 0  # debug/test knob: train on at most this many images (0 = all)
-    device: str = "auto"  # auto = cuda when available
-    experiment_name: str = EXPERIMENT_NAME
-
-    def __post_init__(self) -> None:
-        coerce_fields(self)
-        self.model = self.model.lower()
-        for validate in (lambda: gan_stages(self.image_size),
-                         lambda: parse_policy(self.diffaugment)):
-            try:
-                validate()
-            except ValueError as exc:
-                raise PneumoniaAugError(str(exc)) from exc
-        check(self, [
-            (self.model in GAN_MODELS, f"model must be one of {GAN_MODELS}"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.lr_d > 0 and self.lr_g > 0, "lr_d and lr_g must be positive"),
-            (self.lr_scaling in LR_SCALING_RULES, f"lr_scaling must be one of {LR_SCALING_RULES}"),
-            (0 <= self.beta1 < 1, "beta1 must be in [0, 1)"),
-            (self.latent_dim >= 1, "latent_dim must be at least 1"),
-            (self.sample_every >= 0, "sample_every must be >= 0 (0 = never)"),
-            (self.eval_images >= 2, "eval_images must be at least 2"),
-            (self.max_images >= 0, "max_images must be >= 0 (0 = all)"),
-        ])
-
-    @property
-    def effective_lrs(self) -> tuple[float, float]:
-        """(lr_d, lr_g) after `lr_scaling` to this batch size."""
-        return tuple(scale_lr(lr, self.batch_size, AUTHORS_GAN_BATCH_SIZE, self.lr_scaling)
-                     for lr in (self.lr_d, self.lr_g))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -138,30 +66,63 @@ def _check_data(images: np.ndarray, labels: np.ndarray, cfg: GANConfig) -> None:
         raise PneumoniaAugError("train_gan got no images")
 
 
-def _to_device(images, labels, cfg: GANConfig, device: torch.device):
-    if cfg.max_images and len(images) > cfg.max_images:
-        keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(images))[:cfg.max_images])
+def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device,
+              max_images: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training tensors of `train_gan`: `(N, 1, S, S)` uint8 images and `(N,)` int64
+    labels, on `device` when it is a GPU (batches are indexed there), else on the CPU.
+    `max_images` > 0 keeps that many, drawn with `seed` (the debug cap `GANConfig.max_images`).
+    """
+    if max_images and len(images) > max_images:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:max_images])
         images, labels = images[keep], labels[keep]
     x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)  # (N, 1, S, S) uint8
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     return (x.to(device), y.to(device)) if device.type == "cuda" else (x, y)
 
 
-def _save_checkpoint(path: Path, epoch, G, D, opt_g, opt_d, history, rng, world_size,
-                     cfg) -> None:
-    atomic_save({"epoch": epoch, "generator": G.state_dict(), "discriminator": D.state_dict(),
-                 "optimizer_g": opt_g.state_dict(), "optimizer_d": opt_d.state_dict(),
-                 "history": history, "rng": rng, "world_size": world_size,
-                 "config": cfg.to_dict()}, path)
+@dataclass
+class GANState:
+    """What GAN training updates and a checkpoint saves, passed whole to `gan_train_step`.
 
+    `generator` and `discriminator` are the modules the step trains: under DDP their wrappers
+    (after `wrap`); `unwrap` gives the networks. `order` draws the batch order (the same on
+    every rank), `draws` the noise and DiffAugment (per rank; one process: `order` itself).
+    """
 
-def _restore(resume: dict, G, D, opt_g, opt_d, order_gen, draw_gen, dist) -> list[dict]:
-    G.load_state_dict(resume["generator"])
-    D.load_state_dict(resume["discriminator"])
-    opt_g.load_state_dict(resume["optimizer_g"])
-    opt_d.load_state_dict(resume["optimizer_d"])
-    restore_rng(resume["rng"], order_gen, draw_gen, dist)
-    return list(resume["history"])
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    order: torch.Generator
+    draws: torch.Generator
+    device: torch.device
+    history: list[dict] = field(default_factory=list)  # one row per finished epoch
+
+    @property
+    def conditional(self) -> bool:
+        return unwrap(self.generator).n_classes > 0
+
+    def wrap(self, dist: DistContext) -> None:
+        """Wrap both networks for DDP (no-op for one process); after `restore`."""
+        self.generator, self.discriminator = dist.wrap(self.generator), dist.wrap(
+            self.discriminator)
+
+    def checkpoint(self, epoch: int, rng: dict, world_size: int, cfg: GANConfig) -> dict:
+        """A checkpoint after `epoch`; `rng` from `capture_rng` (a collective under DDP)."""
+        return {"epoch": epoch, "generator": unwrap(self.generator).state_dict(),
+                "discriminator": unwrap(self.discriminator).state_dict(),
+                "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
+                "history": self.history, "rng": rng, "world_size": world_size,
+                "config": cfg.to_dict()}
+
+    def restore(self, resume: dict, dist: DistContext) -> None:
+        """Load a `checkpoint`: weights, optimizers, random streams and history."""
+        unwrap(self.generator).load_state_dict(resume["generator"])
+        unwrap(self.discriminator).load_state_dict(resume["discriminator"])
+        self.opt_g.load_state_dict(resume["optimizer_g"])
+        self.opt_d.load_state_dict(resume["optimizer_d"])
+        restore_rng(resume["rng"], self.order, self.draws, dist)
+        self.history = list(resume["history"])
 
 
 def train_gan(
@@ -190,18 +151,17 @@ def train_gan(
     if dist.enabled:
         torch.manual_seed(derived_seed(cfg.seed, dist.rank))  # dropout masks differ per rank
     lr_d, lr_g = cfg.effective_lrs
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr_g, betas=(cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=(cfg.beta1, 0.999))
-    train_x, train_y = _to_device(images, labels, cfg, device)
-    conditional = G.n_classes > 0
-    history: list[dict] = []
+    state = GANState(G, D, torch.optim.Adam(G.parameters(), lr=lr_g, betas=(cfg.beta1, 0.999)),
+                     torch.optim.Adam(D.parameters(), lr=lr_d, betas=(cfg.beta1, 0.999)),
+                     order_gen, draw_gen, device)
+    train_x, train_y = to_device(images, labels, device, cfg.max_images, cfg.seed)
     first = 1
     if resume is not None:
-        history = _restore(resume, G, D, opt_g, opt_d, order_gen, draw_gen, dist)
+        state.restore(resume, dist)
         first = resume["epoch"] + 1
-        if on_epoch is not None and dist.is_main and history:
-            on_epoch(history[-1], G)
-    net_g, net_d = dist.wrap(G), dist.wrap(D)
+        if on_epoch is not None and dist.is_main and state.history:
+            on_epoch(state.history[-1], G)
+    state.wrap(dist)
     started = time.perf_counter()
     if dist.is_main:
         log.info("training the %s on %s%s: %d images at %d px, %d epochs", cfg.model.upper(),
@@ -209,16 +169,14 @@ def train_gan(
                  len(train_x), cfg.image_size, cfg.epochs)
     for epoch in range(first, cfg.epochs + 1):
         tick = time.perf_counter()
-        net_g.train()
-        net_d.train()
+        state.generator.train()
+        state.discriminator.train()
         order = torch.randperm(len(train_x), generator=order_gen, device=order_gen.device)
         order = dist.shard(order.to(train_x.device))
         sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake, image-weighted
         for start in range(0, len(order), batch):
             idx = order[start : start + batch]
-            stats = _train_step(net_g, net_d, opt_g, opt_d, train_x[idx], train_y[idx], cfg,
-                                draw_gen, conditional, device)
-            sums += stats * len(idx)
+            sums += gan_train_step(state, train_x[idx], train_y[idx], cfg) * len(idx)
         sums, seen = dist.total(sums, len(order))
         d_loss, g_loss, d_real, d_fake = (sums / seen).tolist()  # one sync per epoch
         if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
@@ -230,28 +188,33 @@ def train_gan(
             continue
         row = {"epoch": epoch, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real,
                "d_fake": d_fake, "seconds": time.perf_counter() - tick}
-        history.append(row)
+        state.history.append(row)
         log.info("epoch %d/%d  d_loss %.4f  g_loss %.4f  D(x) %.3f  D(G(z)) %.3f  (%.1f s)",
                  epoch, cfg.epochs, d_loss, g_loss, d_real, d_fake, row["seconds"])
         # Checkpoint first, then report: a kill between the two loses no epoch (see `resume`).
         if checkpoint_path is not None:
-            _save_checkpoint(checkpoint_path, epoch, G, D, opt_g, opt_d, history, rng,
-                             dist.world_size, cfg)
+            atomic_save(state.checkpoint(epoch, rng, dist.world_size, cfg), checkpoint_path)
         if on_epoch is not None:
             on_epoch(row, G)
     if not dist.is_main:
         return None
     G, D = G.to("cpu").eval(), D.to("cpu").eval()
-    return GANResult(G, D, history, time.perf_counter() - started)
+    return GANResult(G, D, state.history, time.perf_counter() - started)
 
 
-def _train_step(G, D, opt_g, opt_d, batch, batch_labels, cfg, gen, conditional,
-                device) -> torch.Tensor:
-    """One D step on real + generated images, then one G step; `[d_loss, g_loss, D(x), D(G(z))]`
-    as a device tensor (no sync)."""
-    n = len(batch)
-    real = batch.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)  # [-1, 1]
-    y = batch_labels.to(device, non_blocking=True) if conditional else None
+def gan_train_step(state: GANState, images: torch.Tensor, labels: torch.Tensor,
+                   cfg: GANConfig) -> torch.Tensor:
+    """One D step on real + generated images, then one G step: `train_gan`'s inner step.
+
+    `images` `(n, 1, S, S)` uint8 and `labels` `(n,)` (read by a CGAN only), on the device or
+    the CPU; noise and DiffAugment come from `state.draws`, the policy from `cfg.diffaugment`.
+    Returns `[d_loss, g_loss, D(x), D(G(z))]` as a device tensor (no sync).
+    """
+    G, D, gen, device = state.generator, state.discriminator, state.draws, state.device
+    conditional = state.conditional
+    n = len(images)
+    real = images.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)  # [-1, 1]
+    y = labels.to(device, non_blocking=True) if conditional else None
     z = torch.randn(n, cfg.latent_dim, generator=gen, device=gen.device).to(device)
     targets = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     y2 = torch.cat([y, y]) if conditional else None
@@ -262,9 +225,9 @@ def _train_step(G, D, opt_g, opt_d, batch, batch_labels, cfg, gen, conditional,
         both = diff_augment(torch.cat([real, fake.detach()]), cfg.diffaugment, gen)
         d_logits = D(both, y2).float()
     d_loss = F.binary_cross_entropy_with_logits(d_logits, targets)
-    opt_d.zero_grad(set_to_none=True)
+    state.opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
-    opt_d.step()
+    state.opt_d.step()
 
     D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with autocast(device):
@@ -272,9 +235,9 @@ def _train_step(G, D, opt_g, opt_d, batch, batch_labels, cfg, gen, conditional,
         g_logits = unwrap(D)(diff_augment(fake, cfg.diffaugment, gen), y).float()
     # Non-saturating generator loss: make D call the generated images real.
     g_loss = F.binary_cross_entropy_with_logits(g_logits, targets[:n])
-    opt_g.zero_grad(set_to_none=True)
+    state.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
-    opt_g.step()
+    state.opt_g.step()
     D.requires_grad_(True)
     probs = torch.sigmoid(d_logits.detach())
     return torch.stack([d_loss.detach(), g_loss.detach(), probs[:n].mean(), probs[n:].mean()])

@@ -1,0 +1,81 @@
+"""The `bench` command group: `train` (training throughput and memory) and `startup` (how fast
+the command line starts).
+
+Only click here: `pneumonia-aug` attaches this group at import, and its `--help` must not load
+torch. Each command imports its runner when it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from pneumonia_aug.cli_types import UserErrorGroup
+
+DATA_DIR_HELP = "Kermany folder [default: $PNEUMONIA_AUG_DATA_DIR, else data/chest_xray]"
+OUTPUT_HELP = "markdown file whose section for this device is replaced ('' = none)"
+
+
+class BenchGroup(UserErrorGroup):
+    """`bench` followed by an option runs `bench train` with it: `pneumonia-aug bench --device
+    cuda ...` keeps working as it did before `bench` had subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0].startswith("-") and args[0] not in ctx.help_option_names:
+            args = ["train", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("bench", cls=BenchGroup)
+def bench() -> None:
+    """Benchmarks that write their sections of docs/benchmarks.md."""
+    if not logging.getLogger().handlers:  # run on its own, not under `pneumonia-aug`
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+@bench.command("train")
+@click.option("--data-dir", default="", help=DATA_DIR_HELP)
+@click.option("--image-size", type=int, default=None, help="px [default: 256 on CUDA, 64 on CPU]")
+@click.option("--batch-size", type=int, default=None, help="[default: 128 on CUDA, 16 on CPU]")
+@click.option("--steps", type=int, default=None,
+              help="timed steps per variant at --batch-size [default: 50 on CUDA, 20 on CPU]")
+@click.option("--warmup", type=int, default=None, help="untimed steps [default: 10 CUDA, 2 CPU]")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--max-images", type=int, default=1024, show_default=True,
+              help="training images decoded for the loops (0 = all)")
+@click.option("--rounds", type=int, default=4, show_default=True,
+              help="interleaved rounds the timed steps are split into")
+@click.option("--threads", type=int, default=0, show_default=True,
+              help="CPU intra-op threads (0 = PyTorch's default; 1 on busy 2-core machines)")
+@click.option("--memory/--no-memory", default=True, show_default=True,
+              help="estimate (and on CUDA measure) the memory of the 256 px models")
+@click.option("--output", default="docs/benchmarks.md", show_default=True, help=OUTPUT_HELP)
+def train_cmd(**options) -> None:
+    """Images/s of the classifier and GAN loops vs. their bare steps and a paper-style loop."""
+    from pneumonia_aug.bench.run import run_bench
+
+    result = run_bench(**options)
+    click.echo(f"\n## {result.device}\n")
+    click.echo(result.markdown)
+    if options["output"]:
+        click.echo(f"wrote the '{result.device}' section of {options['output']}")
+
+
+@bench.command("startup")
+@click.option("--repeat", type=int, default=5, show_default=True,
+              help="timed runs per command (the median counts)")
+@click.option("--output", default="docs/benchmarks.md", show_default=True,
+              help="markdown file whose startup section for this machine is replaced ('' = none)")
+def startup_cmd(repeat: int, output: str) -> None:
+    """Seconds `pneumonia-aug --help` and `services status` take to start, against `python -c
+    pass`, and the heavy modules (torch, mlflow, pandas, matplotlib) each imports."""
+    from pneumonia_aug.bench.report import STARTUP_HEADING
+    from pneumonia_aug.bench.startup import run_startup
+
+    result = run_startup(repeat, output)
+    heading = STARTUP_HEADING + result.machine
+    click.echo(f"\n## {heading}\n")
+    click.echo(result.markdown)
+    if output:
+        click.echo(f"wrote the '{heading}' section of {output}")

@@ -1,0 +1,90 @@
+"""The names stages share: the contract between `train_gan`, `generate`, `train_classifier`,
+`compare`, `study` and whoever reads their runs (README "Entry points" documents them).
+
+Stage names, tag keys, artifact paths, registered model names and default model URIs are
+defined here once; stages and compare read them from here only. Changing a value here changes
+what old runs are found by, so treat every string below as a published name.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Gan(str, Enum):
+    """A GAN of the study. The value (`dcgan`) is what users type; `display` (`DCGAN`) is the
+    name in setting names, run tags and reports."""
+
+    DCGAN = "dcgan"  # learns the NORMAL images only
+    CGAN = "cgan"  # learns both classes, conditioned on the label
+
+    @property
+    def display(self) -> str:
+        return self.name
+
+    @classmethod
+    def parse(cls, text: str) -> Gan:
+        """`dcgan`, `DCGAN` or a `Gan` -> the `Gan`; ValueError naming the choices otherwise."""
+        if isinstance(text, cls):
+            return text
+        for gan in cls:
+            if str(text).lower() in (gan.value, gan.name.lower()):
+                return gan
+        raise ValueError(f"model must be one of {[g.value for g in cls]}, not {text!r}")
+
+
+GAN_CHOICES = tuple(g.value for g in Gan)
+
+# ---- stage names (the tag `stage` of every run, and the MLproject entry points) ------------
+TRAIN_CLASSIFIER = "train_classifier"
+TRAIN_GAN = "train_gan"
+GENERATE = "generate"
+COMPARE = "compare"
+STUDY = "study"
+
+# ---- run tags -----------------------------------------------------------------------------
+TAG_STAGE = "stage"
+TAG_SETTING = "setting"
+TAG_GAN = "gan"  # display name (`DCGAN`), `none` for Original settings
+TAG_SEED = "seed"
+TAG_GIT_COMMIT = "git_commit"
+TAG_DATASET_DIGEST = "dataset_digest"
+TAG_SYNTHETIC_RUN = "synthetic_run_id"  # the generate run whose images a GAN setting added
+TAG_DEBUG_SUBSET = "debug_subset"
+TAG_WORLD_SIZE = "world_size"
+TAG_MODEL_VERSION = "registered_model_version"
+TAG_RUN_KEY = "run_key"  # the study's reuse key
+TAG_STUDY_RUN = "study_run_id"
+TAG_RESUMED_AFTER = "resumed_after_epoch"
+TAG_TRAIN_GAN_RUN = "train_gan_run_id"  # on a generate run: the GAN run it drew from
+
+# ---- artifact paths -----------------------------------------------------------------------
+CONFIG_ARTIFACT = "config.json"  # the resolved config of every training run
+MANIFESTS_DIR = "manifests"
+PLOTS_DIR = "plots"
+PREDICTIONS_ARTIFACT = "predictions/test_predictions.csv"  # per-image test probabilities
+SKIPPED_ARTIFACT = "data/skipped_files.json"
+CHECKPOINTS_DIR = "checkpoints"
+GENERATED_DIR = "generated"  # a generate run's PNGs, read by GAN settings
+STUDY_RUNS_ARTIFACT = "study/runs.json"  # the runs a study used, reused ones included
+TABLE_OUTPUTS = ("table1.md", "table1.csv", "table1.html", "accuracy.png")
+
+# ---- registry -----------------------------------------------------------------------------
+CLASSIFIER_MODEL = "pneumonia-chexnet"
+CHAMPION = "champion"  # the classifier version with the lowest validation loss (never test)
+# The newest version of each generator. MLflow reserves the alias name `latest` (its own
+# `models:/NAME/latest` URI means the highest version number), hence `newest`.
+NEWEST = "newest"
+DEFAULT_CLASSIFIER_URI = f"models:/{CLASSIFIER_MODEL}@{CHAMPION}"
+
+# The paper generates 4000 NORMAL images per GAN.
+N_GENERATED = 4000
+
+
+def generator_model_name(gan: Gan | str) -> str:
+    """`pneumonia-dcgan-generator` / `pneumonia-cgan-generator`."""
+    return f"pneumonia-{Gan.parse(gan).value}-generator"
+
+
+def newest_generator_uri(gan: Gan | str) -> str:
+    return f"models:/{generator_model_name(gan)}@{NEWEST}"

@@ -1,0 +1,1 @@
+"""Evaluation: test metrics, Table 1 statistics and reports, GAN quality, Grad-CAM, plots."""

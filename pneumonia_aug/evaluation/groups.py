@@ -1,0 +1,100 @@
+"""Which classifier runs may share a table: the comparison key, and the scale it stands for.
+
+Two runs are comparable when everything that shapes their test numbers, other than the
+setting and the seed, is the same: the resolved training parameters, the validation split,
+the data (digest), the debug cap and the code version. Every classifier run records these
+parts as tags (`cmp.<part>`) and their digest as `comparison_key`; `compare` builds one table
+per key and never averages runs of different keys in one row.
+
+`Scale` says, in words, at what scale a group was made (profile, size, epochs, seeds, cap)
+and whether its numbers can stand beside the paper's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from pneumonia_aug.config import PROFILES
+
+KEY_TAG = "comparison_key"
+PART_PREFIX = "cmp."
+# The classifier config fields that shape the test numbers (the setting and seed aside).
+CONFIG_PARTS = ("image_size", "epochs", "batch_size", "lr", "lr_scaling", "weight_decay",
+                "lr_factor", "lr_patience", "crop_scale_min", "pretrained",
+                "real_fraction_scope", "real_subset", "split_seed", "max_images_per_split")
+PAPER_PROFILE = "paper"
+
+
+def comparison_parts(config: dict, dataset_digest: str, code_version: str) -> dict[str, str]:
+    """The parts of a run's comparison key, as strings (what MLflow tags hold)."""
+    parts = {name: str(config[name]) for name in CONFIG_PARTS if name in config}
+    return parts | {"dataset_digest": dataset_digest, "code_version": code_version}
+
+
+def comparison_key(parts: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def key_tags(parts: dict[str, str]) -> dict[str, str]:
+    """`comparison_key` and one `cmp.<part>` tag per part."""
+    return {KEY_TAG: comparison_key(parts)} | {PART_PREFIX + k: v for k, v in parts.items()}
+
+
+def parts_from_tags(tags: dict) -> dict[str, str]:
+    return {k.removeprefix(PART_PREFIX): v for k, v in tags.items() if k.startswith(PART_PREFIX)}
+
+
+def profile_of(parts: dict[str, str]) -> str:
+    """The study profile whose classifier runs have these sizes, or `custom`."""
+    for name, p in PROFILES.items():
+        if (parts.get("image_size"), parts.get("epochs"), parts.get("batch_size"),
+                parts.get("max_images_per_split")) == (
+                str(p.image_size), str(p.classifier_epochs), str(p.classifier_batch_size),
+                str(p.max_images_per_split)):
+            return name
+    return "custom"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """At what scale a group of runs was made, for the table's header and legend."""
+
+    key: str
+    parts: dict
+    seeds: tuple[int, ...]
+
+    @property
+    def profile(self) -> str:
+        return profile_of(self.parts)
+
+    @property
+    def one_seed(self) -> bool:
+        return len(self.seeds) <= 1
+
+    @property
+    def comparable_with_paper(self) -> bool:
+        """Only the paper profile on the full data (no debug cap) stands beside the paper."""
+        return self.profile == PAPER_PROFILE and self.parts.get("max_images_per_split") == "0"
+
+    def line(self) -> str:
+        p = self.parts
+        cap = p.get("max_images_per_split", "0")
+        seeds = ",".join(str(s) for s in self.seeds) or "none"
+        text = (f"Scale: profile {self.profile}, {p.get('image_size')} px, "
+                f"{p.get('epochs')} epochs, batch {p.get('batch_size')}, lr {p.get('lr')} "
+                f"({p.get('lr_scaling')}), pretrained {p.get('pretrained')}, "
+                f"seeds {seeds} ({len(self.seeds)} per setting), "
+                + ("full data" if cap == "0" else f"at most {cap} images per split (debug cap)")
+                + f", r applies to {p.get('real_fraction_scope')} images, "
+                + ("kept subset fixed by split_seed, GANs of r < 1 rows learned from it only"
+                   if p.get("real_subset") == "fixed" else
+                   "kept subset drawn per seed, GANs learned from all real images (the "
+                   "authors' way: r < 1 rows mix augmentation with withheld images)")
+                + f"; data {p.get('dataset_digest')}, code {p.get('code_version', '')[:12]}"
+                + f", group {self.key}.")
+        if not self.comparable_with_paper:
+            text += (" Not comparable with the paper's numbers (the paper: 256 px, 100 epochs, "
+                     "batch 16, the full data).")
+        return text

@@ -1,0 +1,168 @@
+"""The skeleton both training stages share: one tracked run from checks to registered model.
+
+`execute(stage)` does, for any `TrainingStage`:
+1. before any run opens (so a user error leaves no run behind): the resume checks, then the
+   stage's own checks and upstream look-ups (`prepare`);
+2. opens the run, or reopens the interrupted one (`--resume`);
+3. loads the data; a new run logs its params, dataset digest and inputs, a resumed one must
+   see the same data digest;
+4. under torchrun, hands the run id, the upstream and the checkpoint to the other ranks (only
+   rank 0 talks to MLflow);
+5. trains with a local checkpoint (kept if anything fails, for `--resume`), logging each epoch
+   exactly once; a non-finite loss ends the run FAILED with a one-line `error:`;
+6. logs the results (plots, model, registry) while the checkpoint still exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from pneumonia_aug import tracking
+from pneumonia_aug.contract import (
+    TAG_DATASET_DIGEST,
+    TAG_GIT_COMMIT,
+    TAG_RESUMED_AFTER,
+    TAG_STAGE,
+    TAG_WORLD_SIZE,
+)
+from pneumonia_aug.errors import TrainingDivergedError
+from pneumonia_aug.stages.checkpoints import (
+    MetricLog,
+    Resume,
+    ResumeError,
+    load_resume,
+    local_checkpoint,
+    sigterm_as_interrupt,
+)
+from pneumonia_aug.training import distributed
+
+log = logging.getLogger(__name__)
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+COMMIT_ENV = "PNEUMONIA_AUG_GIT_COMMIT"  # baked into the Docker image, which has no .git
+UNKNOWN = "unknown"
+
+
+def git_commit() -> str:
+    """The commit of the code that runs: `$PNEUMONIA_AUG_GIT_COMMIT` (set in the Docker image),
+    else `git rev-parse HEAD`, else "unknown"."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,
+                             text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return UNKNOWN
+
+
+def code_version() -> str:
+    """The commit, plus a digest of uncommitted changes, so edited code never counts as the
+    commit's (run reuse, comparison groups)."""
+    commit = git_commit()
+    if os.environ.get(COMMIT_ENV):
+        return commit  # an image: its code is the baked-in commit, and it has no .git
+    try:
+        diff = subprocess.run(["git", "diff", "HEAD", "--", "."], cwd=PACKAGE_DIR,
+                              capture_output=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        diff = b""
+    return f"{commit}+{hashlib.sha256(diff).hexdigest()[:8]}" if diff else commit
+
+
+def stage_tags(stage: str, **tags) -> dict:
+    """The tags every stage run carries (stage, code version) plus its own."""
+    return {TAG_STAGE: stage, TAG_GIT_COMMIT: git_commit(), **tags}
+
+
+class TrainingStage:
+    """What a training stage supplies; `execute` does the rest. Attributes set by subclasses:
+    `stage` (contract name), `what` (for messages), `diverged_hint`, `cfg` (with `device`,
+    `cache_dir`, `experiment_name`), `params` (what is logged and what `--resume` compares),
+    `run_name`."""
+
+    stage: str
+    what: str
+    diverged_hint: str = ""
+    run_name: str
+    params: dict
+
+    def tags(self, upstream, dist) -> dict:
+        """Tags of a new run, besides stage, code version and world size."""
+        return {}
+
+    def prepare(self, resume: Resume | None):
+        """Rank 0, before any run opens: check the user's input, find upstream runs; return
+        what every rank needs to load the data (must be picklable)."""
+        return None
+
+    def load(self, upstream):
+        """The data (anything with `.dataset_digest`), on every rank."""
+        raise NotImplementedError
+
+    def log_inputs(self, data) -> None:
+        """A new run only: datasets and counts."""
+
+    def train(self, data, dist, checkpoint: dict | None, metric_log: MetricLog | None,
+              checkpoint_path: Path | None):
+        """Train (rank 0 gets `metric_log` and `checkpoint_path`, the others None)."""
+        raise NotImplementedError
+
+    def log_results(self, data, result, metric_log: MetricLog, checkpoint_path: Path) -> None:
+        """Rank 0, after training, while the local checkpoint still exists."""
+
+
+def _open_run(stage: TrainingStage, upstream, resume: Resume | None, dist):
+    """A new run, or the interrupted one reopened (its tags and params are already there)."""
+    if resume:
+        tracking.tag_run(resume.run_id, {TAG_RESUMED_AFTER: resume.checkpoint["epoch"]})
+        return tracking.resume_run(resume.run_id)
+    tags = stage_tags(stage.stage, **{TAG_WORLD_SIZE: dist.world_size},
+                      **stage.tags(upstream, dist))
+    return tracking.start_run(stage.cfg.experiment_name, run_name=stage.run_name, tags=tags)
+
+
+def _check_same_data(resume: Resume, digest: str) -> None:
+    if resume.tags.get(TAG_DATASET_DIGEST) != digest:
+        raise ResumeError(f"the data changed since run {resume.run_id} started (dataset digest "
+                          f"{digest}, the run's {resume.tags.get(TAG_DATASET_DIGEST)}): point "
+                          "--data-dir at the run's data, or start a new run")
+
+
+def execute(stage: TrainingStage, resume_run_id: str = "") -> str:
+    """Run `stage` as one tracked run (or continue `resume_run_id`); return the run id. Under
+    torchrun every process calls this and only rank 0 talks to MLflow."""
+    cfg = stage.cfg
+    with distributed.process_group(cfg.device) as dist, sigterm_as_interrupt():
+        if not dist.is_main:
+            # Rank 0 first checks, opens the run and decodes the images into the cache.
+            run_id, upstream, checkpoint = dist.broadcast(None)
+            stage.train(stage.load(upstream), dist, checkpoint, None, None)
+            return run_id
+        resume = None
+        if resume_run_id:
+            resume = load_resume(resume_run_id, stage.stage, stage.params, cfg.cache_dir)
+        upstream = stage.prepare(resume)
+        with _open_run(stage, upstream, resume, dist) as run:
+            run_id = run.info.run_id
+            data = stage.load(upstream)
+            if resume:
+                _check_same_data(resume, data.dataset_digest)
+            else:
+                tracking.log_params(stage.params)
+                tracking.set_tags({TAG_DATASET_DIGEST: data.dataset_digest})
+                stage.log_inputs(data)
+            checkpoint = resume.checkpoint if resume else None
+            dist.broadcast((run_id, upstream, checkpoint))
+            metric_log = MetricLog(resume.logged if resume else None)
+            with local_checkpoint(run_id, cfg.cache_dir) as path:
+                try:
+                    result = stage.train(data, dist, checkpoint, metric_log, path)
+                except FloatingPointError as exc:
+                    raise TrainingDivergedError(f"{stage.what} training diverged: {exc}. "
+                                                f"{stage.diverged_hint}".strip()) from exc
+                stage.log_results(data, result, metric_log, path)
+        return run_id

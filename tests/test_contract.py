@@ -1,0 +1,22 @@
+"""The names stages share."""
+
+import pytest
+
+from pneumonia_aug.contract import Gan, generator_model_name, newest_generator_uri
+
+
+@pytest.mark.parametrize("text", ["dcgan", "DCGAN", "DcGaN", Gan.DCGAN])
+def test_gan_parses_any_spelling_and_itself(text):
+    assert Gan.parse(text) is Gan.DCGAN
+    assert Gan.parse(text).display == "DCGAN" and Gan.parse(text).value == "dcgan"
+
+
+def test_unknown_gan_names_the_choices():
+    with pytest.raises(ValueError, match=r"model must be one of \['dcgan', 'cgan'\], not 'gan'"):
+        Gan.parse("gan")
+
+
+def test_registered_names():
+    assert generator_model_name(Gan.CGAN) == generator_model_name("CGAN") == \
+        "pneumonia-cgan-generator"
+    assert newest_generator_uri("dcgan") == "models:/pneumonia-dcgan-generator@newest"
