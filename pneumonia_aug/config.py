@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI, GAN_CHOICES, N_GENERATED, Gan
 from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.models.sizes import gan_stages
 
 EXPERIMENT_NAME = "pneumonia-aug"
 PAPER_BATCH_SIZE = 16  # CheXNet's batch size (paper, section 3.3)
@@ -22,6 +23,20 @@ LR_SCALING_RULES = ("none", "linear", "sqrt")
 PRETRAINED_CHOICES = ("none", "imagenet")
 REAL_FRACTION_SCOPES = ("normal", "all")
 REAL_SUBSETS = ("per_seed", "fixed")
+
+
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # DiffAugment (Zhao et al. 2020)
+
+
+def parse_policy(policy: str) -> list[str]:
+    """`"color,cutout"` -> `["color", "cutout"]`; ValueError naming the valid policies."""
+    names = [p.strip() for p in policy.split(",") if p.strip()]
+    unknown = [p for p in names if p not in DIFFAUGMENT_POLICIES]
+    if unknown:
+        raise ValueError(f"unknown DiffAugment policy {unknown}: use a comma-separated subset "
+                         f"of {', '.join(DIFFAUGMENT_POLICIES)} (e.g. 'color,translation,cutout'), "
+                         "or '' for none")
+    return names
 
 
 def param(default, help: str, choices: tuple[str, ...] | None = None):
@@ -171,11 +186,6 @@ class GANConfig(_Config):
     def __post_init__(self) -> None:
         self.model = str(self.model).lower()
         coerce_fields(self)
-        # Imported here, not at the top: they live beside the networks (torch), and the CLI
-        # must be able to show its help without loading torch.
-        from pneumonia_aug.models.gan import gan_stages
-        from pneumonia_aug.training.diffaugment import parse_policy
-
         for validate in (lambda: gan_stages(self.image_size),
                          lambda: parse_policy(self.diffaugment)):
             try:

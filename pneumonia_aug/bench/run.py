@@ -40,7 +40,7 @@ from pneumonia_aug.bench.variants import (
 from pneumonia_aug.config import PAPER_BATCH_SIZE
 from pneumonia_aug.data.kermany import default_data_dir, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.models.gan import gan_stages
+from pneumonia_aug.models.sizes import gan_stages
 from pneumonia_aug.training.distributed import pick_device
 
 log = logging.getLogger(__name__)

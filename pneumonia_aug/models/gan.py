@@ -18,23 +18,13 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from pneumonia_aug.models.sizes import BASE_SIZE, gan_stages
+
 NORMAL, PNEUMONIA = 0, 1  # class labels: the order of `data.kermany.CLASSES`
 GAN_MODELS = ("dcgan", "cgan")
-BASE_SIZE = 8  # both networks meet at 8x8 feature maps
 IMAGE_WIDTH = 32  # channels at full resolution (authors' code); doubled at every halving
 EMBED_DIM = 50  # CGAN label embedding (authors' code)
 SLOPE = 0.2  # LeakyReLU negative slope (authors' code)
-
-
-def gan_stages(image_size: int) -> int:
-    """`k` for `image_size = 8 * 2**k`; ValueError unless `k >= 2` (32, 64, 128, 256, ...)."""
-    k = (int(image_size) // BASE_SIZE).bit_length() - 1
-    if image_size != BASE_SIZE * 2**k or k < 2:
-        raise ValueError(
-            f"image_size must be 8 * 2**k with k >= 2 (32, 64, 128, 256, ...), got {image_size}: "
-            "the GANs upsample from 8x8 feature maps by stride-2 stages"
-        )
-    return k
 
 
 def _widths(k: int) -> list[int]:

@@ -16,20 +16,10 @@ from __future__ import annotations
 
 import torch
 
-POLICIES = ("color", "translation", "cutout")
+from pneumonia_aug.config import parse_policy
+
 TRANSLATION_RATIO = 0.125  # max shift, fraction of the side (reference implementation)
 CUTOUT_RATIO = 0.5  # side of the erased square, fraction of the side (reference)
-
-
-def parse_policy(policy: str) -> list[str]:
-    """`"color,cutout"` -> `["color", "cutout"]`; ValueError naming the valid policies."""
-    names = [p.strip() for p in policy.split(",") if p.strip()]
-    unknown = [p for p in names if p not in POLICIES]
-    if unknown:
-        raise ValueError(f"unknown DiffAugment policy {unknown}: use a comma-separated subset "
-                         f"of {', '.join(POLICIES)} (e.g. 'color,translation,cutout'), "
-                         "or '' for none")
-    return names
 
 
 def _rand(x: torch.Tensor, generator: torch.Generator | None, *shape: int) -> torch.Tensor:
