@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -46,9 +47,11 @@ COMMIT_ENV = "PNEUMONIA_AUG_GIT_COMMIT"  # baked into the Docker image, which ha
 UNKNOWN = "unknown"
 
 
+@functools.cache
 def git_commit() -> str:
     """The commit of the code that runs: `$PNEUMONIA_AUG_GIT_COMMIT` (set in the Docker image),
-    else `git rev-parse HEAD`, else "unknown"."""
+    else `git rev-parse HEAD`, else "unknown". Read once per process: the code that runs is
+    what was imported, whatever happens to the checkout later."""
     if os.environ.get(COMMIT_ENV):
         return os.environ[COMMIT_ENV]
     try:
@@ -59,9 +62,11 @@ def git_commit() -> str:
         return UNKNOWN
 
 
+@functools.cache
 def code_version() -> str:
     """The commit, plus a digest of uncommitted changes, so edited code never counts as the
-    commit's (run reuse, comparison groups)."""
+    commit's (run reuse, comparison groups). Read once per process, like `git_commit`: a
+    study whose checkout is edited while it runs still records one version for its runs."""
     commit = git_commit()
     if os.environ.get(COMMIT_ENV):
         return commit  # an image: its code is the baked-in commit, and it has no .git
