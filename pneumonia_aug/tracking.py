@@ -47,15 +47,16 @@ def _guarded(run) -> Iterator:
         mlflow.end_run("KILLED")
         raise
     except TrackingOutageError:
-        with _no_retries(), contextlib.suppress(Exception):
+        with single_try(), contextlib.suppress(Exception):
             mlflow.end_run("FAILED")
         raise
 
 
 @contextlib.contextmanager
-def _no_retries() -> Iterator[None]:
-    """One try per request (MLflow reads the variable at each request): after an outage has
-    outlasted its limit, another minute of retries helps nobody."""
+def single_try() -> Iterator[None]:
+    """One try per MLflow request inside (MLflow reads the variable at each request), for
+    callers that wait out failures themselves (the outbox), or after an outage has outlasted
+    its limit, when another minute of MLflow's retries helps nobody."""
     name = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
     saved = os.environ.get(name)
     os.environ[name] = "0"

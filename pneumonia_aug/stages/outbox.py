@@ -16,10 +16,14 @@ outbox already has. Sample grids are files with fixed names, so a re-upload over
 Why not MLflow's asynchronous logging (`log_metrics(..., synchronous=False)`): its queue
 lives in memory only (a run stopped during an outage loses what waits), it drops a batch once
 MLflow's HTTP retries are spent (about 4 minutes at MLflow's defaults), it carries no
-artifacts, and it gives no point at which to stop cleanly. Here a
-probe of `/health` (no retries, `tracking_probe_s`) comes before each send, so an epoch
-during an outage costs seconds, not MLflow's retry schedule, and a dead server at start-up
-still fails fast (`tracking.ensure_reachable`).
+artifacts, and it gives no point at which to stop cleanly.
+
+Retry policy: the outbox is the retry loop for what a run logs while it trains. A probe of
+`/health` (`tracking_probe_s`) comes before each send, and a send makes one try per request
+(`tracking.single_try`), so an epoch during an outage (of the server, or of its database or
+S3 store, which answer 5xx) costs a second, not MLflow's retry schedule. Everything else
+keeps MLflow's HTTP retries (the CLI's 3: a blip), and a server that is down at start-up
+still fails in seconds (`tracking.ensure_reachable`).
 """
 
 from __future__ import annotations
@@ -110,15 +114,17 @@ class MetricLog:
         if not tracking.reachable(self.limits.tracking_probe_s):
             return False
         try:
-            if self.pending:
-                tracking.log_metric_rows(self.run_id, self.pending)
-                self.pending = []
-                self._write_pending()
-            for path in artifacts:
-                relative = path.relative_to(self.outbox / ARTIFACTS_DIR)
-                parent = relative.parent.as_posix()
-                tracking.upload_artifact(self.run_id, path, None if parent == "." else parent)
-                path.unlink()
+            with tracking.single_try():  # the outbox retries at the next epoch, not MLflow now
+                if self.pending:
+                    tracking.log_metric_rows(self.run_id, self.pending)
+                    self.pending = []
+                    self._write_pending()
+                for path in artifacts:
+                    relative = path.relative_to(self.outbox / ARTIFACTS_DIR)
+                    parent = relative.parent.as_posix()
+                    tracking.upload_artifact(self.run_id, path,
+                                             None if parent == "." else parent)
+                    path.unlink()
         except Exception as exc:
             if not tracking.is_outage(exc):
                 raise
