@@ -23,6 +23,7 @@ from pneumonia_aug.config import (
     CompareConfig,
     GANConfig,
     GenerateConfig,
+    Reliability,
     StudyConfig,
 )
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
@@ -102,6 +103,7 @@ def tracked(config_cls):
         def wrapper(**params):
             extra = {k: params.pop(k) for k in list(params) if k in _EXTRA_OPTIONS}
             cfg = config_cls(**params)
+            Reliability.from_env()  # a bad PNEUMONIA_AUG_*_S limit: refused before any run
             from pneumonia_aug import tracking
 
             tracking.ensure_reachable(cfg.experiment_name)

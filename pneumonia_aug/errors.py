@@ -33,5 +33,10 @@ class TrackingError(PneumoniaAugError):
     """The tracking server or artifact store cannot be reached or refuses us."""
 
 
+class TrackingOutageError(TrackingError):
+    """The tracking server stayed unreachable longer than the outage limit: the run stopped,
+    its checkpoint and unsent metrics kept for `--resume`."""
+
+
 class TrainingDivergedError(PneumoniaAugError):
     """Losses became NaN or infinite: the run stops FAILED, with what it logged kept."""

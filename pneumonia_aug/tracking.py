@@ -9,12 +9,15 @@ so no other module imports `mlflow` (except the pyfunc classes, which subclass M
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -23,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.contract import CONFIG_ARTIFACT, MANIFESTS_DIR
-from pneumonia_aug.errors import TrackingError
+from pneumonia_aug.errors import TrackingError, TrackingOutageError
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +38,65 @@ def _first_line(exc: MlflowException) -> str:
 # ---- runs ---------------------------------------------------------------------------------
 
 def _guarded(run) -> Iterator:
-    """Yield the run; Ctrl-C (and SIGTERM, which the stages turn into it) ends it KILLED."""
+    """Yield the run; Ctrl-C (and SIGTERM, which the stages turn into it) ends it KILLED. After
+    a tracking outage, one try to mark it FAILED; if the server is still away the run stays
+    RUNNING there, and the outage error (not MLflow's) is what the user sees."""
     try:
         yield run
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
         raise
+    except TrackingOutageError:
+        with single_try(), contextlib.suppress(Exception):
+            mlflow.end_run("FAILED")
+        raise
+
+
+@contextlib.contextmanager
+def single_try() -> Iterator[None]:
+    """One try per MLflow request inside (MLflow reads the variable at each request), for
+    callers that wait out failures themselves (the outbox), or after an outage has outlasted
+    its limit, when another minute of MLflow's retries helps nobody."""
+    name = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    saved = os.environ.get(name)
+    os.environ[name] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name)
+        else:
+            os.environ[name] = saved
+
+
+@dataclass
+class _Adoption:
+    run_id: str
+    used: bool = False
+
+
+_adoption: contextvars.ContextVar[_Adoption | None] = contextvars.ContextVar(
+    "pneumonia_aug_adoption", default=None)
+
+
+@contextlib.contextmanager
+def adopting(run_id: str) -> Iterator[_Adoption]:
+    """The next `start_run` in this thread continues the existing run `run_id` (made by a
+    claim, `stages.reuse`) instead of creating one; `.used` says whether one did."""
+    adoption = _Adoption(run_id)
+    token = _adoption.set(adoption)
+    try:
+        yield adoption
+    finally:
+        _adoption.reset(token)
+
+
+def _take_adoption() -> str | None:
+    adoption = _adoption.get()
+    if adoption is None or adoption.used:
+        return None
+    adoption.used = True  # only the stage's own run: anything it nests is new
+    return adoption.run_id
 
 
 @contextlib.contextmanager
@@ -53,11 +109,13 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
     Ctrl-C marks it KILLED.
     """
     nested = mlflow.active_run() is not None
-    launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
+    adopted = _take_adoption()
+    launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and not adopted
     if not launched_by_project:
         mlflow.set_experiment(experiment_name)
-    parent = None if launched_by_project else (parent_run_id or None)
-    with mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent) as run:
+    parent = None if launched_by_project or adopted else (parent_run_id or None)
+    with mlflow.start_run(run_id=adopted, run_name=run_name, nested=nested,
+                          parent_run_id=parent) as run:
         if launched_by_project:
             actual = mlflow.get_experiment(run.info.experiment_id).name
             if actual != experiment_name:
@@ -159,11 +217,78 @@ def tag_run(run_id: str, tags: dict) -> None:
         client.set_tag(run_id, key, str(value))
 
 
+def create_run(experiment_name: str, tags: dict) -> tuple[str, int]:
+    """A new RUNNING run with these tags, not made active; (run id, start time in ms)."""
+    experiment = mlflow.set_experiment(experiment_name)  # creates it, safe against a race
+    run = MlflowClient().create_run(experiment.experiment_id,
+                                    tags={k: str(v) for k, v in tags.items()})
+    return run.info.run_id, run.info.start_time
+
+
+def delete_run(run_id: str) -> None:
+    """Mark a run deleted (hidden from searches; `mlflow gc` removes it for good)."""
+    MlflowClient().delete_run(run_id)
+
+
+def terminate_run(run_id: str, status: str) -> None:
+    MlflowClient().set_terminated(run_id, status)
+
+
 def metric_steps(run_id: str) -> dict[str, set[int]]:
     """The steps each metric of the run has been logged at."""
     client = MlflowClient()
     keys = client.get_run(run_id).data.metrics
     return {key: {m.step for m in client.get_metric_history(run_id, key)} for key in keys}
+
+
+# ---- outages ------------------------------------------------------------------------------
+
+def is_outage(exc: BaseException) -> bool:
+    """True for a failure that waiting can cure: no connection, a timeout, or a 5xx/429 answer
+    (a server whose database or artifact store is away answers 500 or 503)."""
+    import requests
+
+    if isinstance(exc, MlflowException):
+        return exc.get_http_status_code() >= 500 or exc.get_http_status_code() == 429
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return exc.response.status_code >= 500 or exc.response.status_code == 429
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError))
+
+
+def reachable(timeout: float) -> bool:
+    """Does the tracking server answer `/health` within `timeout` s (no retries)? A local store
+    (sqlite, files) always does."""
+    from pneumonia_aug.services.checks import check_tracking_server
+
+    try:
+        check_tracking_server(mlflow.get_tracking_uri(), timeout=timeout)
+    except TrackingError:
+        return False
+    return True
+
+
+def log_metric_rows(run_id: str, rows: list[dict]) -> None:
+    """Log rows {key, value, step, timestamp} into a run, the active one or not. Sending a row
+    again is harmless: the store drops a metric whose key, value, step and timestamp it has."""
+    from mlflow.entities import Metric
+
+    client = MlflowClient()
+    for start in range(0, len(rows), 1000):  # MLflow's limit per batch
+        client.log_batch(run_id, metrics=[
+            Metric(r["key"], r["value"], r["timestamp"], r["step"])
+            for r in rows[start:start + 1000]])
+
+
+def upload_artifact(run_id: str, path: str | Path, artifact_dir: str | None) -> None:
+    MlflowClient().log_artifact(run_id, str(path), artifact_dir)
+
+
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 # ---- logging into the active run ----------------------------------------------------------

@@ -6,7 +6,7 @@ down, wrong S3 key) or the process is stopped, the file stays and the log says w
 
 `--resume RUN_ID` continues such a run: `load_resume` checks that the run can be continued
 with the config given (the same as the run's), loads its checkpoint, and lists the metric
-steps the run already has so that every epoch ends up logged exactly once (`MetricLog`).
+steps the run already has so that every epoch ends up logged exactly once (`outbox.MetricLog`).
 """
 
 from __future__ import annotations
@@ -118,16 +118,3 @@ def _check_config(run_id: str, config: dict) -> None:
     if differ:
         raise ResumeError(f"the options differ from run {run_id}'s: {'; '.join(differ)}. "
                           "Resume with the run's options (see its config.json)")
-
-
-class MetricLog:
-    """Logs per-step metrics, skipping the (metric, step) pairs the run already has: a resumed
-    run reports its checkpoint's last epoch again, which a kill may or may not have logged."""
-
-    def __init__(self, logged: dict[str, set[int]] | None = None):
-        self.logged = logged or {}
-
-    def __call__(self, metrics: dict, step: int) -> None:
-        new = {k: v for k, v in metrics.items() if step not in self.logged.get(k, ())}
-        if new:
-            tracking.log_metrics(new, step=step)

@@ -9,8 +9,10 @@
 4. under torchrun, hands the run id, the upstream and the checkpoint to the other ranks (only
    rank 0 talks to MLflow);
 5. trains with a local checkpoint (kept if anything fails, for `--resume`), logging each epoch
-   exactly once; a non-finite loss ends the run FAILED with a one-line `error:`;
-6. logs the results (plots, model, registry) while the checkpoint still exists.
+   exactly once through an outbox that rides out tracking outages (`stages.outbox`); a
+   non-finite loss ends the run FAILED with a one-line `error:`;
+6. waits for the tracking server if it is away (up to the outage limit), then logs the
+   results (plots, model, registry) while the checkpoint still exists.
 """
 
 from __future__ import annotations
@@ -30,15 +32,15 @@ from pneumonia_aug.contract import (
     TAG_STAGE,
     TAG_WORLD_SIZE,
 )
-from pneumonia_aug.errors import TrainingDivergedError
+from pneumonia_aug.errors import TrackingOutageError, TrainingDivergedError
 from pneumonia_aug.stages.checkpoints import (
-    MetricLog,
     Resume,
     ResumeError,
     load_resume,
     local_checkpoint,
     sigterm_as_interrupt,
 )
+from pneumonia_aug.stages.outbox import MetricLog
 from pneumonia_aug.training import distributed
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,24 @@ def _check_same_data(resume: Resume, digest: str) -> None:
                           "--data-dir at the run's data, or start a new run")
 
 
+def _log_results(stage: TrainingStage, data, result, metric_log: MetricLog, path: Path,
+                 run_id: str) -> None:
+    """Wait for the tracking server if it is away (up to the outage limit), then log the
+    results; a server lost in the middle stops the run with the way to finish it."""
+    metric_log.flush(wait=True)
+    try:
+        stage.log_results(data, result, metric_log, path)
+    except Exception as exc:
+        if not tracking.is_outage(exc):
+            raise
+        reason = str(exc).splitlines()[0][:200]
+        raise TrackingOutageError(
+            f"the tracking server failed while run {run_id} logged its results ({reason}); "
+            f"its checkpoint is kept: once the server is back, finish the run with "
+            f"`--resume {run_id}` and the same options") from exc
+    metric_log.flush(wait=True)
+
+
 def execute(stage: TrainingStage, resume_run_id: str = "") -> str:
     """Run `stage` as one tracked run (or continue `resume_run_id`); return the run id. Under
     torchrun every process calls this and only rank 0 talks to MLflow."""
@@ -162,12 +182,14 @@ def execute(stage: TrainingStage, resume_run_id: str = "") -> str:
                 stage.log_inputs(data)
             checkpoint = resume.checkpoint if resume else None
             dist.broadcast((run_id, upstream, checkpoint))
-            metric_log = MetricLog(resume.logged if resume else None)
             with local_checkpoint(run_id, cfg.cache_dir) as path:
+                metric_log = MetricLog(run_id, path.parent / "outbox",
+                                       resume.logged if resume else None)
+                metric_log.flush()  # what an earlier attempt left unsent
                 try:
                     result = stage.train(data, dist, checkpoint, metric_log, path)
                 except FloatingPointError as exc:
                     raise TrainingDivergedError(f"{stage.what} training diverged: {exc}. "
                                                 f"{stage.diverged_hint}".strip()) from exc
-                stage.log_results(data, result, metric_log, path)
+                _log_results(stage, data, result, metric_log, path, run_id)
         return run_id

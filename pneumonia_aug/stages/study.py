@@ -34,7 +34,6 @@ from pneumonia_aug.contract import (
     STUDY,
     STUDY_RUNS_ARTIFACT,
     TAG_MODEL_VERSION,
-    TAG_RUN_KEY,
     TAG_STUDY_RUN,
     TRAIN_CLASSIFIER,
     TRAIN_GAN,
@@ -43,7 +42,7 @@ from pneumonia_aug.contract import (
 )
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.settings import PAPER_TABLE1, parse_setting
-from pneumonia_aug.stages.reuse import find_reusable_run, run_key
+from pneumonia_aug.stages.reuse import claim_or_reuse, run_key
 from pneumonia_aug.stages.runs import stage_tags
 
 log = logging.getLogger(__name__)
@@ -81,22 +80,19 @@ class Study:
 
     def stage(self, name: str, label: str, params: dict, upstream: dict,
               launch: Callable[[], str]) -> str | None:
+        """Reuse or launch the stage; safe against a concurrent study (`reuse.claim_or_reuse`)."""
         key = run_key(name, params, upstream)
-        run_id = find_reusable_run(self.experiment_name, key, params)
-        if run_id:
-            log.info("[study] %s: reusing finished run %s", label, run_id)
-        else:
-            log.info("[study] %s: launching", label)
-            self.launched += 1
-            try:
-                run_id = launch()
-            except PneumoniaAugError as exc:  # a failed stage is recorded, the study goes on
-                log.error("[study] %s failed: %s", label, exc)
-                self.failed.append(f"{label}: {exc}")
-                return None
-            tracking.tag_run(run_id, {TAG_RUN_KEY: key, TAG_STUDY_RUN: self.study_run_id})
-        self.used.append({"stage": name, "label": label, "run_id": run_id})
-        return run_id
+        try:
+            claim = claim_or_reuse(self.experiment_name, key, params, launch, label=label,
+                                   tags={TAG_STUDY_RUN: self.study_run_id},
+                                   parent_run_id=self.study_run_id)
+        except PneumoniaAugError as exc:  # a failed stage is recorded, the study goes on
+            log.error("[study] %s failed: %s", label, exc)
+            self.failed.append(f"{label}: {exc}")
+            return None
+        self.launched += claim.launched
+        self.used.append({"stage": name, "label": label, "run_id": claim.run_id})
+        return claim.run_id
 
 
 def _classifier(study: Study, cfg: ClassifierConfig, upstream: dict) -> str | None:

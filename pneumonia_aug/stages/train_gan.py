@@ -117,8 +117,8 @@ class GANStage(TrainingStage):
             if not due:
                 return
             # Same name again on a resumed run's replayed epoch: the artifact is overwritten.
-            tracking.log_image(sample_grid(generator, noise, labels),
-                               f"samples/epoch_{epoch:04d}.png")
+            metric_log.log_image(sample_grid(generator, noise, labels),
+                                 f"samples/epoch_{epoch:04d}.png")
             if extractor is not None:
                 # KID draws subsets from torch's global RNG, which also drives D's dropout: keep
                 # evaluation from shifting training, so a resumed run draws what an unbroken
