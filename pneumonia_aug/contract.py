@@ -92,3 +92,7 @@ def generator_model_name(gan: Gan | str) -> str:
 
 def newest_generator_uri(gan: Gan | str) -> str:
     return f"models:/{generator_model_name(gan)}@{NEWEST}"
+
+# ---- serving: the registered classifier's request and response columns --------------------
+IMAGE_COLUMN = "image"  # request: one base64-encoded image file per row
+PROBABILITY_COLUMN, LABEL_COLUMN, ERROR_COLUMN = "probability", "label", "error"  # response

@@ -88,7 +88,7 @@ def test_bench_measures_every_variant_and_replaces_its_section(tiny_real, tmp_pa
     again = _bench(tiny_real, output, memory=False)
     text = output.read_text()
     assert text.count(heading) == 1  # replaced, not duplicated
-    assert text.count("# Training throughput and startup benchmarks") == 1
+    assert text.count("# Training throughput, startup and serving benchmarks") == 1
     assert again.markdown in text
     assert OTHER_DEVICE.strip() in text  # the other device's section is kept
     assert "not measured in this run (`--no-memory`)" in text
@@ -121,15 +121,17 @@ def test_ratios_and_section_from_known_timings(tmp_path):
     assert "| GAN loop / GAN bare step | 0.85 | >= 0.9 | no |" in body
     assert "max_memory_allocated): 2048 MiB" in body and body.rstrip().endswith("MEMORY LINES")
 
-    # "No GPU section yet" while only CPU and startup sections exist; gone with a GPU one.
+    # "No GPU section yet" while only CPU, startup and serving sections exist; gone with a GPU
+    # one.
     output = tmp_path / "benchmarks.md"
     write_section(output, "Startup: Example CPU", "startup body\n")
+    write_section(output, "Serving: Example CPU", "serving body\n")
     write_section(output, "CPU: Example (1 thread)", "cpu body\n")
     assert "No GPU section yet" in output.read_text()
     write_section(output, result.device, body)
     text = output.read_text()
     assert "No GPU section yet" not in text
-    assert text.count("## ") == 3 and "startup body" in text and "cpu body" in text
+    assert text.count("## ") == 4 and "startup body" in text and "cpu body" in text
 
 
 def test_bench_group_and_its_commands():
@@ -147,6 +149,8 @@ def test_bench_group_and_its_commands():
     assert legacy.exit_code == 0 and legacy.output == result.output
     startup = runner.invoke(bench, ["startup", "--help"])
     assert startup.exit_code == 0 and "--repeat" in startup.output
+    serve = runner.invoke(bench, ["serve", "--help"])
+    assert serve.exit_code == 0 and "--clients" in serve.output and "--url" in serve.output
 
 
 IMPORTTIME = """\

@@ -7,6 +7,7 @@ About a minute on 2 cores (each MLflow server start takes 10-20 s). Needs Postgr
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shlex
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import mlflow_run
 from pneumonia_aug import services
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.services import base, processes, seaweedfs
@@ -107,6 +109,78 @@ def test_up_on_a_busy_port_fails_with_one_line(stack_dir):
         result = run_cli("up", "--dir", str(stack_dir), "--port", str(busy.getsockname()[1]))
     assert result.returncode == 2
     assert "in use" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "my-laptop.example"])
+def test_up_refuses_a_non_loopback_host_without_auth(stack_dir, host):
+    result = run_cli("up", "--dir", str(stack_dir), "--host", host)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: --host {host} would open") and "--auth" in \
+        result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not stack_dir.exists()  # refused before anything was started or written
+
+
+def test_loopback_hosts_need_no_auth():
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        processes.require_loopback_unless_auth(host, auth=False)
+    processes.require_loopback_unless_auth("0.0.0.0", auth=True)
+    with pytest.raises(services.ServiceError, match="without a password"):
+        processes.require_loopback_unless_auth("10.0.0.5", auth=False)
+
+
+def _scan(found: dict, name: str, data: bytes, secrets: dict) -> None:
+    for key, secret in secrets.items():
+        if secret.encode() in data:
+            found.setdefault(key, []).append(name)
+
+
+@needs_stack
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("flask_wtf") is None,
+                    reason="--auth needs MLflow's auth extra: pip install 'mlflow[auth]'")
+def test_no_credential_reaches_runs_artifacts_or_logs(stack_dir, mlflow_client_env,
+                                                       small_real_data, tmp_path, monkeypatch):
+    """A tracked training run through the stack with --auth: none of the stack's credentials
+    is in any run's params or tags, any logged file (run artifacts and logged models), the
+    registry, what `mlflow run` printed, or the services' logs."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    exports = up(stack_dir, "--auth")
+    secrets = json.loads((stack_dir / "credentials.json").read_text())
+    assert set(secrets) == set(base.CREDENTIAL_ENV) and all(len(v) >= 12 for v in
+                                                              secrets.values())
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)
+    proc = mlflow_run("train_classifier", {"setting": "Original-1.0-0.0", "image_size": 32,
+                                           "epochs": 1, "data_dir": small_real_data}, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found: dict[str, list[str]] = {}
+    _scan(found, "mlflow run output", (proc.stdout + proc.stderr).encode(), secrets)
+
+    client = MlflowClient(exports["MLFLOW_TRACKING_URI"])
+    experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiment_ids)
+    assert [r.data.params.get("image_size") for r in runs] == ["32"]  # the scan sees the run
+    files = []
+    for run in runs:
+        _scan(found, f"run {run.info.run_id} params and tags",
+              json.dumps([run.data.params, run.data.tags, list(run.data.metrics)]).encode(),
+              secrets)
+        files += Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "runs"))
+                      ).rglob("*")
+    for model in client.search_logged_models(experiment_ids):
+        files += Path(mlflow.artifacts.download_artifacts(
+            f"models:/{model.model_id}", dst_path=str(tmp_path / model.model_id))).rglob("*")
+    versions = client.search_model_versions("name='pneumonia-chexnet'")
+    _scan(found, "registry", json.dumps([dict(v.tags) for v in versions]).encode(), secrets)
+    logs = list((stack_dir / "logs").rglob("*"))
+    for path in [p for p in files + logs if p.is_file()]:
+        _scan(found, str(path), path.read_bytes(), secrets)
+    names = {p.name for p in files}
+    assert {"config.json", "test_predictions.csv", "weights.pt", "MLmodel"} <= names, names
+    assert {"mlflow.log", "postgres.log", "seaweedfs.log"} <= {p.name for p in logs}, logs
+    assert not found, found
 
 
 def test_credentials_generated_once_env_wins_fixed_ones_guarded(tmp_path, monkeypatch):

@@ -191,7 +191,8 @@ def test_stack_end_to_end(stack, shared_data, small_real_data, tmp_path, monkeyp
     # 5. The model by alias, in this process, with pickle loading off.
     model = mlflow.pyfunc.load_model(MODEL_URI)
     out = model.predict(pd.DataFrame({"image": [encoded]}))
-    assert list(out.columns) == ["probability", "label"] and len(out) == 1
+    assert list(out.columns) == ["probability", "label", "error"] and len(out) == 1
+    assert out["error"][0] is None
     assert 0.0 <= out["probability"][0] <= 1.0
     assert out["label"][0] in ("NORMAL", "PNEUMONIA")
     probability = float(out["probability"][0])
@@ -226,7 +227,7 @@ def test_stack_end_to_end(stack, shared_data, small_real_data, tmp_path, monkeyp
         body = json.loads(response.read())
     (answer,) = body["predictions"]
     assert answer["probability"] == pytest.approx(probability, abs=1e-4)
-    assert answer["label"] == out["label"][0]
+    assert answer["label"] == out["label"][0] and answer["error"] is None
     _stop_group(serving.pop())
     with pytest.raises((urllib.error.URLError, OSError)):
         _get(f"{base}/ping")

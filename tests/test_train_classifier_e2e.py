@@ -88,8 +88,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
         sorted((shared_data / "test" / "NORMAL").glob("*.jpeg"))[:1]
     request = pd.DataFrame({"image": [base64.b64encode(f.read_bytes()).decode() for f in files]})
     out = model.predict(request)
-    assert list(out.columns) == ["probability", "label"] and len(out) == 3
-    assert out["probability"].between(0, 1).all()
+    assert list(out.columns) == ["probability", "label", "error"] and len(out) == 3
+    assert out["probability"].astype(float).between(0, 1).all() and out["error"].isna().all()
     assert set(out["label"]) <= {"NORMAL", "PNEUMONIA"}
     # predict writes Grad-CAM overlays.
     broken = tmp_path / "broken.jpeg"

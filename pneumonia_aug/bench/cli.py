@@ -1,5 +1,5 @@
-"""The `bench` command group: `train` (training throughput and memory) and `startup` (how fast
-the command line starts).
+"""The `bench` command group: `train` (training throughput and memory), `startup` (how fast
+the command line starts) and `serve` (a served classifier under concurrent good and bad input).
 
 Only click here: `pneumonia-aug` attaches this group at import, and its `--help` must not load
 torch. Each command imports its runner when it runs.
@@ -12,6 +12,7 @@ import logging
 import click
 
 from pneumonia_aug.cli_types import UserErrorGroup
+from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
 
 DATA_DIR_HELP = "Kermany folder [default: $PNEUMONIA_AUG_DATA_DIR, else data/chest_xray]"
 OUTPUT_HELP = "markdown file whose section for this device is replaced ('' = none)"
@@ -79,3 +80,31 @@ def startup_cmd(repeat: int, output: str) -> None:
     click.echo(result.markdown)
     if output:
         click.echo(f"wrote the '{heading}' section of {output}")
+
+
+@bench.command("serve")
+@click.option("--model", default=DEFAULT_CLASSIFIER_URI, show_default=True,
+              help="registered classifier to serve with `mlflow models serve`")
+@click.option("--url", default="", help="bench a server already running there instead "
+              "(e.g. http://127.0.0.1:5001); --model is then not served")
+@click.option("--requests", type=int, default=500, show_default=True, help="requests in all")
+@click.option("--clients", type=int, default=8, show_default=True,
+              help="client threads sending at once")
+@click.option("--data-dir", default="", help=DATA_DIR_HELP + " (real X-rays for good rows)")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="uvicorn workers of the served model")
+@click.option("--seed", type=int, default=0, show_default=True, help="the draw of the request mix")
+@click.option("--output", default="docs/benchmarks.md", show_default=True,
+              help="markdown file whose serving section for this machine is replaced ('' = none)")
+def serve_cmd(**options) -> None:
+    """p50/p95 latency and unexpected answers of a served classifier: concurrent clients mixing
+    good images with bad ones (not base64, not an image, truncated, over 50 Mpx, empty)."""
+    from pneumonia_aug.bench.serve import run_serve_bench
+
+    result = run_serve_bench(**options)
+    click.echo(f"\n## {result.heading}\n")
+    click.echo(result.markdown)
+    if options["output"]:
+        click.echo(f"wrote the '{result.heading}' section of {options['output']}")
+    if result.unexpected:
+        raise click.exceptions.Exit(1)

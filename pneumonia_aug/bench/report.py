@@ -18,19 +18,22 @@ FIT_GIB = 22.0  # a 24 GB card (22.35 GiB), less room for the CUDA context
 STARTUP_TARGET_S = 1.0  # `pneumonia-aug --help` and `services status`, median wall time
 STARTUP_FORBIDDEN = ("torch", "mlflow")  # modules those two commands must not import
 STARTUP_HEADING = "Startup: "  # + the machine; every other section is a training device's
+SERVE_HEADING = "Serving: "  # + the machine (the served model runs on its CPU)
 GPU_COMMAND = "pneumonia-aug bench train --device cuda --image-size 256 --batch-size 128"
 CPU_COMMAND = ("pneumonia-aug bench train --device cpu --image-size 64 --batch-size 16"
                " --threads 1 --data-dir ../shared/data/chest_xray")
 STARTUP_COMMAND = "pneumonia-aug bench startup --repeat 5"
-HEADER = f"""# Training throughput and startup benchmarks
+SERVE_COMMAND = "pneumonia-aug bench serve --model models:/pneumonia-chexnet/VERSION"
+HEADER = f"""# Training throughput, startup and serving benchmarks
 
-Written by `pneumonia-aug bench train` and `pneumonia-aug bench startup`
+Written by `pneumonia-aug bench train`, `bench startup` and `bench serve`
 (`pneumonia_aug/bench/`). Each run replaces the section of its own device (startup: its own
 machine) and keeps the others. Run them from the repository root:
 
 - GPU: `{GPU_COMMAND}`
 - CPU: `{CPU_COMMAND}`
 - Startup: `{STARTUP_COMMAND}`
+- Serving: `{SERVE_COMMAND}`
 - A GPU machine with PyTorch but not this project (no MLflow needed):
   `scripts/gpu_bench.sh prepare` beside the data, then `scripts/gpu_bench.sh run` there, with
   `.gpu/` copied along.
@@ -68,6 +71,14 @@ empty `--dir`), each a fresh process run N times in interleaved rounds (the medi
 against `python -c pass` on the same interpreter. Each also runs once under
 `python -X importtime`, which lists the heavy modules it loaded and its slowest imports.
 Target: under {STARTUP_TARGET_S:g} s, importing neither {' nor '.join(STARTUP_FORBIDDEN)}.
+
+Serving: `mlflow models serve` of a registered classifier on loopback, hit by concurrent clients
+with a fixed mix of good requests and bad ones (rows that are not base64, not an image, cut
+short or over the 50 Mpx limit, an empty frame, a missing column; `bench/serve_requests.py`).
+Every answer is checked against the serving contract (README, "predict, serving and the
+registry"): target 0 unexpected answers. Latency is per request, to the last byte. The served
+model runs on the CPU; its image size sets the cost of a good row, its weights do not (any
+version of that size will do). The load average in a section says how busy the machine was.
 """
 
 
@@ -154,7 +165,7 @@ def write_section(path: Path, heading: str, body: str) -> None:
             sections[current] += line
     sections[heading] = "\n" + body
     header = HEADER
-    if all(h.startswith(("CPU", STARTUP_HEADING)) for h in sections):
+    if all(h.startswith(("CPU", STARTUP_HEADING, SERVE_HEADING)) for h in sections):
         header += f"\nNo GPU section yet: run `{GPU_COMMAND}` on one.\n"
     parts = [header] + [f"## {h}\n{b.rstrip()}\n" for h, b in sections.items()]
     path.parent.mkdir(parents=True, exist_ok=True)

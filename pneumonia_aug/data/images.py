@@ -73,6 +73,9 @@ def decode_grayscale(source: str | os.PathLike | bytes, size: int) -> np.ndarray
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"possible decompression bomb ({exc})") from exc
+    except Image.UnidentifiedImageError as exc:
+        # PIL's message names the stream (`<_io.BytesIO object at 0x7f...>`), not the file.
+        raise ImageDecodeError("unreadable image (not an image format PIL knows)") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        # PIL reports unknown formats and truncated files as OSError/UnidentifiedImageError.
+        # PIL reports truncated and corrupt files as OSError (or ValueError, SyntaxError).
         raise ImageDecodeError(f"unreadable image ({exc})") from exc

@@ -7,6 +7,10 @@
 - SeaweedFS `weed mini` (DIR/seaweedfs): S3 for artifacts, bucket `mlflow`;
 - `mlflow server --serve-artifacts`: clients only need its URL, it proxies the artifacts.
 
+`up --host ADDRESS` binds the MLflow server elsewhere than 127.0.0.1, and only with `--auth`:
+without a password, the server (which holds the S3 key) stays reachable from this machine
+alone. PostgreSQL and SeaweedFS always stay on 127.0.0.1.
+
 Pids and ports go to DIR/state.json, logs to DIR/logs/. `up` prints the shell exports on
 stdout (`eval "$(pneumonia-aug services up)"`) and everything else on stderr.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from pneumonia_aug.cli_types import UserErrorGroup
-from pneumonia_aug.services.base import DEFAULT_DIR
+from pneumonia_aug.services.base import DEFAULT_DIR, HOST
 from pneumonia_aug.services.stack import down, exports, status, up
 
 dir_option = click.option("--dir", "root", default=DEFAULT_DIR, show_default=True,
@@ -27,11 +27,14 @@ def services() -> None:
 @dir_option
 @click.option("--auth", is_flag=True, help="MLflow basic auth (user admin)")
 @click.option("--port", default=5000, show_default=True, help="MLflow server port")
+@click.option("--host", default=HOST, show_default=True,
+              help="address the MLflow server binds to; anything but loopback needs --auth")
 @click.option("--workers", default=2, show_default=True, help="MLflow server workers")
 @click.option("--timeout", default=120.0, show_default=True, help="seconds per service")
-def up_cmd(root: Path, auth: bool, port: int, workers: int, timeout: float) -> None:
+def up_cmd(root: Path, auth: bool, port: int, host: str, workers: int, timeout: float) -> None:
     """Start the stack (idempotent); print the shell exports on stdout."""
-    state, started = up(root, auth=auth, port=port, workers=workers, timeout=timeout)
+    state, started = up(root, auth=auth, port=port, workers=workers, timeout=timeout,
+                        host=host)
     click.echo(f"{'started' if started else 'already up'} in {root.resolve()}", err=True)
     for line in exports(root, state):
         click.echo(line)

@@ -38,9 +38,15 @@ def _server_ready(uri: str) -> bool:
         return False
 
 
+def client_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to `host`."""
+    return HOST if host in ("0.0.0.0", "::", "") else host
+
+
 def start_mlflow(root: Path, creds: dict, pg_port: int, s3_endpoint: str, port: int,
-                 auth: bool, workers: int, timeout: float, record) -> dict:
-    """`mlflow server` on PostgreSQL, proxying artifacts to s3://mlflow/artifacts."""
+                 auth: bool, workers: int, timeout: float, record, host: str = HOST) -> dict:
+    """`mlflow server` on PostgreSQL, proxying artifacts to s3://mlflow/artifacts, bound to
+    `host` (PostgreSQL and S3 stay on loopback: clients reach artifacts through it)."""
     # Drop the user's AWS/PG/auth settings: a stray AWS_PROFILE or PGHOST would redirect us.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AWS_", "PG", "MLFLOW_AUTH_"))}
@@ -53,14 +59,15 @@ def start_mlflow(root: Path, creds: dict, pg_port: int, s3_endpoint: str, port: 
     cmd = [sys.executable, "-m", "mlflow", "server",
            "--backend-store-uri", f"postgresql+psycopg2://{PG_USER}@{HOST}:{pg_port}/{DATABASE}",
            "--serve-artifacts", "--artifacts-destination", f"s3://{BUCKET}/artifacts",
-           "--host", HOST, "--port", str(port), "--workers", str(workers)]
+           "--host", host, "--port", str(port), "--workers", str(workers)]
     if auth:
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(_write_auth_config(root, creds))
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = creds["mlflow_secret_key"]
         cmd += ["--app-name", "basic-auth"]
     log_path = root / "logs/mlflow.log"
     pid = spawn(cmd, log_path, env)
-    uri = f"http://{HOST}:{port}"
+    address = client_host(host)
+    uri = f"http://{f'[{address}]' if ':' in address else address}:{port}"
     service = {"name": "mlflow", "pid": pid, "started": start_time(pid), "port": port,
                "address": uri, "log": str(log_path)}
     record(service)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -40,6 +41,22 @@ def require_free(port: int) -> None:
         except OSError as exc:
             raise ServiceError(f"port {port} on {HOST} is in use: pass --port with a free "
                                "one") from exc
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or `localhost`; any other name counts as reachable from outside."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def require_loopback_unless_auth(host: str, auth: bool) -> None:
+    """Without --auth, anyone who reaches the server can read and change every run and
+    artifact (it also holds the S3 key): only this machine may reach it."""
+    if not auth and not is_loopback(host):
+        raise ServiceError(f"--host {host} would open the MLflow server to the network without "
+                           "a password: add --auth, or keep the default --host 127.0.0.1")
 
 
 def _proc_stat(pid: int) -> tuple[str, int, int] | None:

@@ -66,9 +66,11 @@ def start_seaweedfs(root: Path, creds: dict, timeout: float, record) -> dict:
     ports = free_ports(2 * len(WEED_PORTS))
     flags = [f"-{name}.port{suffix}={ports[2 * i + k]}"
              for i, name in enumerate(WEED_PORTS) for k, suffix in enumerate(("", ".grpc"))]
-    cmd = [weed, "mini", f"-dir={data}", f"-master.dir={data / 'master'}", f"-ip={HOST}",
-           f"-ip.bind={HOST}", f"-s3.config={config}", "-webdav=false", "-admin.ui=false",
-           "-s3.port.iceberg=0", "-s3.port.lance=0", *flags]
+    # -logtostderr: log into DIR/logs/seaweedfs.log only, not also into weed.* files in /tmp
+    # (glog's default), which every stack shares and no one cleans up.
+    cmd = [weed, "-logtostderr=true", "mini", f"-dir={data}", f"-master.dir={data / 'master'}",
+           f"-ip={HOST}", f"-ip.bind={HOST}", f"-s3.config={config}", "-webdav=false",
+           "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0", *flags]
     log_path = root / "logs/seaweedfs.log"
     pid = spawn(cmd, log_path)
     s3_port = ports[2 * WEED_PORTS.index("s3")]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pneumonia_aug.services.base import (
     ADMIN_USER,
+    HOST,
     PG_BIN_DEFAULT,
     ServiceError,
     read_state,
@@ -20,7 +21,13 @@ from pneumonia_aug.services.base import (
 )
 from pneumonia_aug.services.mlflow_server import start_mlflow
 from pneumonia_aug.services.postgres import start_postgres, stop_postgres
-from pneumonia_aug.services.processes import is_alive, is_ours, require_free, stop_group
+from pneumonia_aug.services.processes import (
+    is_alive,
+    is_ours,
+    require_free,
+    require_loopback_unless_auth,
+    stop_group,
+)
 from pneumonia_aug.services.seaweedfs import (
     missing_weed,
     remove_weed_sockets,
@@ -37,17 +44,19 @@ def status(root: Path) -> list[dict]:
 
 
 def up(root: Path, auth: bool = False, port: int = 5000, workers: int = 2,
-       timeout: float = 120.0) -> tuple[dict, bool]:
-    """Start the stack in `root`; return (state, True), or (state, False) if already up."""
+       timeout: float = 120.0, host: str = HOST) -> tuple[dict, bool]:
+    """Start the stack in `root`; return (state, True), or (state, False) if already up.
+    The MLflow server binds to `host` (loopback unless `auth`); the others to loopback."""
+    require_loopback_unless_auth(host, auth)  # before anything starts or is written
     root = root.resolve()
     state = read_state(root)
     if state:
         running = [s for s in status(root) if s["alive"]]
         if len(running) == len(state["services"]) == 3:
-            if state["auth"] != auth:
-                mode = "with" if state["auth"] else "without"
-                raise ServiceError(f"the services in {root} run {mode} --auth: "
-                                   "`services down` first to change that")
+            if state["auth"] != auth or state.get("host", HOST) != host:
+                raise ServiceError(f"the services in {root} run with auth={state['auth']}, "
+                                   f"host={state.get('host', HOST)}: `services down` first to "
+                                   "change that")
             return state, False
         log.warning("stopping what is left of an incomplete stack in %s", root)
         down(root)
@@ -59,7 +68,7 @@ def up(root: Path, auth: bool = False, port: int = 5000, workers: int = 2,
     if os.geteuid() == 0:
         os.chmod(root, 0o711)  # the postgres user must traverse it; it still cannot list it
     creds = resolve_credentials(root)
-    state = {"auth": auth, "services": []}
+    state = {"auth": auth, "host": host, "services": []}
 
     def record(service: dict) -> None:
         names = [s["name"] for s in state["services"]]
@@ -74,7 +83,7 @@ def up(root: Path, auth: bool = False, port: int = 5000, workers: int = 2,
         s3 = start_seaweedfs(root, creds, timeout, record)
         log.info("starting the MLflow server (the first start takes ~15 s)")
         start_mlflow(root, creds, pg["port"], s3["address"], port, auth, workers, timeout,
-                     record)
+                     record, host)
     except BaseException:
         down(root)
         raise

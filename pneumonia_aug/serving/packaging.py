@@ -26,7 +26,9 @@ from pneumonia_aug.serving.pyfunc import (
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 CLASSIFIER_INPUTS = [("string", IMAGE_COLUMN)]
-CLASSIFIER_OUTPUTS = [("double", "probability"), ("string", "label")]
+# Not required: a row that cannot be read has only an `error` (serving/pyfunc.py).
+CLASSIFIER_OUTPUTS = [("double", "probability", False), ("string", "label", False),
+                      ("string", "error", False)]
 GENERATOR_INPUTS = [("long", "n"), ("long", "seed"), ("string", "label", False)]
 GENERATOR_OUTPUTS = [("long", "row"), ("long", "index"), ("string", "image")]
 
