@@ -57,6 +57,7 @@ TAG_RUN_KEY = "run_key"  # the study's reuse key
 TAG_STUDY_RUN = "study_run_id"
 TAG_RESUMED_AFTER = "resumed_after_epoch"
 TAG_TRAIN_GAN_RUN = "train_gan_run_id"  # on a generate run: the GAN run it drew from
+TAG_FAILURE_REASON = "failure_reason"  # on a FAILED or KILLED run: its error, one line
 
 # ---- artifact paths -----------------------------------------------------------------------
 CONFIG_ARTIFACT = "config.json"  # the resolved config of every training run
@@ -76,6 +77,10 @@ CHAMPION = "champion"  # the classifier version with the lowest validation loss 
 # `models:/NAME/latest` URI means the highest version number), hence `newest`.
 NEWEST = "newest"
 DEFAULT_CLASSIFIER_URI = f"models:/{CLASSIFIER_MODEL}@{CHAMPION}"
+
+# PNEUMONIA is the positive class, called at probability >= 0.5 (PROTOCOL.md). Here rather
+# than in `evaluation.metrics` because a registered classifier ships it (few, light modules).
+THRESHOLD = 0.5
 
 # The paper generates 4000 NORMAL images per GAN.
 N_GENERATED = 4000

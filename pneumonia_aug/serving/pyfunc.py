@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pneumonia_aug.contract import THRESHOLD
 from pneumonia_aug.data.images import ImageDecodeError, decode_grayscale
-from pneumonia_aug.evaluation.metrics import THRESHOLD
 from pneumonia_aug.models.chexnet import CheXNet
 
 IMAGE_COLUMN = "image"
