@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.errors import PneumoniaAugError, TrackingError
 
 
 class UserErrorGroup(click.Group):
@@ -16,8 +17,19 @@ class UserErrorGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PneumoniaAugError as exc:
+            _record_on_launched_run(exc)
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+
+
+def _record_on_launched_run(exc: PneumoniaAugError) -> None:
+    """Under `mlflow run` the run exists before any check: say on it why it failed (not when
+    the tracking server itself is the problem)."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id and not isinstance(exc, TrackingError):
+        from pneumonia_aug import tracking
+
+        tracking.record_failure(run_id, exc)
 
 
 class WholeNumber(click.ParamType):

@@ -61,6 +61,7 @@ TAG_CLAIM_OWNER = "claim.owner"  # host:pid:process start time
 TAG_CLAIM_HEARTBEAT = "claim.heartbeat"  # unix seconds of the owner's last sign of life
 TAG_DUPLICATE_OF = "claim.duplicate_of"  # on a deleted losing run: the run it gave way to
 TAG_TRAIN_GAN_RUN = "train_gan_run_id"  # on a generate run: the GAN run it drew from
+TAG_FAILURE_REASON = "failure_reason"  # on a FAILED or KILLED run: its error, one line
 
 # ---- artifact paths -----------------------------------------------------------------------
 CONFIG_ARTIFACT = "config.json"  # the resolved config of every training run
@@ -80,6 +81,10 @@ CHAMPION = "champion"  # the classifier version with the lowest validation loss 
 # `models:/NAME/latest` URI means the highest version number), hence `newest`.
 NEWEST = "newest"
 DEFAULT_CLASSIFIER_URI = f"models:/{CLASSIFIER_MODEL}@{CHAMPION}"
+
+# PNEUMONIA is the positive class, called at probability >= 0.5 (PROTOCOL.md). Here rather
+# than in `evaluation.metrics` because a registered classifier ships it (few, light modules).
+THRESHOLD = 0.5
 
 # The paper generates 4000 NORMAL images per GAN.
 N_GENERATED = 4000

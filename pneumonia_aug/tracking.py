@@ -25,10 +25,17 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pneumonia_aug.contract import CONFIG_ARTIFACT, MANIFESTS_DIR
-from pneumonia_aug.errors import TrackingError, TrackingOutageError
+from pneumonia_aug.contract import CONFIG_ARTIFACT, MANIFESTS_DIR, TAG_FAILURE_REASON
+from pneumonia_aug.errors import PneumoniaAugError, TrackingError, TrackingOutageError
 
 log = logging.getLogger(__name__)
+DESCRIPTION_TAG = "mlflow.note.content"  # the UI's description of a run or a logged model
+PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+# The UI's "Machine learning" kind (its training views), read from the experiment tag; the
+# values are the UI's (mlflow/server/js: ExperimentKind.CUSTOM_MODEL_DEVELOPMENT).
+MODEL_TRAINING_KIND = "custom_model_development"
+TAG_VALUE_LIMIT = 8000  # MLflow's cap on a tag value
 
 
 def _first_line(exc: MlflowException) -> str:
@@ -37,18 +44,45 @@ def _first_line(exc: MlflowException) -> str:
 
 # ---- runs ---------------------------------------------------------------------------------
 
+def failure_line(exc: BaseException) -> str:
+    """An exception as one line: a user error's message, else `Type: first line`."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    if isinstance(exc, PneumoniaAugError) and first:
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def record_failure(run_id: str, exc: BaseException) -> None:
+    """Tag the run with why it failed (`failure_reason`) and add the line to its description.
+    Never raises: recording a failure must not hide the failure itself."""
+    line = failure_line(exc)[:1000]
+    try:
+        if run_tags(run_id).get(TAG_FAILURE_REASON) == line:
+            return  # recorded already (by the run, before the CLI saw the error)
+        tag_run(run_id, {TAG_FAILURE_REASON: line})
+        add_to_description(run_id, f"**Failed:** {line}")
+    except Exception as record_exc:  # noqa: BLE001 - the original error is what matters
+        log.warning("could not record the failure of run %s: %s", run_id, record_exc)
+
+
 def _guarded(run) -> Iterator:
-    """Yield the run; Ctrl-C (and SIGTERM, which the stages turn into it) ends it KILLED. After
-    a tracking outage, one try to mark it FAILED; if the server is still away the run stays
+    """Yield the run. An exception records its reason (`record_failure`), then marks the run
+    FAILED; Ctrl-C (and SIGTERM, which the stages turn into it) ends it KILLED. After a
+    tracking outage, one try to mark it FAILED; if the server is still away the run stays
     RUNNING there, and the outage error (not MLflow's) is what the user sees."""
     try:
         yield run
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        record_failure(run.info.run_id, exc)
         mlflow.end_run("KILLED")
         raise
     except TrackingOutageError:
         with single_try(), contextlib.suppress(Exception):
             mlflow.end_run("FAILED")
+        raise
+    except Exception as exc:
+        record_failure(run.info.run_id, exc)
         raise
 
 
@@ -99,14 +133,24 @@ def _take_adoption() -> str | None:
     return adoption.run_id
 
 
+
+def _mark_model_training(experiment_id: str) -> None:
+    """Set the experiment's kind to model training (the UI's training views), unless someone
+    already chose a kind for it."""
+    client = MlflowClient()
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+
+
 @contextlib.contextmanager
 def start_run(experiment_name: str, run_name: str | None = None, tags: dict | None = None,
-              parent_run_id: str = "") -> Iterator[mlflow.ActiveRun]:
-    """Start a run (or, under `mlflow run`, continue the run it made).
+              parent_run_id: str = "", description: str = "") -> Iterator[mlflow.ActiveRun]:
+    """Start a run (or, under `mlflow run`, continue the run it made) in an experiment of the
+    model-training kind, with `description` as what the UI shows of it.
 
     Inside another active run the new run is nested under it; `parent_run_id` nests it under
-    that run instead. An exception marks the run FAILED and keeps everything logged so far;
-    Ctrl-C marks it KILLED.
+    that run instead. An exception marks the run FAILED with its `failure_reason` and keeps
+    everything logged so far; Ctrl-C marks it KILLED.
     """
     nested = mlflow.active_run() is not None
     adopted = _take_adoption()
@@ -125,9 +169,10 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
             if run_name:
                 mlflow.set_tag("mlflow.runName", run_name)
             if parent_run_id:
-                mlflow.set_tag("mlflow.parentRunId", parent_run_id)
-        if tags:
-            set_tags(tags)
+                mlflow.set_tag(PARENT_TAG, parent_run_id)
+        _mark_model_training(run.info.experiment_id)
+        if tags or description:
+            set_tags({**(tags or {}), **({DESCRIPTION_TAG: description} if description else {})})
         yield from _guarded(run)
 
 
@@ -146,6 +191,12 @@ def resume_run(run_id: str) -> Iterator[mlflow.ActiveRun]:
 
 def active_run_id() -> str:
     return mlflow.active_run().info.run_id
+
+
+def current_run_id() -> str:
+    """The active run's id, or "" when none is active."""
+    run = mlflow.active_run()
+    return run.info.run_id if run else ""
 
 
 def active_experiment_id() -> str:
@@ -307,8 +358,51 @@ def set_tags(tags: dict) -> None:
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
-def log_metrics(metrics: dict, step: int | None = None) -> None:
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+def log_metrics(metrics: dict, step: int | None = None, model_id: str | None = None,
+                dataset: str = "") -> None:
+    """Log metrics to the active run; with `model_id` (and the name of one of the run's
+    dataset inputs) they are also the logged model's metrics, on that dataset, which the UI's
+    model views list and rank by."""
+    extra = {"dataset": _run_dataset(dataset)} if dataset else {}
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step, model_id=model_id,
+                       **extra)
+
+
+def _run_dataset(name: str):
+    for dataset_input in mlflow.get_run(active_run_id()).inputs.dataset_inputs:
+        if dataset_input.dataset.name == name:
+            return dataset_input.dataset
+    raise TrackingError(f"run {active_run_id()} has no dataset input named {name!r}")
+
+
+def describe_run(run_id: str, text: str) -> None:
+    """Set what the UI shows as the run's description (Markdown)."""
+    tag_run(run_id, {DESCRIPTION_TAG: text[:TAG_VALUE_LIMIT]})
+
+
+def run_description(run_id: str) -> str:
+    return run_tags(run_id).get(DESCRIPTION_TAG, "")
+
+
+def add_to_description(run_id: str, paragraph: str) -> None:
+    """Append a paragraph to the run's description (the end is kept if it grows too long)."""
+    note = run_description(run_id)
+    note = f"{note}\n\n{paragraph}" if note else paragraph
+    tag_run(run_id, {DESCRIPTION_TAG: note[-TAG_VALUE_LIMIT:]})
+
+
+def set_parent(run_id: str, parent_run_id: str) -> None:
+    """Nest a run under another one (what the UI's run list groups by)."""
+    tag_run(run_id, {PARENT_TAG: parent_run_id})
+
+
+def run_page(experiment_id: str, run_id: str) -> str:
+    """The UI's address of a run, relative to the UI's root (a link in a description)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def model_version_page(name: str, version: str) -> str:
+    return f"#/models/{name}/versions/{version}"
 
 
 def log_figure(fig, artifact_file: str) -> None:
@@ -412,8 +506,10 @@ def read_csv_artifact(run_id: str, artifact_path: str) -> pd.DataFrame | None:
 def log_pyfunc_model(name: str, python_model: str | Path, artifacts: dict[str, str],
                      code_paths: list[str], inputs: list[tuple], outputs: list[tuple],
                      input_example: pd.DataFrame, registered_name: str,
-                     metadata: dict | None = None, pip_requirements: list[str] | None = None):
-    """Log a pyfunc "from code" and register it; returns MLflow's ModelInfo.
+                     metadata: dict | None = None, params: dict | None = None,
+                     description: str = "", pip_requirements: list[str] | None = None):
+    """Log a pyfunc "from code" as the logged model `name` (with `params` and `description`)
+    and register it; returns MLflow's ModelInfo (`.model_id`, `.registered_model_version`).
 
     `inputs`/`outputs` are the signature's columns as (type, name) or (type, name, required).
     """
@@ -424,11 +520,14 @@ def log_pyfunc_model(name: str, python_model: str | Path, artifacts: dict[str, s
         return Schema([ColSpec(c[0], c[1], required=c[2] if len(c) > 2 else True)
                        for c in columns])
 
-    return mlflow.pyfunc.log_model(
+    info = mlflow.pyfunc.log_model(
         name=name, python_model=str(python_model), artifacts=artifacts, code_paths=code_paths,
         signature=ModelSignature(inputs=schema(inputs), outputs=schema(outputs)),
         input_example=input_example, registered_model_name=registered_name, metadata=metadata,
-        pip_requirements=pip_requirements)
+        params={k: str(v) for k, v in (params or {}).items()}, pip_requirements=pip_requirements)
+    if description:  # after registering: the version would copy the tag among its own
+        MlflowClient().set_logged_model_tags(info.model_id, {DESCRIPTION_TAG: description})
+    return info
 
 
 def load_python_model(model_uri: str):
@@ -449,6 +548,16 @@ def tag_version(name: str, version: str, tags: dict) -> None:
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, str(value))
+
+
+def describe_registered_model(name: str, text: str) -> None:
+    """Set the registered model's description (Markdown): what it is, its input and output,
+    how to load it."""
+    MlflowClient().update_registered_model(name, description=text)
+
+
+def describe_version(name: str, version: str, text: str) -> None:
+    MlflowClient().update_model_version(name, str(version), description=text)
 
 
 def set_alias(name: str, alias: str, version: str) -> None:

@@ -78,7 +78,10 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     names = {a.path for a in client.list_artifacts(compare_run.info.run_id)}
     assert {"table1.md", "table1.csv", "table1.html", "accuracy.png"} <= names
     assert compare_run.data.metrics["accuracy_mean/DCGAN-1.0-0.6"] == pytest.approx(38 / 40)
-    assert compare_run.data.tags["mlflow.note.content"].startswith("Scale: profile quick")
+    origin, table_md = compare_run.data.tags["mlflow.note.content"].split("\n\n", 1)
+    assert origin == ("**Table 1** from 7 classifier runs of the experiment (comparison group "
+                      f"`{comparison_key(QUICK)}`).")
+    assert table_md.startswith("Scale: profile quick")
     assert compare_run.data.tags["comparison_key"] == comparison_key(QUICK)
 
 

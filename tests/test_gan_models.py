@@ -17,13 +17,9 @@ from pneumonia_aug.models.gan import (
     Generator,
     build_gan,
 )
+from pneumonia_aug.models.sampling import fixed_noise, generate_images
 from pneumonia_aug.training.diffaugment import diff_augment
-from pneumonia_aug.training.gan import (
-    fixed_noise,
-    generate_images,
-    sample_grid,
-    train_gan,
-)
+from pneumonia_aug.training.gan import sample_grid, train_gan
 
 
 def xray_like_batch(n: int, size: int, seed: int = 0) -> np.ndarray:

@@ -37,6 +37,29 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     assert {"table1.md", "table1.csv", "table1.html", "accuracy.png"} <= \
         {a.path for a in client.list_artifacts(compare.info.run_id)}
 
+    # What the UI says: each run what it is and where its inputs came from, with links; the
+    # study holds Table 1 (and its scale line) and links every run it used.
+    def link(run):
+        return f"(#/experiments/{experiment}/runs/{run.info.run_id})"
+
+    (gan,) = [r for r in runs.values() if r.data.tags["stage"] == "train_gan"]
+    note = gan_setting.data.tags["mlflow.note.content"]
+    assert note.startswith("**CheXNet** (DenseNet121) on **DCGAN-1.0-0.3** (all real images + "
+                           "30% of the generated ones (1200 of 4000)), seed 0, 32 px")
+    assert f"Generated images from generate run [generate-dcgan-s0]{link(generate)}" in note
+    assert f"(GAN run [train_gan-dcgan-s0]{link(gan)})" in note
+    assert f"(GAN run [train_gan-dcgan-s0]{link(gan)})" in generate.data.tags["mlflow.note.content"]
+    assert gan.data.tags["mlflow.note.content"].startswith("**DCGAN** trained on the real NORMAL")
+    table = (tmp_path / "study" / "table1.md").read_text().strip()
+    assert compare.data.tags["mlflow.note.content"] == (
+        f"**Table 1** from 2 classifier runs of study [study-tiny]{link(study)} (comparison "
+        f"group `{compare.data.tags['comparison_key']}`).\n\n{table}")
+    description = study.data.tags["mlflow.note.content"]
+    assert description.startswith("**Study**, profile `tiny`: settings Original-1.0-0.0, "
+                                  f"DCGAN-1.0-0.3; seeds 0; data `{shared_data}`.\n\n{table}")
+    assert "Not comparable with the paper's numbers" in description  # the scale line
+    assert description.count(": new") == 5 and all(link(r) in description for r in runs.values())
+
     # The same call again launches nothing new.
     second = mlflow_run("main", params, tmp_path)
     assert second.returncode == 0, second.stderr[-4000:]
@@ -44,6 +67,12 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     newest = client.search_runs([experiment], "tags.stage = 'study'",
                                 order_by=["attributes.start_time DESC"])[0]
     assert newest.data.metrics["runs_launched"] == 0 and newest.data.metrics["runs_used"] == 5
+    # The reused runs move under the study that used them last; the launcher stays in a tag.
+    description = newest.data.tags["mlflow.note.content"]
+    assert description.count(f"reused, launched by study [study-tiny]{link(study)}") == 5
+    for run in _stage_runs(client, experiment).values():
+        assert run.data.tags["mlflow.parentRunId"] == newest.info.run_id
+        assert run.data.tags["study_run_id"] == study.info.run_id
 
     # A new seed reruns exactly what depends on it: its two classifier runs and compare.
     third = mlflow_run("main", {**params, "seeds": "0,1"}, tmp_path)

@@ -77,6 +77,27 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
 
     (version,) = client.search_model_versions("name='pneumonia-chexnet'")
     assert version.run_id == run.info.run_id and version.tags["max_images_per_split"] == "64"
+    # MLflow 3: the logged model is named for what it is, has the run's config as params, and
+    # the test metrics, on the test set, that the UI's model views rank versions by.
+    assert version.source == tags["model_uri"]  # models:/m-<id>: the logged model
+    model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert model.name == "chexnet-Original-1_0-0_0-s0" and model.params["image_size"] == "32"
+    linked = {m.key: m for m in model.metrics}
+    assert linked["test_accuracy"].value == metrics["test_accuracy"]
+    assert (linked["test_accuracy"].dataset_name, linked["test_accuracy"].dataset_digest) == \
+        ("test", inputs["test"].dataset.digest)
+    assert linked["best_val_loss"].dataset_name == "val"
+    # What the UI says: the experiment's kind, the run, the registered model and its version.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    note = tags["mlflow.note.content"]
+    assert note.startswith("**CheXNet** (DenseNet121) on **Original-1.0-0.0** (all real images)"
+                           ", seed 0, 32 px, 2 epochs, batch 32")
+    assert f"test accuracy {metrics['test_accuracy']:.3f}" in note
+    assert "[pneumonia-chexnet v1](#/models/pneumonia-chexnet/versions/1)" in note
+    assert model.tags["mlflow.note.content"] == note.split("\n\n**Result**")[0]
+    assert version.description.startswith("CheXNet on Original-1.0-0.0, seed 0, 32 px")
+    assert tags["dataset_digest"] in version.description and run.info.run_id in version.description
+    assert "**Input:**" in client.get_registered_model("pneumonia-chexnet").description
     # A debug-capped run is registered but never @champion.
     assert tags["champion_version"].startswith("none")
     with pytest.raises(mlflow.exceptions.MlflowException, match="alias champion not found"):
@@ -132,6 +153,8 @@ def test_gan_setting_without_generated_images_fails_clearly(shared_data, trackin
     (run,) = client.search_runs([client.get_experiment_by_name("pneumonia-aug").experiment_id])
     assert run.info.status == "FAILED"
     assert run.data.params["setting"] == "DCGAN-1.0-0.6"  # what was logged is kept
+    assert "needs generated images" in run.data.tags["failure_reason"]  # and why it failed
+    assert run.data.tags["mlflow.note.content"].startswith("**Failed:** a DCGAN setting needs")
 
 
 def test_bad_parameter_values_fail_with_a_clear_message(tiny_kermany, tracking_uri, tmp_path):

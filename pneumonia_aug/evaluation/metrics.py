@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-THRESHOLD = 0.5
+from pneumonia_aug.contract import THRESHOLD
 
 
 def _ratio(num: float, den: float) -> float:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from pneumonia_aug.models.gan import NORMAL, PNEUMONIA, build_gan
-from pneumonia_aug.training.gan import generate_images
+from pneumonia_aug.models.sampling import generate_images
 
 LABELS = {"NORMAL": NORMAL, "PNEUMONIA": PNEUMONIA}
 WEIGHTS_ARTIFACT = "weights"

@@ -38,9 +38,14 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
-from pneumonia_aug.contract import ERROR_COLUMN, IMAGE_COLUMN, LABEL_COLUMN, PROBABILITY_COLUMN
+from pneumonia_aug.contract import (
+    ERROR_COLUMN,
+    IMAGE_COLUMN,
+    LABEL_COLUMN,
+    PROBABILITY_COLUMN,
+    THRESHOLD,
+)
 from pneumonia_aug.data.images import ImageDecodeError, decode_grayscale
-from pneumonia_aug.evaluation.metrics import THRESHOLD
 from pneumonia_aug.models.chexnet import CheXNet
 
 log = logging.getLogger(__name__)

@@ -40,6 +40,7 @@ from pneumonia_aug.evaluation import report
 from pneumonia_aug.evaluation.groups import KEY_TAG, Scale, parts_from_tags
 from pneumonia_aug.evaluation.table import METRICS, baseline_of, summarize
 from pneumonia_aug.settings import parse_setting
+from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.runs import stage_tags
 
 log = logging.getLogger(__name__)
@@ -189,8 +190,11 @@ def run_compare(cfg: CompareConfig, run_ids: list[str] | None = None,
     markdown = paths["table1.md"].read_text()
     if len(markdown) > DESCRIPTION_LIMIT:
         markdown = markdown[:DESCRIPTION_LIMIT] + "\n... (the whole table: table1.md)"
+    # Under a study the study is the active run: the table is of its runs.
+    origin = describe.compare_run(len(runs), sel.study_run_id or tracking.current_run_id(),
+                                  sel.key)
     with tracking.start_run(cfg.experiment_name, run_name=COMPARE, tags=stage_tags(
-            COMPARE, **{KEY_TAG: sel.key, DESCRIPTION_TAG: markdown})) as run:
+            COMPARE, **{KEY_TAG: sel.key, DESCRIPTION_TAG: f"{origin}\n\n{markdown}"})) as run:
         tracking.log_params({**cfg.to_dict(), "n_runs": len(runs), "study_run_id": sel.study_run_id,
                              **(extra_params or {})})
         tracking.log_dict({"run_ids": runs["run_id"].tolist(), "group": sel.key,

@@ -26,8 +26,11 @@ from pneumonia_aug.contract import (
     Gan,
     newest_generator_uri,
 )
+from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.models.sampling import fixed_noise
+from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.runs import stage_tags
-from pneumonia_aug.training.gan import fixed_noise, sample_grid
+from pneumonia_aug.training.gan import sample_grid
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +48,26 @@ def _write_pngs(images, folder: Path, gan: Gan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _check_gan(uri: str, source_run: str, gan: Gan) -> None:
+    """Refuse a generator of the other GAN (its images would be labelled as this one's)."""
+    trained = tracking.run_tags(source_run).get(TAG_GAN) if source_run else None
+    if trained and trained != gan.display:
+        raise PneumoniaAugError(
+            f"{uri} is a {trained} generator (run {source_run}), not a {gan.display}: pass "
+            f"model={Gan.parse(trained).value}, or the URI of a {gan.display} generator")
+
+
 def run_generate(cfg: GenerateConfig) -> str:
     """Generate `cfg.n_images` NORMAL images as an MLflow run; return its run id."""
     gan = cfg.gan
     uri = cfg.model_uri or newest_generator_uri(gan)
     version, source_run = tracking.model_version_of(uri)  # before the run: a user error
+    _check_gan(uri, source_run, gan)
     tags = stage_tags(GENERATE, **{TAG_GAN: gan.display, TAG_SEED: cfg.seed, "model_uri": uri,
                                    "generator_version": version, TAG_TRAIN_GAN_RUN: source_run})
     with tracking.start_run(cfg.experiment_name, run_name=f"{GENERATE}-{gan.value}-s{cfg.seed}",
-                            tags=tags) as run:
+                            tags=tags, description=describe.generate_run(
+                                cfg, uri, version, source_run)) as run:
         tracking.log_params(cfg.to_dict() | {"model_uri": uri})
         generator = tracking.load_python_model(uri)
         log.info("drawing %d NORMAL images from %s (version %s)", cfg.n_images, uri, version)

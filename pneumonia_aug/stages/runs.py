@@ -101,6 +101,10 @@ class TrainingStage:
         """Tags of a new run, besides stage, code version and world size."""
         return {}
 
+    def description(self, upstream) -> str:
+        """A new run's description in the UI: what it is, where its inputs come from."""
+        return ""
+
     def prepare(self, resume: Resume | None):
         """Rank 0, before any run opens: check the user's input, find upstream runs; return
         what every rank needs to load the data (must be picklable)."""
@@ -129,7 +133,8 @@ def _open_run(stage: TrainingStage, upstream, resume: Resume | None, dist):
         return tracking.resume_run(resume.run_id)
     tags = stage_tags(stage.stage, **{TAG_WORLD_SIZE: dist.world_size},
                       **stage.tags(upstream, dist))
-    return tracking.start_run(stage.cfg.experiment_name, run_name=stage.run_name, tags=tags)
+    return tracking.start_run(stage.cfg.experiment_name, run_name=stage.run_name, tags=tags,
+                              description=stage.description(upstream))
 
 
 def _check_same_data(resume: Resume, digest: str) -> None:

@@ -40,8 +40,10 @@ from pneumonia_aug.contract import (
     Gan,
     generator_model_name,
 )
+from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.settings import PAPER_TABLE1, parse_setting
+from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.reuse import claim_or_reuse, run_key
 from pneumonia_aug.stages.runs import stage_tags
 
@@ -164,11 +166,14 @@ def run_study(cfg: StudyConfig) -> str:
                             data_dir=cfg.data_dir,
                             max_images_per_split=spec.max_images_per_split,
                             real_subset=cfg.real_subset, experiment_name=cfg.experiment_name)
+    check_layout(resolve_data_dir(cfg.data_dir))  # before the run: a user error
     params = {k: v for k, v in cfg.to_dict().items() if k != "output_dir"}
     resolved = {"seeds_resolved": ",".join(map(str, seed_list)),
                 "settings_resolved": ",".join(names)}
+    started = describe.study_started(cfg.profile, names, seed_list, cfg.data_dir)
     with tracking.start_run(cfg.experiment_name, run_name=f"{STUDY}-{cfg.profile}",
-                            tags=stage_tags(STUDY, profile=cfg.profile)) as parent:
+                            tags=stage_tags(STUDY, profile=cfg.profile),
+                            description=started) as parent:
         tracking.log_params(params | resolved)
         study = Study(cfg.experiment_name, parent.info.run_id)
         gan_settings = [n for n in names if parse_setting(n).gan]
@@ -198,6 +203,7 @@ def run_study(cfg: StudyConfig) -> str:
                     run_cfg = replace(base, setting=name, seed=seed, synthetic_run_id=generated)
                     _classifier(study, run_cfg, {GENERATE: generated})
         table = _compare(study, names, seed_list, cfg.output_dir)
+        describe.describe_study(study.study_run_id, started, study.used, study.failed, table)
         tracking.log_dict({"used": study.used, "failed": study.failed}, STUDY_RUNS_ARTIFACT)
         tracking.log_metrics({"runs_launched": study.launched, "runs_used": len(study.used),
                               "stages_failed": len(study.failed)})

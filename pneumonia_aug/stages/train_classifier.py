@@ -40,6 +40,7 @@ from pneumonia_aug.evaluation import plots
 from pneumonia_aug.evaluation.groups import comparison_parts, key_tags
 from pneumonia_aug.serving import packaging, registry
 from pneumonia_aug.settings import parse_setting
+from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.runs import TrainingStage, code_version, execute
 from pneumonia_aug.stages.synthetic import fetch_synthetic, find_synthetic_run
 from pneumonia_aug.training.classifier import ClassifierResult, train_classifier
@@ -79,6 +80,9 @@ class ClassifierStage(TrainingStage):
         if self.cfg.max_images_per_split:
             tags[TAG_DEBUG_SUBSET] = f"at most {self.cfg.max_images_per_split} images per split"
         return tags
+
+    def description(self, synthetic_run_id) -> str:
+        return describe.classifier_run(self.cfg, self.setting, synthetic_run_id)
 
     def load(self, synthetic_run_id) -> ClassifierData:
         generated = (fetch_synthetic(synthetic_run_id, self.gan, self.cfg.cache_dir)
@@ -121,11 +125,27 @@ class ClassifierStage(TrainingStage):
 
     def log_results(self, data: ClassifierData, result: ClassifierResult, metric_log,
                     checkpoint_path) -> None:
-        cfg = self.cfg
-        metric_log({f"test_{k}": v for k, v in result.test_metrics.items()}, step=0)
-        metric_log({"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                    "train_seconds": result.seconds}, step=0)
+        """The model first, then the test metrics linked to it (and to the test set), so the
+        UI's model views list and rank the versions by them; the run keeps them too."""
+        cfg, run_id = self.cfg, tracking.active_run_id()
         test = data.test.manifest
+        examples = [test.loc[test["label"] == label, "path"].iloc[0]
+                    for label in ("NORMAL", "PNEUMONIA")]
+        test_metrics = {f"test_{k}": v for k, v in result.test_metrics.items()}
+        try:
+            info = packaging.log_classifier_model(
+                result.model.state_dict(), cfg.to_dict(), examples,
+                metadata={"best_val_loss": result.best_val_loss, "setting": cfg.setting},
+                description=tracking.run_description(run_id))
+        except Exception:
+            metric_log(test_metrics, step=0)  # the run keeps its results without a model
+            raise
+        # Straight to MLflow, not through `metric_log`: even a resumed run whose first try
+        # logged them has a new model to link them to.
+        tracking.log_metrics(test_metrics, step=0, model_id=info.model_id, dataset="test")
+        tracking.log_metrics({"best_val_loss": result.best_val_loss}, step=0,
+                             model_id=info.model_id, dataset="val")
+        metric_log({"best_epoch": result.best_epoch, "train_seconds": result.seconds}, step=0)
         predictions = pd.DataFrame({"relpath": test["relpath"], "sha256": test["sha256"],
                                     "y_true": data.test.labels.astype(int),
                                     "probability": result.test_probs})
@@ -137,25 +157,21 @@ class ClassifierStage(TrainingStage):
         tracking.log_figure(plots.roc_figure(data.test.labels, result.test_probs,
                                              result.test_metrics["auroc"]),
                             f"{PLOTS_DIR}/roc.png")
-        examples = [test.loc[test["label"] == label, "path"].iloc[0]
-                    for label in ("NORMAL", "PNEUMONIA")]
-        info = packaging.log_classifier_model(
-            result.model.state_dict(), cfg.to_dict(), examples,
-            metadata={"best_val_loss": result.best_val_loss, "setting": cfg.setting})
         version = str(info.registered_model_version)
         tracking.tag_version(CLASSIFIER_MODEL, version, {
             registry.VAL_LOSS_TAG: result.best_val_loss, TAG_SETTING: cfg.setting,
             TAG_SEED: cfg.seed, registry.IMAGE_SIZE_TAG: cfg.image_size,
-            registry.DEBUG_CAP_TAG: cfg.max_images_per_split,
-            "run_id": tracking.active_run_id()})
+            registry.DEBUG_CAP_TAG: cfg.max_images_per_split, "run_id": run_id})
+        tracking.describe_version(CLASSIFIER_MODEL, version,
+                                  describe.classifier_version(cfg, data.dataset_digest, run_id))
         champion = registry.promote_champion()
         tracking.set_tags({"model_uri": info.model_uri, TAG_MODEL_VERSION: version,
                            "champion_version": champion or "none (no full-data version yet)"})
+        tracking.add_to_description(run_id, describe.classifier_result(
+            result.test_metrics, result.best_epoch, CLASSIFIER_MODEL, version))
         log.info("run %s: test accuracy %.3f, recall %.3f, precision %.3f; model %s version %s",
-                 tracking.active_run_id(), result.test_metrics["accuracy"],
-                 result.test_metrics["recall"], result.test_metrics["precision"],
-                 CLASSIFIER_MODEL, version)
-
+                 run_id, result.test_metrics["accuracy"], result.test_metrics["recall"],
+                 result.test_metrics["precision"], CLASSIFIER_MODEL, version)
 
 def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:
     """Train one setting/seed as an MLflow run, or continue the unfinished run `resume_run_id`

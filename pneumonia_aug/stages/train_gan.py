@@ -34,9 +34,11 @@ from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.evaluation import plots
 from pneumonia_aug.models.gan import NORMAL, Generator
+from pneumonia_aug.models.sampling import fixed_noise, generate_images
 from pneumonia_aug.serving import packaging, registry
+from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.runs import TrainingStage, execute
-from pneumonia_aug.training.gan import fixed_noise, generate_images, sample_grid, train_gan
+from pneumonia_aug.training.gan import sample_grid, train_gan
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in each sample grid (8 x 8)
@@ -74,6 +76,9 @@ class GANStage(TrainingStage):
 
     def tags(self, upstream, dist) -> dict:
         return {TAG_GAN: self.gan.display, TAG_SEED: self.cfg.seed}
+
+    def description(self, upstream) -> str:
+        return describe.gan_run(self.cfg)
 
     def load(self, upstream) -> GANData:
         cfg = self.cfg
@@ -149,13 +154,15 @@ class GANStage(TrainingStage):
                             f"{PLOTS_DIR}/losses.png")
         if self.extractor is not None:
             self._memorization(data, result.generator, metric_log)
+        # Metrics at step 0 so far (counts, memorization) become the model's too (MLflow).
         info = packaging.log_generator_model(
-            gan, result.generator.state_dict(),
-            {"model": gan.value, "image_size": cfg.image_size, "latent_dim": cfg.latent_dim},
-            metadata={"train_gan_run_id": run_id})
+            gan, result.generator.state_dict(), self.params,
+            metadata={"train_gan_run_id": run_id}, description=tracking.run_description(run_id))
         version = str(info.registered_model_version)
         registry.set_newest(gan, version)
-        tracking.set_tags({TAG_MODEL_VERSION: version})
+        tracking.describe_version(generator_model_name(gan), version,
+                                  describe.generator_version(cfg, data.dataset_digest, run_id))
+        tracking.set_tags({TAG_MODEL_VERSION: version, "model_uri": info.model_uri})
         log.info("run %s: %s generator registered as %s version %s (alias newest)",
                  run_id, gan.display, generator_model_name(gan), version)
 

@@ -29,6 +29,7 @@ from torchvision.utils import make_grid
 from pneumonia_aug.config import GANConfig
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.gan import NORMAL, PNEUMONIA, Discriminator, Generator, build_gan
+from pneumonia_aug.models.sampling import draw, labels_for
 from pneumonia_aug.training.diffaugment import diff_augment
 from pneumonia_aug.training.distributed import (
     SINGLE,
@@ -243,55 +244,11 @@ def gan_train_step(state: GANState, images: torch.Tensor, labels: torch.Tensor,
     return torch.stack([d_loss.detach(), g_loss.detach(), probs[:n].mean(), probs[n:].mean()])
 
 
-def fixed_noise(n: int, latent_dim: int = 100, seed: int = 0) -> torch.Tensor:
-    """`(n, latent_dim)` N(0, 1) noise on the CPU, the same for a seed on every machine."""
-    return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
-
-
-@torch.no_grad()
-def _generate(G: Generator, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    """Images in [-1, 1], `(N, C, S, S)` float32 on the CPU. fp32 on purpose: bf16 cannot
-    hold 256 grey levels near 1."""
-    was_training = G.training
-    G.eval()
-    device = next(G.parameters()).device
-    out = G(noise.to(device), None if labels is None else labels.to(device)).float().cpu()
-    G.train(was_training)
-    return out
-
-
-def _labels_for(G: Generator, n: int, label) -> torch.Tensor | None:
-    if not G.n_classes:
-        return None  # DCGAN: unconditional, the label is ignored
-    if label is None:
-        raise ValueError("a CGAN needs the label to draw (0 = NORMAL, 1 = PNEUMONIA)")
-    labels = torch.as_tensor(label, dtype=torch.long)
-    return labels.expand(n) if labels.ndim == 0 else labels
-
-
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return x.add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def generate_images(generator: Generator, n: int, seed: int, label: int | None = None,
-                    batch_size: int = 256) -> np.ndarray:
-    """`n` images `(n, S, S)` uint8, reproducible for a seed. The CGAN draws class `label`
-    (e.g. `NORMAL`); the DCGAN ignores it."""
-    noise = fixed_noise(n, generator.latent_dim, seed)
-    labels = _labels_for(generator, n, label)
-    out = np.empty((n, generator.image_size, generator.image_size), dtype=np.uint8)
-    for start in range(0, n, batch_size):
-        part = slice(start, start + batch_size)
-        images = _generate(generator, noise[part], None if labels is None else labels[part])
-        out[part] = _to_uint8(images[:, 0]).numpy()
-    return out
-
-
 def sample_grid(generator: Generator, noise: torch.Tensor,
                 labels: torch.Tensor | np.ndarray | int | None = None) -> np.ndarray:
     """A `(H, W)` uint8 grid of the images drawn from `noise` (e.g. 64 -> 8x8 tiles), for the
     per-epoch sample PNGs. `labels`: one per image or one for all (CGAN only)."""
-    images = _generate(generator, noise, _labels_for(generator, len(noise), labels))
+    images = draw(generator, noise, labels_for(generator, len(noise), labels))
     nrow = max(1, round(math.sqrt(len(noise))))
     grid = make_grid(images, nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
     return grid[0].mul(255).round_().to(torch.uint8).numpy()  # make_grid repeats grey to RGB

@@ -1,0 +1,149 @@
+"""What the MLflow UI says about a run, a model version and a study, in words and links.
+
+Each stage run's description (Markdown) says what it is and where its inputs came from, with
+links to the upstream runs; a registered version's says what it was trained on; the study's
+holds Table 1 and lists, with links, every run it used, launched now or reused. A reused run
+is moved under the study that used it last (its `study_run_id` tag keeps the study that
+launched it), so the UI's run list shows each study with all of its runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pneumonia_aug import tracking
+from pneumonia_aug.config import ClassifierConfig, GANConfig, GenerateConfig
+from pneumonia_aug.contract import N_GENERATED, TAG_STUDY_RUN, TAG_TRAIN_GAN_RUN
+from pneumonia_aug.data.kermany import default_data_dir
+from pneumonia_aug.errors import TrackingError
+from pneumonia_aug.settings import Setting
+
+log = logging.getLogger(__name__)
+
+
+def run_link(run_id: str, text: str = "") -> str:
+    """`[name](address)` of a run in the UI (its name unless `text` is given)."""
+    try:
+        run = tracking.run_info(run_id)
+    except TrackingError:  # deleted since, or in another store: the id still says which
+        return f"`{run_id}`"
+    label = text or run.info.run_name or run_id
+    return f"[{label}]({tracking.run_page(run.info.experiment_id, run_id)})"
+
+
+def _data(data_dir: str) -> str:
+    return f"`{default_data_dir(data_dir).resolve()}`"
+
+
+def _setting_words(setting: Setting) -> str:
+    real = ("all real images" if setting.real_fraction == 1
+            else f"{setting.real_fraction:.0%} of the real NORMAL images")
+    if not setting.gan:
+        return real
+    n = round(setting.synthetic_fraction * N_GENERATED)
+    return f"{real} + {setting.synthetic_fraction:.0%} of the generated ones ({n} of 4000)"
+
+
+def _size(cfg) -> str:
+    epochs = f"{cfg.epochs} epoch{'' if cfg.epochs == 1 else 's'}"
+    return f"{cfg.image_size} px, {epochs}, batch {cfg.batch_size}"
+
+
+def _cap(n: int, of: str = "images per split") -> str:
+    return f"; debug subset: at most {n} {of}" if n else ""
+
+
+def classifier_run(cfg: ClassifierConfig, setting: Setting, synthetic_run_id: str) -> str:
+    """E.g. "CheXNet on DCGAN-1.0-0.6 ..., seed 0, 32 px ...; generated images from generate
+    run X (GAN run Y)"."""
+    text = (f"**CheXNet** (DenseNet121) on **{setting.name}** ({_setting_words(setting)}), "
+            f"seed {cfg.seed}, {_size(cfg)}. Real images from {_data(cfg.data_dir)} "
+            f"(validation split seed {cfg.split_seed}){_cap(cfg.max_images_per_split)}.")
+    if synthetic_run_id:
+        gan_run = tracking.run_tags(synthetic_run_id).get(TAG_TRAIN_GAN_RUN, "")
+        text += f" Generated images from generate run {run_link(synthetic_run_id)}"
+        text += f" (GAN run {run_link(gan_run)})." if gan_run else "."
+    return text
+
+
+def classifier_result(metrics: dict, best_epoch: int, model: str, version: str) -> str:
+    return (f"**Result** (weights of epoch {best_epoch}, lowest validation loss): test accuracy "
+            f"{metrics['accuracy']:.3f}, recall {metrics['recall']:.3f}, specificity "
+            f"{metrics['specificity']:.3f}, AUROC {metrics['auroc']:.3f}. Registered as "
+            f"[{model} v{version}]({tracking.model_version_page(model, version)}).")
+
+
+def version_of_run(what: str, image_size: int, cap: str, digest: str, run_id: str) -> str:
+    """A registered version's description: what it was trained on, its size, its debug cap
+    (`cap`, "" for none), data, run."""
+    return (f"{what}, {image_size} px{cap}. Data digest `{digest}`. Trained in run "
+            f"{run_link(run_id)} (`{run_id}`).")
+
+
+def classifier_version(cfg: ClassifierConfig, digest: str, run_id: str) -> str:
+    return version_of_run(f"CheXNet on {cfg.setting}, seed {cfg.seed}", cfg.image_size,
+                          _cap(cfg.max_images_per_split), digest, run_id)
+
+
+def generator_version(cfg: GANConfig, digest: str, run_id: str) -> str:
+    return version_of_run(f"{cfg.gan.display} generator, seed {cfg.seed}", cfg.image_size,
+                          _cap(cfg.max_images, "training images"), digest, run_id)
+
+
+def gan_run(cfg: GANConfig) -> str:
+    gan = cfg.gan.display
+    images = ("the real NORMAL training images" if gan == "DCGAN"
+              else "the real training images of both classes, with their labels")
+    if cfg.real_fraction < 1:
+        images += f" that an r = {cfg.real_fraction:g} setting keeps (real_subset=fixed)"
+    quality = (f" GAN quality (FID/KID, memorization) in the features of "
+               f"`{cfg.feature_model_uri}`." if cfg.feature_model_uri else "")
+    return (f"**{gan}** trained on {images} of {_data(cfg.data_dir)} (after the validation "
+            f"split, seed {cfg.split_seed}), seed {cfg.seed}, {_size(cfg)}"
+            f"{_cap(cfg.max_images, 'training images')}.{quality}")
+
+
+def generate_run(cfg: GenerateConfig, uri: str, version: str, gan_run_id: str) -> str:
+    source = f" (GAN run {run_link(gan_run_id)})" if gan_run_id else ""
+    return (f"**{cfg.n_images} NORMAL images** drawn with seed {cfg.seed} from `{uri}` "
+            f"(version {version}){source}; the GAN settings' classifier runs add them.")
+
+
+def compare_run(n_runs: int, study_run_id: str, key: str) -> str:
+    origin = f"of study {run_link(study_run_id)}" if study_run_id else "of the experiment"
+    return f"**Table 1** from {n_runs} classifier runs {origin} (comparison group `{key}`)."
+
+
+def study_started(profile: str, settings: list[str], seeds: list[int], data_dir: str) -> str:
+    return (f"**Study**, profile `{profile}`: settings {', '.join(settings)}; seeds "
+            f"{', '.join(map(str, seeds))}; data {_data(data_dir)}.")
+
+
+def _adopt(study_run_id: str, run_id: str) -> str:
+    """Nest a run under the study (reused runs move; their launcher stays in `study_run_id`);
+    return how the run came to the study."""
+    tags = tracking.run_tags(run_id)
+    if tags.get(tracking.PARENT_TAG) != study_run_id:
+        tracking.set_parent(run_id, study_run_id)
+    launcher = tags.get(TAG_STUDY_RUN, study_run_id)
+    return "new" if launcher == study_run_id else f"reused, launched by study {run_link(launcher)}"
+
+
+def describe_study(study_run_id: str, started: str, used: list[dict], failed: list[str],
+                   table: str) -> None:
+    """Nest every run the study used under it and set its description: what it ran, Table 1
+    (with its scale line), and a link to each run, new or reused."""
+    lines = [f"- {run_link(u['run_id'], u['label'])}: {_adopt(study_run_id, u['run_id'])}"
+             for u in used]
+    lines += [f"- **failed:** {f}" for f in failed]
+    head = f"{started}\n\n{table.strip() or '(no table: no classifier run finished)'}"
+    runs = f"\n\n### Runs ({len(used)} used, {len(failed)} failed)\n"
+    room = tracking.TAG_VALUE_LIMIT - len(head) - len(runs) - 80
+    kept = []
+    for line in lines:
+        if len(line) + 1 > room:
+            kept.append(f"- ... and {len(lines) - len(kept)} more (see study/runs.json)")
+            break
+        kept.append(line)
+        room -= len(line) + 1
+    tracking.describe_run(study_run_id, head + runs + "\n".join(kept))

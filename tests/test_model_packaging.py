@@ -1,0 +1,109 @@
+"""What a registered model ships: the few package files its code needs, installable pins, a
+name, params and descriptions; and that it loads from that code alone, in a fresh Python that
+cannot import the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import xray_like
+from pneumonia_aug import tracking
+from pneumonia_aug.config import ClassifierConfig, GANConfig
+from pneumonia_aug.contract import Gan
+from pneumonia_aug.models.chexnet import CheXNet
+from pneumonia_aug.models.gan import build_gan
+from pneumonia_aug.serving import packaging
+
+SERVING = packaging.PACKAGE_DIR / "serving"
+
+
+def test_a_model_ships_only_the_code_it_needs():
+    chexnet = [str(p) for p in packaging.model_code(SERVING / "mlflow_chexnet.py")]
+    assert chexnet == ["__init__.py", "contract.py", "data/__init__.py", "data/images.py",
+                       "errors.py", "models/__init__.py", "models/chexnet.py",
+                       "serving/__init__.py", "serving/pyfunc.py"]
+    generator = [str(p) for p in packaging.model_code(SERVING / "mlflow_generator.py")]
+    assert generator == ["__init__.py", "models/__init__.py", "models/gan.py",
+                         "models/sampling.py", "serving/__init__.py",
+                         "serving/generator_pyfunc.py"]
+    for entry, extra in (("mlflow_chexnet.py", {"torchvision"}), ("mlflow_generator.py", set())):
+        pins = packaging.model_requirements(SERVING / entry)
+        names = {p.split("==")[0] for p in pins}
+        assert names == {"mlflow", "numpy", "pandas", "pillow", "torch"} | extra, pins
+        assert all("+" not in p for p in pins), pins  # no +cu130: installable from PyPI
+    # What both models ship: loaded in one process, the first one's package serves the next.
+    assert [str(p) for p in packaging.served_code()] == sorted(set(chexnet) | set(generator))
+
+
+# Run with `python -S` and only site-packages on the path: no .pth files, so the editable
+# install of the project is invisible, and nothing but the model's own code can provide it.
+LOADER = """
+import base64, json, sys
+import mlflow, pandas as pd
+try:
+    import pneumonia_aug
+    before = pneumonia_aug.__file__
+except ImportError:
+    before = None
+classifier = mlflow.pyfunc.load_model(sys.argv[1])
+image = base64.b64encode(open(sys.argv[3], "rb").read()).decode()
+out = classifier.predict(pd.DataFrame({"image": [image]}))
+generator = mlflow.pyfunc.load_model(sys.argv[2])
+drawn = generator.predict(pd.DataFrame({"n": [3], "seed": [1], "label": ["NORMAL"]}))
+print(json.dumps({"before": before, "label": out["label"][0], "drawn": len(drawn),
+                  "modules": {k: m.__file__ for k, m in sys.modules.items()
+                              if k.startswith("pneumonia_aug")}}))
+"""
+
+
+@pytest.mark.slow
+def test_models_load_from_their_shipped_code_alone(tracking_uri, tmp_path):
+    examples = []
+    for label in ("NORMAL", "PNEUMONIA"):
+        examples.append(tmp_path / f"{label}.png")
+        xray_like(len(examples), 48, label).save(examples[-1])
+    cfg = ClassifierConfig(setting="DCGAN-1.0-0.6", seed=2, image_size=32)
+    gan_cfg = GANConfig(model="cgan", image_size=32, seed=1)
+    with tracking.start_run("packaging", run_name="models"):
+        classifier = packaging.log_classifier_model(CheXNet().state_dict(), cfg.to_dict(),
+                                                    examples, description="A test model.")
+        generator, _ = build_gan("cgan", 32)
+        drawer = packaging.log_generator_model(Gan.CGAN, generator.state_dict(),
+                                               gan_cfg.to_dict())
+
+    client = MlflowClient()
+    logged = client.get_logged_model(classifier.model_id)
+    assert logged.name == "chexnet-DCGAN-1_0-0_6-s2"
+    assert logged.params["setting"] == "DCGAN-1.0-0.6" and logged.params["image_size"] == "32"
+    assert logged.tags["mlflow.note.content"] == "A test model."
+    version = client.get_model_version("pneumonia-chexnet", classifier.registered_model_version)
+    assert "mlflow.note.content" not in version.tags  # the version has its own description
+    assert client.get_logged_model(drawer.model_id).name == "cgan-generator-s1"
+    about = client.get_registered_model("pneumonia-chexnet").description
+    assert "**Input:**" in about and "**Output:**" in about and "load_model" in about
+    assert "PNEUMONIA" in client.get_registered_model("pneumonia-cgan-generator").description
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)),
+           "PYTHONPATH": sysconfig.get_paths()["purelib"], "MLFLOW_TRACKING_URI": tracking_uri,
+           "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
+    uris = [f"models:/pneumonia-chexnet/{classifier.registered_model_version}",
+            f"models:/pneumonia-cgan-generator/{drawer.registered_model_version}"]
+    proc = subprocess.run([sys.executable, "-S", "-c", LOADER, *uris, str(examples[1])],
+                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["before"] is None  # the project itself is not importable there
+    assert seen["label"] in ("NORMAL", "PNEUMONIA") and seen["drawn"] == 3
+    assert all("/code/pneumonia_aug/" in path for path in seen["modules"].values()), seen
+    assert "pneumonia_aug.models.sampling" in seen["modules"]
+    assert not any(name.startswith(("pneumonia_aug.training", "pneumonia_aug.stages"))
+                   or name == "pneumonia_aug.tracking" for name in seen["modules"])
