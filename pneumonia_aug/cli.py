@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -27,6 +28,7 @@ from pneumonia_aug.config import (
     StudyConfig,
 )
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
+from pneumonia_aug.errors import PneumoniaAugError
 
 log = logging.getLogger("pneumonia_aug")
 
@@ -38,8 +40,9 @@ def option(name: str, **kwargs):
     def decorate(func):
         func = click.option("--" + name.replace("_", "-"), name, **kwargs)(func)
         if "_" in name:
-            func = click.option(f"--{name}", f"{name}{_ALIAS}", type=kwargs.get("type"),
-                                default=None, hidden=True)(func)
+            same = {k: kwargs[k] for k in ("type", "is_flag", "flag_value") if k in kwargs}
+            func = click.option(f"--{name}", f"{name}{_ALIAS}", default=None, hidden=True,
+                                **same)(func)
         return func
 
     return decorate
@@ -63,15 +66,19 @@ def fold_aliases(func):
 
 
 def config_options(config_cls):
-    """Decorator adding one option per dataclass field: its default, help text and choices."""
-    types = {"int": WholeNumber(), "float": float, "str": str}
+    """Decorator adding one option per dataclass field: its default, help text and choices.
+    A bool field is a flag that also takes a value (`--system-metrics`, `--system-metrics
+    false`), since `mlflow run -P system_metrics=true` passes `--system_metrics true`."""
+    types = {"int": WholeNumber(), "float": float, "str": str, "bool": click.BOOL}
 
     def decorate(func):
         for f in reversed(dataclasses.fields(config_cls)):
             choices = f.metadata.get("choices")
             kind = click.Choice(choices, case_sensitive=False) if choices else types[str(f.type)]
+            flag = ({"is_flag": False, "flag_value": True, "metavar": "[BOOLEAN]"}
+                    if str(f.type) == "bool" else {})
             func = option(f.name, type=kind, default=f.default, show_default=True,
-                          help=f.metadata.get("help", ""))(func)
+                          help=f.metadata.get("help", ""), **flag)(func)
         return func
 
     return decorate
@@ -81,7 +88,11 @@ def config_options(config_cls):
 @click.version_option(package_name="pneumonia-aug")
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 def main(verbose: bool) -> None:
-    """GAN data augmentation for pneumonia diagnosis (Tung et al.), tracked in MLflow."""
+    """GAN data augmentation for pneumonia diagnosis (Tung et al.), tracked in MLflow.
+
+    MLflow's artifact download bars are off (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true shows
+    them); training shows a progress bar per epoch on a terminal (PNEUMONIA_AUG_PROGRESS=0
+    hides it)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("urllib3", "botocore", "matplotlib", "PIL", "alembic"):
@@ -90,6 +101,9 @@ def main(verbose: bool) -> None:
     # for a blip, and a dead server is caught up front by `ensure_reachable` below.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    # MLflow draws a progress bar for every artifact download (a model, generated images), on
+    # a terminal or not; MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true brings them back.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def tracked(config_cls):
@@ -154,8 +168,6 @@ def generate_cmd(cfg: GenerateConfig) -> None:
 @tracked(CompareConfig)
 def compare_cmd(cfg: CompareConfig) -> None:
     """Build Table 1 (ours beside the paper's) from the classifier runs."""
-    from pathlib import Path
-
     from pneumonia_aug.stages.compare import run_compare
 
     run_compare(cfg)
@@ -176,22 +188,48 @@ def study_cmd(cfg: StudyConfig) -> None:
               help="a registered classifier (models:/NAME@ALIAS or /VERSION)")
 @option("output_dir", default="outputs/predict", show_default=True,
         help="where the Grad-CAM overlays go")
+@option("images_file", default="", metavar="FILE",
+        help="a text file naming one image per line (names with spaces or commas welcome)")
+@option("image_list", default="", metavar="LIST",
+        help="images separated by commas or new lines (what `mlflow run -e predict -P "
+             "images=...` passes)")
 @click.argument("images", nargs=-1)
 @fold_aliases
-def predict_cmd(model_uri: str, output_dir: str, images: tuple[str, ...]) -> None:
-    """Print the pneumonia probability and label of each image; write Grad-CAM overlays."""
+def predict_cmd(model_uri: str, output_dir: str, images_file: str, image_list: str,
+                images: tuple[str, ...]) -> None:
+    """Print the pneumonia probability and label of each IMAGE; write Grad-CAM overlays on
+    the original images. Exits 1 when any image could not be read.
+
+    MLflow's download progress bars are off; MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true shows
+    them."""
     from pneumonia_aug import tracking
     from pneumonia_aug.stages.predict import predict_images
 
+    paths = [*images, *split_image_list(image_list), *read_images_file(images_file)]
     tracking.ensure_reachable()
-    results = predict_images(model_uri, [i for arg in images for i in arg.split()], output_dir)
+    results = predict_images(model_uri, paths, output_dir)
     for r in results:
         if r.error:
             click.echo(f"{r.image}\terror: {r.error}")
         else:
             click.echo(f"{r.image}\t{r.probability:.4f}\t{r.label}\t{r.heatmap}")
-    if all(r.error for r in results):
+    if any(r.error for r in results):
         sys.exit(1)
+
+
+def split_image_list(text: str) -> list[str]:
+    """`a.jpeg,b c.png` or one per line -> the names (spaces inside a name are kept)."""
+    return [name.strip() for name in text.replace("\n", ",").split(",") if name.strip()]
+
+
+def read_images_file(path: str) -> list[str]:
+    if not path:
+        return []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise PneumoniaAugError(f"cannot read --images-file {path}: {exc}") from exc
+    return [line.strip() for line in lines if line.strip()]
 
 
 @main.group()

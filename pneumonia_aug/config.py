@@ -56,12 +56,23 @@ def scale_lr(lr: float, batch_size: int, reference_batch: int, rule: str) -> flo
     return {"none": lr, "linear": lr * ratio, "sqrt": lr * math.sqrt(ratio)}[rule]
 
 
+def to_bool(value) -> bool:
+    """`True`, or the strings `mlflow run -P` and the CLI give (`true`/`false`, `1`/`0`,
+    `yes`/`no`); anything else is a ValueError."""
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(value)
+
+
 def coerce_fields(config) -> None:
     """Coerce every field to its declared type (values arrive as strings from `mlflow run -P`)
     and check choices."""
     for f in fields(config):
         value = getattr(config, f.name)
-        kind = {"int": int, "float": float, "str": str}[str(f.type)]
+        kind = {"int": int, "float": float, "str": str, "bool": to_bool}[str(f.type)]
         try:
             value = kind(float(value)) if kind is int and str(value).strip() else kind(value)
             if kind is int and float(getattr(config, f.name)) != value:
@@ -91,6 +102,9 @@ EXPERIMENT_HELP = "MLflow experiment (when not launched by `mlflow run`)"
 DATA_DIR_HELP = "Kermany folder ('' = $PNEUMONIA_AUG_DATA_DIR or data/chest_xray)"
 CACHE_DIR_HELP = "decoded-image cache ('' = $PNEUMONIA_AUG_CACHE_DIR or ~/.cache/pneumonia-aug)"
 DEVICE_HELP = "auto (cuda when available), cpu or cuda"
+SYSTEM_METRICS_HELP = ("log MLflow's system metrics (CPU, memory, disk, network; GPU where "
+                       "NVML is present) as system/* every 10 s; MLflow's "
+                       "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true also turns them on")
 
 
 @dataclass
@@ -129,6 +143,7 @@ class ClassifierConfig(_Config):
     max_images_per_split: int = param(0, "debug/test: cap each of train/val/test (0 = all; "
                                          "such runs are not comparable)")
     device: str = param("auto", DEVICE_HELP)
+    system_metrics: bool = param(False, SYSTEM_METRICS_HELP)
     experiment_name: str = param(EXPERIMENT_NAME, EXPERIMENT_HELP)
 
     def __post_init__(self) -> None:
@@ -180,6 +195,7 @@ class GANConfig(_Config):
                                   "(0 = never)")
     max_images: int = param(0, "debug/test: train on at most this many images (0 = all)")
     device: str = param("auto", DEVICE_HELP)
+    system_metrics: bool = param(False, SYSTEM_METRICS_HELP)
     experiment_name: str = param(EXPERIMENT_NAME, EXPERIMENT_HELP)
     feature_model_uri: str = param(DEFAULT_CLASSIFIER_URI, "X-ray classifier whose features "
                                                            "FID/KID use ('' = skip)")
@@ -322,6 +338,7 @@ class StudyConfig(_Config):
                                          "only from the real images those settings keep",
                              REAL_SUBSETS)
     data_dir: str = param("", DATA_DIR_HELP)
+    system_metrics: bool = param(False, SYSTEM_METRICS_HELP + " (for every training run)")
     experiment_name: str = param(EXPERIMENT_NAME, EXPERIMENT_HELP)
     output_dir: str = param("outputs/study", "where the table goes")
 

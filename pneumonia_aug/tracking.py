@@ -144,13 +144,16 @@ def _mark_model_training(experiment_id: str) -> None:
 
 @contextlib.contextmanager
 def start_run(experiment_name: str, run_name: str | None = None, tags: dict | None = None,
-              parent_run_id: str = "", description: str = "") -> Iterator[mlflow.ActiveRun]:
+              parent_run_id: str = "", description: str = "", system_metrics: bool = False
+              ) -> Iterator[mlflow.ActiveRun]:
     """Start a run (or, under `mlflow run`, continue the run it made) in an experiment of the
     model-training kind, with `description` as what the UI shows of it.
 
     Inside another active run the new run is nested under it; `parent_run_id` nests it under
     that run instead. An exception marks the run FAILED with its `failure_reason` and keeps
-    everything logged so far; Ctrl-C marks it KILLED.
+    everything logged so far; Ctrl-C marks it KILLED. `system_metrics` turns on MLflow's
+    system metrics (`system/*`); off, MLflow's own switch MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
+    decides.
     """
     nested = mlflow.active_run() is not None
     adopted = _take_adoption()
@@ -159,13 +162,15 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
         mlflow.set_experiment(experiment_name)
     parent = None if launched_by_project or adopted else (parent_run_id or None)
     with mlflow.start_run(run_id=adopted, run_name=run_name, nested=nested,
-                          parent_run_id=parent) as run:
+                          parent_run_id=parent,
+                          log_system_metrics=_system_metrics(system_metrics)) as run:
         if launched_by_project:
             actual = mlflow.get_experiment(run.info.experiment_id).name
             if actual != experiment_name:
                 log.warning("this run lives in experiment %r (chosen by `mlflow run`), not %r; "
-                            "pass `--experiment-name %s` to `mlflow run` to put it there",
-                            actual, experiment_name, experiment_name)
+                            "pass `--experiment-name %s` to `mlflow run` (or export "
+                            "MLFLOW_EXPERIMENT_NAME=%s) to put it there",
+                            actual, experiment_name, experiment_name, experiment_name)
             if run_name:
                 mlflow.set_tag("mlflow.runName", run_name)
             if parent_run_id:
@@ -176,8 +181,14 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
         yield from _guarded(run)
 
 
+def _system_metrics(on: bool) -> bool | None:
+    """`log_system_metrics` for `mlflow.start_run`: True when asked for, else None (MLflow then
+    reads MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING)."""
+    return True if on else None
+
+
 @contextlib.contextmanager
-def resume_run(run_id: str) -> Iterator[mlflow.ActiveRun]:
+def resume_run(run_id: str, system_metrics: bool = False) -> Iterator[mlflow.ActiveRun]:
     """Reopen an unfinished run (its status goes back to RUNNING) to log into it again; like
     `start_run`, an exception marks it FAILED and Ctrl-C KILLED."""
     launched = os.environ.get("MLFLOW_RUN_ID")
@@ -185,7 +196,8 @@ def resume_run(run_id: str) -> Iterator[mlflow.ActiveRun]:
         raise TrackingError(f"cannot resume run {run_id} inside the new run {launched} that "
                             f"`mlflow run` made: run `pneumonia-aug ... --resume {run_id}` "
                             f"directly, or `mlflow run --run-id {run_id} ...`")
-    with mlflow.start_run(run_id=run_id) as run:
+    on = _system_metrics(system_metrics)
+    with mlflow.start_run(run_id=run_id, log_system_metrics=on) as run:
         yield from _guarded(run)
 
 

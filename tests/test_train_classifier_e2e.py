@@ -50,6 +50,7 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
         history = client.get_metric_history(run.info.run_id, key)
         assert [m.step for m in history] == [1, 2], key
     metrics = run.data.metrics
+    assert not [k for k in metrics if k.startswith("system/")]  # system metrics are opt-in
     tn, fp, fn, tp = (metrics[f"test_{k}"] for k in ("tn", "fp", "fn", "tp"))
     assert tn + fp + fn + tp == metrics["n_test"] == 64 and metrics["n_skipped_files"] == 0
     # The summary metrics are the confusion matrix's, which is the predictions' at 0.5.
@@ -120,7 +121,7 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     result = CliRunner().invoke(main, ["predict", "--model", uri, "--output-dir",
                                        str(tmp_path / "heat"),
                                        str(files[0]), str(broken), str(png)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # one image failed: the command did not succeed
     lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
     # The CLI's probability is the served model's for the same file.
     assert lines[0][0] == str(files[0])
@@ -129,8 +130,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert lines[1][0] == str(broken) and lines[1][1].startswith("error: unreadable image")
     assert (lines[2][0] == str(png)
             and float(lines[2][1]) == pytest.approx(float(lines[0][1]), abs=1e-3))
-    overlay = Image.open(lines[0][3])
-    assert overlay.mode == "RGB" and overlay.size == (32, 32)
+    overlay = Image.open(lines[0][3])  # drawn on the original, not the 32 px model input
+    assert overlay.mode == "RGB" and overlay.width == Image.open(files[0]).width > 32
 
 
 def test_gan_setting_without_generated_images_fails_clearly(shared_data, tracking_uri, tmp_path):

@@ -47,6 +47,17 @@ def decode_grayscale(source: str | os.PathLike | bytes, size: int) -> np.ndarray
 
     Raises `ImageDecodeError` with the reason for empty, truncated, corrupt or oversized files.
     """
+    return stretch(open_grayscale(source), size)
+
+
+def stretch(gray: Image.Image, size: int) -> np.ndarray:
+    """A grayscale image stretched to `(size, size)` uint8 (antialiased bilinear)."""
+    return np.asarray(gray.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8).copy()
+
+
+def open_grayscale(source: str | os.PathLike | bytes) -> Image.Image:
+    """Decode a file (or its bytes) into an 8-bit grayscale ('L') image at its own size, the
+    right way up (EXIF orientation); the same checks and errors as `decode_grayscale`."""
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ImageDecodeError("empty file")
@@ -66,9 +77,7 @@ def decode_grayscale(source: str | os.PathLike | bytes, size: int) -> np.ndarray
                     "(possible decompression bomb)"
                 )
             img.load()  # raises OSError on truncated data
-            img = ImageOps.exif_transpose(img)
-            gray = _to_grayscale(img).resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(gray, dtype=np.uint8).copy()
+            return _to_grayscale(ImageOps.exif_transpose(img))
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

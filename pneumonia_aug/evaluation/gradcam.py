@@ -10,9 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib import colormaps
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from pneumonia_aug.models.chexnet import CheXNet
+
+OVERLAY_MAX_SIDE = 1024  # px: readable on a screen, a few hundred kB as PNG
 
 
 def gradcam(net: CheXNet, image: np.ndarray) -> tuple[float, np.ndarray]:
@@ -31,13 +33,30 @@ def gradcam(net: CheXNet, image: np.ndarray) -> tuple[float, np.ndarray]:
     return float(torch.sigmoid(logit).item()), cam.numpy()
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, caption: str = "",
-            alpha: float = 0.4) -> Image.Image:
-    """The X-ray in gray with the heatmap in colour on top, and a caption line."""
-    gray = np.repeat(image[..., None].astype(np.float32) / 255.0, 3, axis=2)
-    colour = colormaps["jet"](heatmap)[..., :3]
-    mixed = (1 - alpha) * gray + alpha * colour
-    picture = Image.fromarray((mixed * 255).clip(0, 255).astype(np.uint8), "RGB")
-    if caption:
-        ImageDraw.Draw(picture).text((4, 4), caption, fill=(255, 255, 255))
-    return picture
+def overlay(picture: Image.Image, heatmap: np.ndarray, caption: str = "", alpha: float = 0.4,
+            max_side: int = OVERLAY_MAX_SIDE) -> Image.Image:
+    """The X-ray in gray at its own size (shrunk to `max_side` px on its long side), the
+    heatmap (any size, stretched over it) in colour on top, and a caption band above it.
+
+    Drawn at the image's resolution, not the model's working size: a 32 px model's map over a
+    32 px thumbnail is unreadable, the same map over the radiograph is not."""
+    gray = picture.convert("L")
+    gray.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # keeps the aspect ratio
+    heat = Image.fromarray(heatmap.astype(np.float32), "F").resize(gray.size,
+                                                                    Image.Resampling.BILINEAR)
+    colour = colormaps["jet"](np.clip(np.asarray(heat), 0.0, 1.0))[..., :3]
+    base = np.repeat(np.asarray(gray, dtype=np.float32)[..., None] / 255.0, 3, axis=2)
+    mixed = ((1 - alpha) * base + alpha * colour) * 255
+    picture = Image.fromarray(mixed.clip(0, 255).astype(np.uint8), "RGB")
+    return _captioned(picture, caption) if caption else picture
+
+
+def _captioned(picture: Image.Image, caption: str) -> Image.Image:
+    """`picture` below a black band holding `caption` in white, sized to the picture."""
+    size = max(12, picture.width // 28)
+    font = ImageFont.load_default(size=size)
+    band = size + size // 2
+    out = Image.new("RGB", (picture.width, picture.height + band), (0, 0, 0))
+    out.paste(picture, (0, band))
+    ImageDraw.Draw(out).text((size // 3, size // 4), caption, fill=(255, 255, 255), font=font)
+    return out

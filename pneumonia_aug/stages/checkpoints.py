@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
 # Config keys a resumed run may change: where things are, not what is computed (the dataset
 # digest and the checkpoint's own location check those), and the experiment, which the run fixes.
-RESUME_MAY_DIFFER = ("data_dir", "cache_dir", "experiment_name")
+RESUME_MAY_DIFFER = ("data_dir", "cache_dir", "experiment_name", "system_metrics")
 
 
 class ResumeError(PneumoniaAugError):

@@ -2,6 +2,8 @@
 
 Loads a registered classifier (`models:/pneumonia-chexnet@champion` by default). Every image
 format the data layer reads works; an unreadable file gets a message and the rest still run.
+The overlay is drawn on the original image at its own resolution (at most 1024 px on its long
+side), captioned with the label and probability.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pneumonia_aug import tracking
-from pneumonia_aug.data.images import ImageDecodeError, decode_grayscale
+from pneumonia_aug.data.images import ImageDecodeError, open_grayscale, stretch
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation.gradcam import gradcam, overlay
 from pneumonia_aug.evaluation.metrics import THRESHOLD
@@ -37,14 +39,15 @@ def predict_images(model_uri: str, images: list[str], output_dir: str | Path) ->
     results = []
     for path in images:
         try:
-            array = decode_grayscale(path, model.image_size)
+            picture = open_grayscale(path)
         except (ImageDecodeError, OSError) as exc:
             log.error("%s: cannot read this image (%s); skipping it", path, exc)
             results.append(Prediction(path, None, None, None, str(exc)))
             continue
-        probability, heat = gradcam(model.net, array)
+        # The model sees the image as it was trained: stretched to its working size.
+        probability, heat = gradcam(model.net, stretch(picture, model.image_size))
         label = "PNEUMONIA" if probability >= THRESHOLD else "NORMAL"
         target = out / f"{Path(path).stem}_gradcam.png"
-        overlay(array, heat, f"{label} p={probability:.3f}").save(target)
+        overlay(picture, heat, f"{label}   P(pneumonia) = {probability:.3f}").save(target)
         results.append(Prediction(path, probability, label, str(target)))
     return results

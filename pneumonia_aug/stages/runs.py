@@ -88,8 +88,8 @@ def stage_tags(stage: str, **tags) -> dict:
 class TrainingStage:
     """What a training stage supplies; `execute` does the rest. Attributes set by subclasses:
     `stage` (contract name), `what` (for messages), `diverged_hint`, `cfg` (with `device`,
-    `cache_dir`, `experiment_name`), `params` (what is logged and what `--resume` compares),
-    `run_name`."""
+    `cache_dir`, `experiment_name`, `system_metrics`), `params` (what is logged and what
+    `--resume` compares), `run_name`."""
 
     stage: str
     what: str
@@ -128,13 +128,15 @@ class TrainingStage:
 
 def _open_run(stage: TrainingStage, upstream, resume: Resume | None, dist):
     """A new run, or the interrupted one reopened (its tags and params are already there)."""
+    metrics = stage.cfg.system_metrics
     if resume:
         tracking.tag_run(resume.run_id, {TAG_RESUMED_AFTER: resume.checkpoint["epoch"]})
-        return tracking.resume_run(resume.run_id)
+        return tracking.resume_run(resume.run_id, system_metrics=metrics)
     tags = stage_tags(stage.stage, **{TAG_WORLD_SIZE: dist.world_size},
                       **stage.tags(upstream, dist))
     return tracking.start_run(stage.cfg.experiment_name, run_name=stage.run_name, tags=tags,
-                              description=stage.description(upstream))
+                              description=stage.description(upstream),
+                              system_metrics=metrics)
 
 
 def _check_same_data(resume: Resume, digest: str) -> None:

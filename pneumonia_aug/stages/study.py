@@ -97,11 +97,17 @@ class Study:
         return claim.run_id
 
 
+def _key_params(cfg) -> dict:
+    """The params a reusable run must match: all but `system_metrics` (what was watched while
+    it ran, not what it computed)."""
+    return {k: v for k, v in cfg.to_dict().items() if k != "system_metrics"}
+
+
 def _classifier(study: Study, cfg: ClassifierConfig, upstream: dict) -> str | None:
     from pneumonia_aug.stages.train_classifier import run_train_classifier
 
     label = f"{TRAIN_CLASSIFIER} {cfg.setting} seed {cfg.seed}"
-    return study.stage(TRAIN_CLASSIFIER, label, cfg.to_dict(), upstream,
+    return study.stage(TRAIN_CLASSIFIER, label, _key_params(cfg), upstream,
                        lambda: run_train_classifier(cfg))
 
 
@@ -110,7 +116,7 @@ def _gan(study: Study, cfg: GANConfig) -> str | None:
 
     label = f"{TRAIN_GAN} {cfg.model}" + (f" r={cfg.real_fraction}" if cfg.real_fraction < 1
                                            else "")
-    return study.stage(TRAIN_GAN, label, cfg.to_dict(), {},
+    return study.stage(TRAIN_GAN, label, _key_params(cfg), {},
                        lambda: run_train_gan(cfg))
 
 
@@ -165,7 +171,8 @@ def run_study(cfg: StudyConfig) -> str:
                             batch_size=spec.classifier_batch_size, lr_scaling=spec.lr_scaling,
                             data_dir=cfg.data_dir,
                             max_images_per_split=spec.max_images_per_split,
-                            real_subset=cfg.real_subset, experiment_name=cfg.experiment_name)
+                            real_subset=cfg.real_subset, experiment_name=cfg.experiment_name,
+                            system_metrics=cfg.system_metrics)
     check_layout(resolve_data_dir(cfg.data_dir))  # before the run: a user error
     params = {k: v for k, v in cfg.to_dict().items() if k != "output_dir"}
     resolved = {"seeds_resolved": ",".join(map(str, seed_list)),
@@ -187,7 +194,8 @@ def run_study(cfg: StudyConfig) -> str:
                                 data_dir=cfg.data_dir, max_images=spec.gan_max_images,
                                 sample_every=spec.sample_every, eval_images=spec.eval_images,
                                 experiment_name=cfg.experiment_name, lr_scaling=spec.lr_scaling,
-                                feature_model_uri=features, real_fraction=r)
+                                feature_model_uri=features, real_fraction=r,
+                                system_metrics=cfg.system_metrics)
             gan_run = _gan(study, gan_cfg)
             generated = gan_run and _generate(study, gan, gan_run, spec)
             for name in gan_settings:

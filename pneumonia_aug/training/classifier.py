@@ -28,6 +28,7 @@ from pneumonia_aug.evaluation.metrics import binary_metrics
 from pneumonia_aug.models.chexnet import CheXNet
 from pneumonia_aug.training.augment import random_resized_crop_flip
 from pneumonia_aug.training.distributed import SINGLE, DistContext, autocast, pick_device
+from pneumonia_aug.training.progress import batch_starts
 from pneumonia_aug.training.state import atomic_save, capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
@@ -83,14 +84,14 @@ def _evaluate(model, images, labels, device) -> tuple[float, np.ndarray, dict]:
 
 
 def _train_epoch(net, optimizer, train_x, train_y, cfg: ClassifierConfig, batch: int,
-                 order_gen, aug_gen, dist: DistContext, device) -> float:
+                 order_gen, aug_gen, dist: DistContext, device, epoch: int) -> float:
     """One pass over this rank's shard of a fresh permutation; the global mean training loss."""
     net.train()
     order = torch.randperm(len(train_x), generator=order_gen, device=order_gen.device)
     order = dist.shard(order.to(train_x.device))
     loss_sum = torch.zeros((), device=device)
     seen = 0
-    for start in range(0, len(order), batch):
+    for start in batch_starts(len(order), batch, f"epoch {epoch}/{cfg.epochs}", dist.is_main):
         idx = order[start : start + batch]
         if len(idx) < 2:  # batch norm cannot train on a single image
             continue
@@ -169,7 +170,7 @@ def train_classifier(
     for epoch in range(first, cfg.epochs + 1):
         tick = time.perf_counter()
         train_loss = _train_epoch(net, optimizer, train_x, train_y, cfg, batch, order_gen,
-                                  aug_gen, dist, device)
+                                  aug_gen, dist, device, epoch)
         if not np.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch}")
         # Rank 0 evaluates the unwrapped model (the weights are the same on every rank); the

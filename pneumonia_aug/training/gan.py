@@ -39,6 +39,7 @@ from pneumonia_aug.training.distributed import (
     pick_device,
     unwrap,
 )
+from pneumonia_aug.training.progress import batch_starts
 from pneumonia_aug.training.state import atomic_save, capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def train_gan(
         order = torch.randperm(len(train_x), generator=order_gen, device=order_gen.device)
         order = dist.shard(order.to(train_x.device))
         sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake, image-weighted
-        for start in range(0, len(order), batch):
+        for start in batch_starts(len(order), batch, f"epoch {epoch}/{cfg.epochs}", dist.is_main):
             idx = order[start : start + batch]
             sums += gan_train_step(state, train_x[idx], train_y[idx], cfg) * len(idx)
         sums, seen = dist.total(sums, len(order))
