@@ -270,10 +270,12 @@ def data_check(data_dir: str) -> None:
 
 def _attach_groups() -> None:
     from pneumonia_aug.bench import bench
+    from pneumonia_aug.kit.cli import kit
     from pneumonia_aug.services.cli import services
 
     main.add_command(services)
     main.add_command(bench)
+    main.add_command(kit)
 
 
 _attach_groups()

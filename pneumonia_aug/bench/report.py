@@ -34,9 +34,9 @@ machine) and keeps the others. Run them from the repository root:
 - CPU: `{CPU_COMMAND}`
 - Startup: `{STARTUP_COMMAND}`
 - Serving: `{SERVE_COMMAND}`
-- A GPU machine with PyTorch but not this project (no MLflow needed):
-  `scripts/gpu_bench.sh prepare` beside the data, then `scripts/gpu_bench.sh run` there, with
-  `.gpu/` copied along.
+- The lent GPU machine (PyTorch, no MLflow): `pneumonia-aug kit prepare` here, `pneumonia-aug
+  kit run` there with `.gpu/` carried, `pneumonia-aug kit import` here (README "Results"). Its
+  sections are headed by the device, the image size and the batch.
 
 Five variants run on the same device, each over the same number of images (rounded up to whole
 batches of 16 for the paper-style loop) after a warm-up, in interleaved rounds:

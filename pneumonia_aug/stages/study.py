@@ -44,6 +44,7 @@ from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.settings import PAPER_TABLE1, parse_setting
 from pneumonia_aug.stages import describe
+from pneumonia_aug.stages.checkpoints import sigterm_as_interrupt
 from pneumonia_aug.stages.reuse import claim_or_reuse, run_key
 from pneumonia_aug.stages.runs import stage_tags
 
@@ -178,9 +179,10 @@ def run_study(cfg: StudyConfig) -> str:
     resolved = {"seeds_resolved": ",".join(map(str, seed_list)),
                 "settings_resolved": ",".join(names)}
     started = describe.study_started(cfg.profile, names, seed_list, cfg.data_dir)
-    with tracking.start_run(cfg.experiment_name, run_name=f"{STUDY}-{cfg.profile}",
-                            tags=stage_tags(STUDY, profile=cfg.profile),
-                            description=started) as parent:
+    # SIGTERM (the GPU kit's time budget, a scheduler) between stages too: the study ends KILLED
+    with sigterm_as_interrupt(), tracking.start_run(
+            cfg.experiment_name, run_name=f"{STUDY}-{cfg.profile}",
+            tags=stage_tags(STUDY, profile=cfg.profile), description=started) as parent:
         tracking.log_params(params | resolved)
         study = Study(cfg.experiment_name, parent.info.run_id)
         gan_settings = [n for n in names if parse_setting(n).gan]

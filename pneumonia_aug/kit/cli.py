@@ -1,0 +1,127 @@
+"""`pneumonia-aug kit`: prepare here, run on the lent GPU machine, import here.
+
+Only click and the config here (`pneumonia-aug --help` stays fast, and `kit run` starts on a
+machine whose image lacks MLflow); each command imports its module when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import click
+
+from pneumonia_aug.cli_types import UserErrorGroup
+from pneumonia_aug.config import PROFILES
+from pneumonia_aug.data.kermany import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from pneumonia_aug.kit.image import IMAGE_PYTHON
+from pneumonia_aug.kit.layout import DEFAULT_BUDGET_S, KIT_DIR, PACK_RESERVE_S
+
+STUDY_PROFILE = "short"  # the profile sized for one GPU window
+DEFAULT_BENCHES = ("256x128", "128x64")  # the documented GPU bench, and the study's size
+
+
+@click.group("kit", cls=UserErrorGroup)
+def kit() -> None:
+    """The lent GPU machine: carry data + wheels there, run the bench and a study, bring the
+    MLflow store back."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+@kit.command("prepare")
+@click.option("--kit-dir", default=KIT_DIR, show_default=True, help="the folder to carry")
+@click.option("--data-dir", default="", help=f"Kermany folder to copy [default: "
+              f"${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR}]")
+@click.option("--image-size", type=int, default=PROFILES[STUDY_PROFILE].image_size,
+              show_default=True, help="px of the copy (the study's image size)")
+@click.option("--python-version", default=IMAGE_PYTHON, show_default=True,
+              help="the GPU machine's Python, for the wheels")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="processes re-encoding the images")
+def prepare_cmd(kit_dir: str, data_dir: str, image_size: int, python_version: str,
+                workers: int) -> None:
+    """Here: build the carried folder (data at the study's size, wheels, kit.json); fails
+    if the call would carry more than 64 MiB."""
+    from pneumonia_aug.data.kermany import resolve_data_dir
+    from pneumonia_aug.kit.prepare import describe, prepare
+
+    manifest = prepare(Path(kit_dir), resolve_data_dir(data_dir), image_size, python_version,
+                       workers)
+    click.echo(describe(manifest))
+
+
+def parse_bench(text: str) -> list[tuple[int, int]]:
+    if text.strip().lower() in ("", "none"):
+        return []
+    match = re.fullmatch(r"\s*(\d+)x(\d+)\s*", text)
+    if not match:
+        raise click.BadParameter(f"{text!r}: give SIZExBATCH, e.g. 256x128, or none")
+    return [(int(match.group(1)), int(match.group(2)))]
+
+
+@kit.command("run")
+@click.option("--kit-dir", default=KIT_DIR, show_default=True, help="the carried folder")
+@click.option("--out", envvar="OUT", required=True, help="where the outputs go [default: $OUT]")
+@click.option("--budget", type=float, default=DEFAULT_BUDGET_S, show_default=True,
+              help="seconds for everything; the study is stopped (SIGTERM) "
+                   f"{PACK_RESERVE_S} s before the end so the store can be packed")
+@click.option("--profile", type=click.Choice(tuple(PROFILES)), default=STUDY_PROFILE,
+              show_default=True, help="the study's profile")
+@click.option("--seeds", default="", help="the study's seeds ('' = the profile's)")
+@click.option("--settings", default="", help="the study's settings ('' = the profile's)")
+@click.option("--bench", "benches", multiple=True, default=DEFAULT_BENCHES, show_default=True,
+              help="a bench to run first, SIZExBATCH (repeat; 'none' for no bench)")
+@click.option("--bench-steps", type=int, default=0, show_default=True,
+              help="timed steps per bench variant (0 = the bench's default)")
+@click.option("--bench-timeout", type=float, default=150.0, show_default=True,
+              help="seconds each bench may take")
+@click.option("--device", default="cuda", show_default=True, help="the benches' device")
+@click.option("--work-dir", default="", help="where the store is built ('' = a new temp dir)")
+def run_cmd(kit_dir: str, out: str, budget: float, profile: str, seeds: str, settings: str,
+            benches: tuple[str, ...], bench_steps: int, bench_timeout: float, device: str,
+            work_dir: str) -> None:
+    """There (the GPU machine): install the wheels offline, run the benches and the study
+    within the budget, and write the store, table, benches and log to --out."""
+    from pneumonia_aug.kit.layout import MANIFEST
+    from pneumonia_aug.kit.prepare import KitError
+    from pneumonia_aug.kit.run import RunOptions, run_kit
+
+    if not (Path(kit_dir) / MANIFEST).is_file():
+        raise KitError(f"no {MANIFEST} in {kit_dir}: run `pneumonia-aug kit prepare` here "
+                       "first and carry the folder")
+    if budget <= PACK_RESERVE_S:
+        raise KitError(f"--budget {budget:.0f} leaves no time: give more than "
+                       f"{PACK_RESERVE_S} s")
+    opts = RunOptions(kit_dir=Path(kit_dir).resolve(), out=Path(out).resolve(), budget=budget,
+                      profile=profile, seeds=seeds, settings=settings,
+                      benches=[b for text in benches for b in parse_bench(text)],
+                      bench_steps=bench_steps, bench_timeout=bench_timeout, device=device,
+                      work_dir=Path(work_dir) if work_dir else None)
+    result = run_kit(opts)
+    study = result["study"]
+    click.echo(f"study: exit code {study['returncode']}"
+               + (" (stopped at the time budget)" if study["stopped_at_budget"] else ""))
+    if result["error"]:
+        raise SystemExit(1)
+
+
+@kit.command("import")
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.option("--store-dir", default="", help="where the MLflow store goes (git-ignored) "
+              "[default: outputs/gpu-DATE]")
+@click.option("--results-dir", default="", help="where the table, chart and benches go "
+              "[default: docs/results/gpu-DATE]")
+@click.option("--benchmarks", default="docs/benchmarks.md", show_default=True,
+              help="markdown file whose sections the benches replace ('' = none)")
+def import_cmd(source: str, store_dir: str, results_dir: str, benchmarks: str) -> None:
+    """Here: unpack what a `kit run` wrote (the device call's files) into a store that
+    `mlflow ui` opens, and the table into the docs."""
+    from pneumonia_aug.kit.unpack import import_results
+
+    summary = import_results(Path(source), Path(store_dir) if store_dir else None,
+                             Path(results_dir) if results_dir else None,
+                             Path(benchmarks) if benchmarks else None)
+    click.echo(json.dumps(summary, indent=2))

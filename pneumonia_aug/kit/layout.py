@@ -1,0 +1,37 @@
+"""The names `prepare`, `run` and `import` share: the carried folder, what comes back, limits.
+
+The lent GPU machine (the device tool) takes the working tree plus the carried paths, at most
+64 MiB, runs one command of at most 10 minutes, and sends back at most 8 files of at most
+16 MiB each, written under `$OUT` (letters, digits, `.`, `_`, `-` only).
+"""
+
+from __future__ import annotations
+
+MIB = 2**20
+
+# ---- the carried folder (git-ignored), built here by `prepare` ------------------------------
+KIT_DIR = ".gpu"
+MANIFEST = "kit.json"  # what prepare made: data, wheels, code version, sizes
+DATA = "data/chest_xray"
+WHEELS = "wheels"
+MAX_CARRIED = 64 * MIB  # working tree + carried paths
+
+# ---- what `run` writes under $OUT (8 files at most, each at most 16 MiB) -------------------
+STORE_ARCHIVE = "store.tar.xz"  # mlflow.db + mlruns/, weights left behind
+TABLE_FILES = ("table1.md", "table1.csv", "table1.html", "accuracy.png")
+BENCH = "bench.md"
+LOG = "kit.log"
+RESULT = "result.json"  # what ran, how long, how it ended, where the store was
+OUT_FILES = (STORE_ARCHIVE, *TABLE_FILES, BENCH, LOG, RESULT)
+MAX_OUT_FILE = 16 * MIB
+MAX_OUT_FILES = 8
+
+# ---- inside the store archive ---------------------------------------------------------------
+STORE_DB = "mlflow.db"
+STORE_ARTIFACTS = "mlruns"
+LEFT_BEHIND = "left_behind.txt"  # artifact files not packed, and why
+
+# ---- the device's limits, as the default time budget ----------------------------------------
+DEVICE_COMMAND_LIMIT_S = 600
+DEFAULT_BUDGET_S = 540  # leaves a minute of the command's 10 for start-up and slack
+PACK_RESERVE_S = 75  # kept back from the study for the fallback compare and the archive

@@ -1,0 +1,104 @@
+"""`kit prepare`, here: the one folder the device call carries (`.gpu/`, git-ignored).
+
+It holds the data at the study's image size (`kit.data`), the wheels of what the GPU image
+lacks for the target Python (`kit.wheels`, `kit.image.CARRIED`), and `kit.json`: the code
+version the runs will record (no .git travels), the data's digests, the wheels, the sizes.
+The project's source travels with the working tree. Everything that travels, working tree
+included, must stay under 64 MiB: prepare reports the total and fails above it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.kit import image
+from pneumonia_aug.kit.data import compact_copy
+from pneumonia_aug.kit.layout import DATA, MANIFEST, MAX_CARRIED, MIB, WHEELS
+from pneumonia_aug.kit.wheels import WheelError, download
+
+log = logging.getLogger(__name__)
+
+
+class KitError(PneumoniaAugError):
+    """The kit cannot be built or used as asked."""
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def working_tree_bytes(root: Path, leave_out: Path) -> int | None:
+    """Bytes of what the device call sends besides the carried paths: tracked files and
+    untracked ones git does not ignore (None outside a git checkout)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard"], cwd=root, capture_output=True,
+                                check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    total = 0
+    for name in listed.decode().split("\0"):
+        path = root / name
+        if name and path.is_file() and not path.resolve().is_relative_to(leave_out.resolve()):
+            total += path.stat().st_size
+    return total
+
+
+def _code_version() -> str:
+    from pneumonia_aug.stages.runs import code_version
+
+    return code_version()
+
+
+def prepare(kit_dir: Path, data_dir: Path, image_size: int, python_version: str,
+            workers: int = 1, root: Path | None = None) -> dict:
+    """Build `kit_dir`; return its manifest (also written to `kit_dir/kit.json`)."""
+    root = root or Path.cwd()
+    kit_dir.mkdir(parents=True, exist_ok=True)
+    data = compact_copy(data_dir, kit_dir / DATA, image_size, workers)
+    try:
+        wheel_files = download(image.CARRIED, kit_dir / WHEELS, python_version)
+    except WheelError as exc:
+        raise KitError(str(exc)) from exc
+    manifest = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "code_version": _code_version(),
+        "python_version": python_version,
+        "data": data,
+        "wheels": {w.name: w.stat().st_size for w in wheel_files},
+    }
+    (kit_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    sizes = {"data": folder_bytes(kit_dir / DATA), "wheels": folder_bytes(kit_dir / WHEELS),
+             "kit": folder_bytes(kit_dir), "working_tree": working_tree_bytes(root, kit_dir)}
+    sizes["total"] = sizes["kit"] + (sizes["working_tree"] or 0)
+    manifest["sizes"] = sizes
+    (kit_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    if sizes["total"] > MAX_CARRIED:
+        raise KitError(f"the call would carry {sizes['total'] / MIB:.1f} MiB (kit "
+                       f"{sizes['kit'] / MIB:.1f}, working tree "
+                       f"{(sizes['working_tree'] or 0) / MIB:.1f}), over the device's "
+                       f"{MAX_CARRIED / MIB:.0f} MiB: use a smaller --image-size")
+    return manifest
+
+
+def describe(manifest: dict) -> str:
+    """The lines `kit prepare` prints."""
+    sizes, data = manifest["sizes"], manifest["data"]
+    tree = sizes["working_tree"]
+    return "\n".join([
+        f"data: {data['images']} images at {data['image_size']} px (JPEG q{data['jpeg_quality']}"
+        f"), {sizes['data'] / MIB:.1f} MiB, digest {data['digest']} (source "
+        f"{data['source_digest']}); same validation split as the source: "
+        f"{data['same_validation_split']}",
+        f"wheels: {len(manifest['wheels'])} for Python {manifest['python_version']}, "
+        f"{sizes['wheels'] / MIB:.1f} MiB",
+        f"code: {manifest['code_version']}",
+        f"carried: {sizes['kit'] / MIB:.1f} MiB kit + "
+        + (f"{tree / MIB:.1f} MiB working tree" if tree is not None else "working tree unknown")
+        + f" = {sizes['total'] / MIB:.1f} MiB of {MAX_CARRIED / MIB:.0f} MiB",
+    ])

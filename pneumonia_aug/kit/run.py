@@ -1,0 +1,236 @@
+"""`kit run`, on the GPU machine: wheels, the CUDA benches, the study, and what comes back.
+
+One command inside the device's 10 minutes: install the carried wheels into a private folder
+(offline), print what the machine has, run each bench, then the study against a local sqlite
+store in a work folder, each as a child process stopped at its deadline (`supervise`). The
+study gets what is left of the time budget less `PACK_RESERVE_S`; stopped at the deadline, its
+running stage ends KILLED and the finished runs stay, and a `compare` over the experiment's
+finished classifier runs makes the table from them. Whatever happened, the store is packed
+(`pack`) and the outputs are written to `--out` ($OUT there). Stdlib only until the wheels
+are in: the steps themselves run `python -m pneumonia_aug.cli` with them on `PYTHONPATH`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pneumonia_aug.kit import wheels
+from pneumonia_aug.kit.layout import (
+    BENCH,
+    DATA,
+    LOG,
+    MANIFEST,
+    MAX_OUT_FILE,
+    PACK_RESERVE_S,
+    RESULT,
+    STORE_ARCHIVE,
+    STORE_ARTIFACTS,
+    STORE_DB,
+    TABLE_FILES,
+    WHEELS,
+)
+from pneumonia_aug.kit.pack import pack_store
+from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
+
+REPO = Path(__file__).resolve().parents[2]  # the working tree that travelled with the call
+EXPERIMENT = "pneumonia-aug"
+MACHINE_REPORT = """
+import importlib.metadata as m, platform, torch
+print("python", platform.python_version(), "torch", torch.__version__,
+      "cuda", torch.cuda.is_available())
+if torch.cuda.is_available():
+    print("gpu", torch.cuda.get_device_name(0))
+for name in ("mlflow-skinny", "numpy", "pandas", "scikit-learn", "protobuf", "pydantic",
+             "typing-extensions", "sqlalchemy"):
+    try:
+        print(name, m.version(name))
+    except m.PackageNotFoundError:
+        print(name, "absent")
+"""
+
+
+@dataclass
+class RunOptions:
+    kit_dir: Path
+    out: Path
+    budget: float
+    profile: str = "short"
+    seeds: str = ""
+    settings: str = ""
+    benches: list[tuple[int, int]] = field(default_factory=list)  # (image size, batch size)
+    bench_steps: int = 0  # 0 = the bench's own default
+    bench_timeout: float = 150.0
+    device: str = "cuda"
+    work_dir: Path | None = None
+
+
+@dataclass
+class Step:
+    name: str
+    returncode: int | None
+    seconds: float
+    stopped: bool = False
+
+
+class KitRun:
+    """The state of one `kit run`: the clock, the log, the work folder, the steps so far."""
+
+    def __init__(self, opts: RunOptions, log):
+        self.opts = opts
+        self.start = time.monotonic()
+        self.end = self.start + opts.budget
+        self.tee = Tee(log, self.start)
+        self.work = (opts.work_dir or Path(tempfile.mkdtemp(prefix="pneumonia-aug-kit-")))
+        self.work = self.work.resolve()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.manifest = json.loads((opts.kit_dir / MANIFEST).read_text())
+        self.data = (opts.kit_dir / DATA).resolve()
+        self.steps: list[Step] = []
+        self.env = dict(os.environ)
+
+    def child_env(self, site: Path) -> None:
+        self.env.update({
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(site)]),
+            "PYTHONUNBUFFERED": "1",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{self.work / STORE_DB}",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "PNEUMONIA_AUG_CACHE_DIR": str(self.work / "cache"),
+            # no .git travels: the code version is the one prepare recorded
+            "PNEUMONIA_AUG_GIT_COMMIT": self.manifest["code_version"],
+        })
+
+    def step(self, name: str, args: list[str], deadline: float) -> Outcome:
+        self.tee.line(f"== {name} ({max(0.0, deadline - time.monotonic()):.0f} s allowed)")
+        outcome = run_until([sys.executable, *args], self.tee, deadline, env=self.env,
+                            cwd=self.work)
+        self.steps.append(Step(name, outcome.returncode, round(outcome.seconds, 1),
+                               outcome.stopped))
+        return outcome
+
+
+def _cli(*args: str) -> list[str]:
+    return ["-m", "pneumonia_aug.cli", *args]
+
+
+def _study_args(opts: RunOptions, data: Path, output: Path) -> list[str]:
+    args = ["study", "--profile", opts.profile, "--data-dir", str(data), "--output-dir",
+            str(output), "--experiment-name", EXPERIMENT]
+    if opts.seeds:
+        args += ["--seeds", opts.seeds]
+    if opts.settings:
+        args += ["--settings", opts.settings]
+    return args
+
+
+def _bench(kit: KitRun, size: int, batch: int) -> None:
+    opts = kit.opts
+    args = ["bench", "train", "--device", opts.device, "--image-size", str(size),
+            "--batch-size", str(batch), "--data-dir", str(kit.data),
+            "--output", str(kit.work / f"bench-{size}x{batch}.md")]
+    if opts.bench_steps:
+        args += ["--steps", str(opts.bench_steps), "--warmup", "1"]
+    deadline = min(time.monotonic() + opts.bench_timeout, kit.end - PACK_RESERVE_S)
+    kit.step(f"bench {size} px, batch {batch}", _cli(*args), deadline)
+
+
+def _bench_report(kit: KitRun) -> str:
+    """The benches' device sections, each headed by the device, the size and the batch."""
+    parts = [f"# GPU kit benches, {datetime.date.today().isoformat()}\n"]
+    for size, batch in kit.opts.benches:
+        path = kit.work / f"bench-{size}x{batch}.md"
+        text = path.read_text() if path.is_file() else ""
+        if "\n## " not in text:
+            parts.append(f"## bench {size} px, batch {batch}: no result (see {LOG})\n")
+            continue
+        device, _, body = text[text.index("\n## ") + 4:].partition("\n")
+        parts.append(f"## {device.strip()} ({size} px, batch {batch})\n\n{body.strip()}\n")
+    return "\n".join(parts)
+
+
+def run_kit(opts: RunOptions) -> dict:
+    """Everything `kit run` does; returns what it writes to result.json."""
+    opts.out.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    with open(opts.out / LOG, "w") as log:
+        kit = KitRun(opts, log)
+        kit.tee.line(f"kit: work folder {kit.work}, budget {opts.budget:.0f} s, code "
+                     f"{kit.manifest['code_version']}, data {kit.manifest['data']['digest']}")
+        study, error = Outcome(None, 0.0, False), ""
+        try:
+            study = _steps(kit)
+        except Exception as exc:  # whatever broke, what exists still goes back
+            error = f"{type(exc).__name__}: {exc}"
+            kit.tee.line(f"kit: error: {error}")
+        result = _finish(kit, study, started, error)
+        kit.tee.line(f"kit: done in {time.monotonic() - kit.start:.0f} s; wrote "
+                     f"{', '.join(result['outputs'])} to {opts.out}")
+    return result
+
+
+def _steps(kit: KitRun) -> Outcome:
+    opts = kit.opts
+    t0 = time.monotonic()
+    site = kit.work / "site"
+    installed = wheels.install(opts.kit_dir / WHEELS, site)
+    kit.steps.append(Step("install wheels", 0, round(time.monotonic() - t0, 1)))
+    kit.tee.line(f"kit: installed {len(installed)} wheels into {site}")
+    kit.child_env(site)
+    kit.step("machine", ["-c", MACHINE_REPORT], kit.end - PACK_RESERVE_S)
+    for size, batch in opts.benches:
+        _bench(kit, size, batch)
+    study = kit.step(f"study, profile {opts.profile}",
+                     _cli(*_study_args(opts, kit.data, kit.work / "study")),
+                     kit.end - PACK_RESERVE_S)
+    made_runs = (kit.work / STORE_DB).is_file()
+    if made_runs and not (kit.work / "study" / TABLE_FILES[0]).is_file():
+        kit.tee.line("kit: the study made no table; comparing its finished runs")
+        kit.step("compare (finished runs)", _cli(
+            "compare", "--source", "experiment", "--experiment-name", EXPERIMENT,
+            "--output-dir", str(kit.work / "study")), kit.end - PACK_RESERVE_S / 2)
+    return study
+
+
+def _finish(kit: KitRun, study: Outcome, started: datetime.datetime,
+            error: str) -> dict:
+    opts, out = kit.opts, kit.opts.out
+    outputs = [LOG]
+    store = None
+    if (kit.work / STORE_DB).is_file():
+        t0 = time.monotonic()
+        store = pack_store(kit.work, out / STORE_ARCHIVE, MAX_OUT_FILE)
+        kit.steps.append(Step("pack store", 0, round(time.monotonic() - t0, 1)))
+        outputs.append(STORE_ARCHIVE)
+    for name in TABLE_FILES:
+        source = kit.work / "study" / name
+        if source.is_file() and source.stat().st_size <= MAX_OUT_FILE:
+            shutil.copyfile(source, out / name)
+            outputs.append(name)
+    if opts.benches:
+        (out / BENCH).write_text(_bench_report(kit))
+        outputs.append(BENCH)
+    outputs.append(RESULT)
+    result = {
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "budget_s": opts.budget,
+        "seconds": round(time.monotonic() - kit.start, 1),
+        "kit": {k: kit.manifest[k] for k in ("code_version", "python_version", "data")},
+        "study": {"profile": opts.profile, "seeds": opts.seeds, "settings": opts.settings,
+                  "returncode": study.returncode, "stopped_at_budget": study.stopped,
+                  "seconds": round(study.seconds, 1)},
+        "steps": [asdict(s) for s in kit.steps],
+        "artifact_root": str(kit.work / STORE_ARTIFACTS),
+        "store": store,
+        "outputs": outputs,
+        "error": error,
+    }
+    (out / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+    return result

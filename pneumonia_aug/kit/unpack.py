@@ -1,0 +1,109 @@
+"""`kit import`, here: unpack what came back from a `kit run` so that `mlflow ui` shows it.
+
+The store archive unpacks into a git-ignored folder (`mlflow.db` + `mlruns/`). MLflow keeps
+absolute artifact locations in the database (experiments, runs, logged models, model
+versions), which still point at the GPU machine's work folder: every such prefix is rewritten
+to the folder here, so the UI and `MlflowClient` find the artifacts. The table, its chart,
+the bench sections and `result.json` are copied into a dated results folder for the docs, and
+the bench sections replace their devices' sections of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tarfile
+from pathlib import Path
+
+from pneumonia_aug.kit.layout import (
+    BENCH,
+    LOG,
+    RESULT,
+    STORE_ARCHIVE,
+    STORE_ARTIFACTS,
+    STORE_DB,
+    TABLE_FILES,
+)
+from pneumonia_aug.kit.prepare import KitError
+
+
+def read_result(source: Path) -> dict:
+    path = source / RESULT
+    if not path.is_file():
+        raise KitError(f"no {RESULT} in {source}: give the folder the device call's files "
+                       "landed in (its files_at)")
+    return json.loads(path.read_text())
+
+
+def rewrite_prefix(db: Path, old: str, new: str) -> int:
+    """Replace the leading `old` (also as `file://old`) by `new` in every text column of every
+    table; return the number of values changed."""
+    changed = 0
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')
+                       if r[2].upper().startswith(("VARCHAR", "TEXT", "CHAR"))]
+            for column in columns:
+                for before, after in ((f"file://{old}", f"file://{new}"), (old, new)):
+                    cursor = conn.execute(
+                        f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
+                        f'WHERE substr("{column}", 1, ?) = ?',
+                        (after, len(before) + 1, len(before), before))
+                    changed += cursor.rowcount
+    return changed
+
+
+def unpack_store(source: Path, store_dir: Path, artifact_root: str) -> int:
+    """Unpack the store archive into `store_dir` (which must not hold a store yet) and point
+    its artifact locations there; return the number of locations rewritten."""
+    if (store_dir / STORE_DB).exists():
+        raise KitError(f"{store_dir} already holds a store: import into another folder")
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(source / STORE_ARCHIVE) as tar:
+        tar.extractall(store_dir, filter="data")  # no absolute paths, no links out
+    new_root = str((store_dir / STORE_ARTIFACTS).resolve())
+    return rewrite_prefix(store_dir / STORE_DB, artifact_root.rstrip("/"), new_root)
+
+
+def import_results(source: Path, store_dir: Path | None, results_dir: Path | None,
+                   benchmarks: Path | None) -> dict:
+    """Import a `kit run`'s outputs from `source`; return where everything went."""
+    result = read_result(source)
+    date = result["finished"][:10]
+    store_dir = store_dir or Path("outputs") / f"gpu-{date}"
+    results_dir = results_dir or Path("docs") / "results" / f"gpu-{date}"
+    summary: dict = {"store_dir": str(store_dir), "results_dir": str(results_dir)}
+    if (source / STORE_ARCHIVE).is_file():
+        summary["locations_rewritten"] = unpack_store(source, store_dir, result["artifact_root"])
+        shutil.copyfile(source / LOG, store_dir / LOG)
+        summary["mlflow_ui"] = ("mlflow ui --backend-store-uri "
+                                f"sqlite:///{(store_dir / STORE_DB).resolve()}")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    copied = [name for name in (*TABLE_FILES, BENCH, RESULT) if (source / name).is_file()]
+    for name in copied:
+        shutil.copyfile(source / name, results_dir / name)
+    summary["copied"] = copied
+    if benchmarks and (source / BENCH).is_file():
+        summary["benchmark_sections"] = merge_bench(source / BENCH, benchmarks)
+    return summary
+
+
+def merge_bench(bench: Path, benchmarks: Path) -> list[str]:
+    """Write each `## heading` section of the kit's bench.md into docs/benchmarks.md."""
+    from pneumonia_aug.bench.report import write_section
+
+    headings, sections, current = [], {}, None
+    for line in bench.read_text().splitlines(keepends=True):
+        if line.startswith("## "):
+            current = line[3:].strip()
+            headings.append(current)
+            sections[current] = ""
+        elif current:
+            sections[current] += line
+    for heading in headings:
+        if "no result" not in heading:
+            write_section(benchmarks, heading, sections[heading].strip() + "\n")
+    return [h for h in headings if "no result" not in h]
