@@ -9,6 +9,7 @@ so no other module imports `mlflow` (except the pyfunc classes, which subclass M
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
@@ -43,6 +44,21 @@ def _guarded(run) -> Iterator:
         raise
 
 
+# The run that runs started with none active nest under: a study's run, for its stages that
+# run in other processes (a local stage process, a Ray task), where it is not the active run.
+_nest_under: contextvars.ContextVar[str] = contextvars.ContextVar("nest_under", default="")
+
+
+@contextlib.contextmanager
+def nested_under(run_id: str) -> Iterator[None]:
+    """Runs started inside (with no run active) are nested under `run_id`."""
+    token = _nest_under.set(run_id)
+    try:
+        yield
+    finally:
+        _nest_under.reset(token)
+
+
 @contextlib.contextmanager
 def start_run(experiment_name: str, run_name: str | None = None, tags: dict | None = None,
               parent_run_id: str = "") -> Iterator[mlflow.ActiveRun]:
@@ -56,6 +72,7 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
     launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested
     if not launched_by_project:
         mlflow.set_experiment(experiment_name)
+    parent_run_id = parent_run_id or ("" if nested else _nest_under.get())
     parent = None if launched_by_project else (parent_run_id or None)
     with mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent) as run:
         if launched_by_project:
@@ -84,6 +101,11 @@ def resume_run(run_id: str) -> Iterator[mlflow.ActiveRun]:
                             f"directly, or `mlflow run --run-id {run_id} ...`")
     with mlflow.start_run(run_id=run_id) as run:
         yield from _guarded(run)
+
+
+def tracking_uri() -> str:
+    """Where runs go now (what another process must be pointed at to log to the same place)."""
+    return mlflow.get_tracking_uri()
 
 
 def active_run_id() -> str:
