@@ -18,6 +18,7 @@ FIT_GIB = 22.0  # a 24 GB card (22.35 GiB), less room for the CUDA context
 STARTUP_TARGET_S = 1.0  # `pneumonia-aug --help` and `services status`, median wall time
 STARTUP_FORBIDDEN = ("torch", "mlflow")  # modules those two commands must not import
 STARTUP_HEADING = "Startup: "  # + the machine; every other section is a training device's
+STUDY_HEADING = "Study: "  # the study's fan-out (sequential vs parallel wall times), by hand
 GPU_COMMAND = "pneumonia-aug bench train --device cuda --image-size 256 --batch-size 128"
 CPU_COMMAND = ("pneumonia-aug bench train --device cpu --image-size 64 --batch-size 16"
                " --threads 1 --data-dir ../shared/data/chest_xray")
@@ -154,7 +155,7 @@ def write_section(path: Path, heading: str, body: str) -> None:
             sections[current] += line
     sections[heading] = "\n" + body
     header = HEADER
-    if all(h.startswith(("CPU", STARTUP_HEADING)) for h in sections):
+    if all(h.startswith(("CPU", STARTUP_HEADING, STUDY_HEADING)) for h in sections):
         header += f"\nNo GPU section yet: run `{GPU_COMMAND}` on one.\n"
     parts = [header] + [f"## {h}\n{b.rstrip()}\n" for h, b in sections.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
