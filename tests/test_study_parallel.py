@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -242,3 +243,4 @@ def test_ray_cluster_study_gives_the_sequential_numbers(sequential, tmp_path, ca
     finally:
         _stop_session(server)
         _stop_session(head)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
