@@ -139,7 +139,7 @@ def _scan(found: dict, name: str, data: bytes, secrets: dict) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("flask_wtf") is None,
                     reason="--auth needs MLflow's auth extra: pip install 'mlflow[auth]'")
 def test_no_credential_reaches_runs_artifacts_or_logs(stack_dir, mlflow_client_env,
-                                                       small_real_data, tmp_path, monkeypatch):
+                                                       tiny_kermany, tmp_path, monkeypatch):
     """A tracked training run through the stack with --auth: none of the stack's credentials
     is in any run's params or tags, any logged file (run artifacts and logged models), the
     registry, what `mlflow run` printed, or the services' logs."""
@@ -153,7 +153,7 @@ def test_no_credential_reaches_runs_artifacts_or_logs(stack_dir, mlflow_client_e
     for name, value in exports.items():
         monkeypatch.setenv(name, value)
     proc = mlflow_run("train_classifier", {"setting": "Original-1.0-0.0", "image_size": 32,
-                                           "epochs": 1, "data_dir": small_real_data}, tmp_path)
+                                           "epochs": 1, "data_dir": tiny_kermany}, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found: dict[str, list[str]] = {}
     _scan(found, "mlflow run output", (proc.stdout + proc.stderr).encode(), secrets)

@@ -1,0 +1,90 @@
+"""Claims on a stage key (`stages.reuse.claim_or_reuse`) on a local store, in seconds: a live
+claim is waited for and reused, a dead one (owner gone, or heartbeat stale) is taken over, and
+a stage that fails before opening its run leaves no run. Two processes racing through a real
+server, and two whole studies at once: tests/test_reliability.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import ViewType
+
+from pneumonia_aug import tracking
+from pneumonia_aug.config import Reliability
+from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.stages.reuse import _start_ticks, claim_or_reuse
+
+FAST = Reliability(claim_poll_s=0.2, claim_heartbeat_s=0.2, claim_stale_s=60)
+KEY, PARAMS = "key-1", {"n": 1}
+
+
+def _launch(calls: list):
+    def launch() -> str:
+        with tracking.start_run("claims", run_name="stage") as run:
+            tracking.log_params(PARAMS)
+            calls.append(run.info.run_id)
+            return run.info.run_id
+    return launch
+
+
+def _rival(owner: str, heartbeat: float) -> str:
+    """A RUNNING run holding KEY, as another study's claim would be."""
+    run_id, _ = tracking.create_run("claims", {"run_key": KEY, "claim.owner": owner,
+                                               "claim.heartbeat": heartbeat})
+    return run_id
+
+
+def _runs(view=ViewType.ACTIVE_ONLY) -> list:
+    experiment = mlflow.get_experiment_by_name("claims").experiment_id
+    return MlflowClient().search_runs([experiment], f"tags.run_key = '{KEY}'",
+                                      run_view_type=view)
+
+
+def test_a_live_claim_is_waited_for_then_reused(tracking_uri):
+    me = f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid())}"
+    rival = _rival(me, time.time())  # alive: this very process
+
+    def finish() -> None:
+        time.sleep(1)
+        MlflowClient().log_param(rival, "n", 1)
+        MlflowClient().set_terminated(rival, "FINISHED")
+
+    threading.Thread(target=finish).start()
+    calls = []
+    claim = claim_or_reuse("claims", KEY, PARAMS, _launch(calls), limits=FAST)
+    assert (claim.run_id, claim.launched, calls) == (rival, False, [])
+    assert [r.info.run_id for r in _runs()] == [rival]
+    (loser,) = _runs(ViewType.DELETED_ONLY)
+    assert loser.data.tags["claim.duplicate_of"] == rival
+
+
+@pytest.mark.parametrize("owner, age", [
+    (f"{socket.gethostname()}:{os.getpid()}:1", 0),  # this host, the process is gone
+    ("another-host:4242:99", 3600),  # another host, silent for an hour
+])
+def test_a_dead_claim_is_taken_over(tracking_uri, owner, age):
+    dead = _rival(owner, time.time() - age)
+    calls = []
+    claim = claim_or_reuse("claims", KEY, PARAMS, _launch(calls), limits=FAST)
+    assert claim.launched and calls == [claim.run_id]
+    assert MlflowClient().get_run(dead).info.status == "KILLED"
+    assert sorted((r.info.status, r.info.run_id) for r in _runs()) == \
+        [("FINISHED", claim.run_id), ("KILLED", dead)]
+    again = claim_or_reuse("claims", KEY, PARAMS, _launch(calls), limits=FAST)
+    assert (again.run_id, again.launched, len(calls)) == (claim.run_id, False, 1)
+
+
+def test_a_stage_that_fails_before_its_run_leaves_no_run(tracking_uri):
+    def launch() -> str:
+        raise PneumoniaAugError("no generate run: run `generate` first")
+
+    with pytest.raises(PneumoniaAugError, match="no generate run"):
+        claim_or_reuse("claims", KEY, PARAMS, launch, limits=FAST)
+    assert _runs() == []
