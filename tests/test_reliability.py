@@ -249,7 +249,8 @@ def test_identical_stages_at_the_same_moment_make_one_run(server, tmp_path):
     deadline = time.monotonic() + 120
     while len(list(tmp_path.glob("ready-*"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    (tmp_path / "go").write_text(str(time.time() + 0.5))
+    (tmp_path / "go.tmp").write_text(str(time.time() + 0.5))
+    (tmp_path / "go.tmp").rename(tmp_path / "go")  # atomic: a racer never reads it half-written
     outs = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=600)

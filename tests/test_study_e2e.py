@@ -51,7 +51,7 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     assert f"(GAN run [train_gan-dcgan-s0]{link(gan)})" in generate.data.tags["mlflow.note.content"]
     assert gan.data.tags["mlflow.note.content"].startswith("**DCGAN** trained on the real NORMAL")
     table = (tmp_path / "study" / "table1.md").read_text().strip()
-    assert compare.data.tags["mlflow.note.content"] == (
+    assert compare.data.tags["mlflow.note.content"].strip() == (
         f"**Table 1** from 2 classifier runs of study [study-tiny]{link(study)} (comparison "
         f"group `{compare.data.tags['comparison_key']}`).\n\n{table}")
     description = study.data.tags["mlflow.note.content"]
