@@ -77,6 +77,13 @@ class Stack:
             "start"]
         subprocess.run(postgres._as_pg_owner([postgres._pg_bin() / "pg_ctl", "-D", data, "-w",
                                               *args]), check=True, capture_output=True)
+        if action == "start":  # the new postmaster, for `services down`
+            state = base.read_state(self.root)
+            pid = int((data / "postmaster.pid").read_text().split()[0])
+            for service in state["services"]:
+                if service["name"] == "postgres":
+                    service.update(pid=pid, started=processes.start_time(pid))
+            base.write_state(self.root, state)
 
 
 @pytest.fixture(scope="module")
