@@ -97,7 +97,7 @@ class MetricLog:
             now = time.monotonic()
             if self.down_since is None:
                 self.down_since = now
-                log.warning("tracking server unreachable: run %s keeps training and holds %d "
+                log.warning("tracking server unavailable: run %s keeps training and holds %d "
                             "metric values and %d files in %s until it answers (for at most "
                             "%.0f s)", self.run_id, len(self.pending), len(self._artifacts()),
                             self.outbox, self.limits.tracking_outage_s)
