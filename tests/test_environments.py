@@ -125,7 +125,8 @@ def test_mlflow_run_with_uv_builds_the_environment(tiny_kermany, tracking_uri, t
          "-e", "train_classifier", "--experiment-name", EXPERIMENT_NAME,
          "-P", "image_size=32", "-P", "epochs=1", "-P", "batch_size=8",
          "-P", f"data_dir={tiny_kermany}"], cwd=tmp_path,
-        env=_mlflow_env(UV_FIND_LINKS=links), capture_output=True, text=True, timeout=900)
+        env=_mlflow_env(**({"UV_FIND_LINKS": links} if links else {})), capture_output=True,
+        text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     found = re.search(r"'source (\S+)/bin/activate && python -m entry_points.train_classifier",
