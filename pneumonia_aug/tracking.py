@@ -159,7 +159,7 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
     adopted = _take_adoption()
     launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and not adopted
     if not launched_by_project:
-        mlflow.set_experiment(experiment_name)
+        use_experiment(experiment_name)
     parent = None if launched_by_project or adopted else (parent_run_id or None)
     with mlflow.start_run(run_id=adopted, run_name=run_name, nested=nested,
                           parent_run_id=parent,
@@ -213,6 +213,18 @@ def current_run_id() -> str:
 
 def active_experiment_id() -> str:
     return mlflow.active_run().info.experiment_id
+
+
+def use_experiment(experiment_name: str) -> str:
+    """Make the experiment (created if missing) the active one; its id.
+
+    `mlflow.set_experiment` alone is not enough when another process creates the experiment
+    at the same moment: it then returns the experiment without making it active, and the
+    next run lands in the Default experiment. Setting it again by id always makes it active.
+    """
+    experiment = mlflow.set_experiment(experiment_name)
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
+    return experiment.experiment_id
 
 
 def experiment_id(experiment_name: str) -> str | None:
@@ -282,8 +294,7 @@ def tag_run(run_id: str, tags: dict) -> None:
 
 def create_run(experiment_name: str, tags: dict) -> tuple[str, int]:
     """A new RUNNING run with these tags, not made active; (run id, start time in ms)."""
-    experiment = mlflow.set_experiment(experiment_name)  # creates it, safe against a race
-    run = MlflowClient().create_run(experiment.experiment_id,
+    run = MlflowClient().create_run(use_experiment(experiment_name),
                                     tags={k: str(v) for k, v in tags.items()})
     return run.info.run_id, run.info.start_time
 

@@ -88,3 +88,24 @@ def test_a_stage_that_fails_before_its_run_leaves_no_run(tracking_uri):
     with pytest.raises(PneumoniaAugError, match="no generate run"):
         claim_or_reuse("claims", KEY, PARAMS, launch, limits=FAST)
     assert _runs() == []
+
+
+def test_a_run_lands_in_its_experiment_when_another_process_creates_it(tracking_uri,
+                                                                       monkeypatch):
+    """The race that put one of two concurrent studies' runs in the Default experiment:
+    MLflow's `set_experiment` looks the name up, finds nothing, and another process creates
+    the experiment before this one can (replayed here: the lookup is made to miss once)."""
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    MlflowClient().create_experiment("raced")  # the other process's
+    lookup = TrackingServiceClient.get_experiment_by_name
+    misses = iter([True])
+
+    def late_lookup(self, name):
+        return None if next(misses, False) else lookup(self, name)
+
+    monkeypatch.setattr(TrackingServiceClient, "get_experiment_by_name", late_lookup)
+    with tracking.start_run("raced", run_name="mine") as run:
+        landed = run.info.experiment_id
+    assert next(misses, "spent") == "spent"  # the race was replayed
+    assert landed == mlflow.get_experiment_by_name("raced").experiment_id
