@@ -20,6 +20,7 @@ MAX_CARRIED = 64 * MIB  # working tree + carried paths
 STORE_ARCHIVE = "store.tar.xz"  # mlflow.db + mlruns/, weights left behind
 TABLE_FILES = ("table1.md", "table1.csv", "table1.html", "accuracy.png")
 BENCH = "bench.md"
+BENCH_MISSING = "no result"  # in a bench.md heading: that bench made no section
 LOG = "kit.log"
 RESULT = "result.json"  # what ran, how long, how it ended, where the store was
 OUT_FILES = (STORE_ARCHIVE, *TABLE_FILES, BENCH, LOG, RESULT)

@@ -55,34 +55,45 @@ def _code_version() -> str:
     return code_version()
 
 
+def _check(sizes: dict) -> None:
+    if sizes["total"] > MAX_CARRIED:
+        raise KitError(f"the call would carry {sizes['total'] / MIB:.1f} MiB (kit "
+                       f"{sizes['kit'] / MIB:.1f}, working tree "
+                       f"{(sizes['working_tree'] or 0) / MIB:.1f}), over the device's "
+                       f"{MAX_CARRIED / MIB:.0f} MiB: use a smaller --image-size")
+
+
+def _sizes(kit_dir: Path, root: Path) -> dict:
+    sizes = {"data": folder_bytes(kit_dir / DATA), "wheels": folder_bytes(kit_dir / WHEELS),
+             "kit": folder_bytes(kit_dir), "working_tree": working_tree_bytes(root, kit_dir)}
+    sizes["total"] = sizes["kit"] + (sizes["working_tree"] or 0)
+    return sizes
+
+
 def prepare(kit_dir: Path, data_dir: Path, image_size: int, python_version: str,
             workers: int = 1, root: Path | None = None) -> dict:
     """Build `kit_dir`; return its manifest (also written to `kit_dir/kit.json`)."""
     root = root or Path.cwd()
     kit_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (kit_dir / MANIFEST, *(kit_dir / WHEELS).glob("*.whl")):
+        stale.unlink(missing_ok=True)  # a kit that fails the size check must not look ready
     data = compact_copy(data_dir, kit_dir / DATA, image_size, workers)
+    _check(_sizes(kit_dir, root))  # before fetching wheels that cannot make it fit
     try:
         wheel_files = download(image.CARRIED, kit_dir / WHEELS, python_version)
     except WheelError as exc:
         raise KitError(str(exc)) from exc
+    sizes = _sizes(kit_dir, root)
+    _check(sizes)
     manifest = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "code_version": _code_version(),
         "python_version": python_version,
         "data": data,
         "wheels": {w.name: w.stat().st_size for w in wheel_files},
+        "sizes": sizes,
     }
     (kit_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    sizes = {"data": folder_bytes(kit_dir / DATA), "wheels": folder_bytes(kit_dir / WHEELS),
-             "kit": folder_bytes(kit_dir), "working_tree": working_tree_bytes(root, kit_dir)}
-    sizes["total"] = sizes["kit"] + (sizes["working_tree"] or 0)
-    manifest["sizes"] = sizes
-    (kit_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    if sizes["total"] > MAX_CARRIED:
-        raise KitError(f"the call would carry {sizes['total'] / MIB:.1f} MiB (kit "
-                       f"{sizes['kit'] / MIB:.1f}, working tree "
-                       f"{(sizes['working_tree'] or 0) / MIB:.1f}), over the device's "
-                       f"{MAX_CARRIED / MIB:.0f} MiB: use a smaller --image-size")
     return manifest
 
 

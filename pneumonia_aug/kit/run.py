@@ -25,6 +25,7 @@ from pathlib import Path
 from pneumonia_aug.kit import wheels
 from pneumonia_aug.kit.layout import (
     BENCH,
+    BENCH_MISSING,
     DATA,
     LOG,
     MANIFEST,
@@ -78,6 +79,7 @@ class Step:
     returncode: int | None
     seconds: float
     stopped: bool = False
+    cpu_seconds: float | None = None
 
 
 class KitRun:
@@ -112,7 +114,7 @@ class KitRun:
         outcome = run_until([sys.executable, *args], self.tee, deadline, env=self.env,
                             cwd=self.work)
         self.steps.append(Step(name, outcome.returncode, round(outcome.seconds, 1),
-                               outcome.stopped))
+                               outcome.stopped, round(outcome.cpu_seconds, 1)))
         return outcome
 
 
@@ -148,7 +150,7 @@ def _bench_report(kit: KitRun) -> str:
         path = kit.work / f"bench-{size}x{batch}.md"
         text = path.read_text() if path.is_file() else ""
         if "\n## " not in text:
-            parts.append(f"## bench {size} px, batch {batch}: no result (see {LOG})\n")
+            parts.append(f"## bench {size} px, batch {batch}: {BENCH_MISSING} (see {LOG})\n")
             continue
         device, _, body = text[text.index("\n## ") + 4:].partition("\n")
         parts.append(f"## {device.strip()} ({size} px, batch {batch})\n\n{body.strip()}\n")
@@ -205,9 +207,13 @@ def _finish(kit: KitRun, study: Outcome, started: datetime.datetime,
     store = None
     if (kit.work / STORE_DB).is_file():
         t0 = time.monotonic()
-        store = pack_store(kit.work, out / STORE_ARCHIVE, MAX_OUT_FILE)
+        try:
+            store = pack_store(kit.work, out / STORE_ARCHIVE, MAX_OUT_FILE)
+            outputs.append(STORE_ARCHIVE)
+        except Exception as exc:  # the table, benches and log still go back
+            store = {"error": f"{type(exc).__name__}: {exc}"}
+            kit.tee.line(f"kit: packing the store failed: {store['error']}")
         kit.steps.append(Step("pack store", 0, round(time.monotonic() - t0, 1)))
-        outputs.append(STORE_ARCHIVE)
     for name in TABLE_FILES:
         source = kit.work / "study" / name
         if source.is_file() and source.stat().st_size <= MAX_OUT_FILE:
