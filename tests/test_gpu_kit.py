@@ -162,6 +162,7 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
                for n in sent)
     assert "| DCGAN-1.0-0.3 |" in (out / "table1.md").read_text()
     assert "(32 px, batch 4)" in (out / layout.BENCH).read_text()
+    assert "carried wheels: requirements not met: none" in (out / layout.LOG).read_text()
     assert result["store"]["left_behind_by_reason"]["model weights or a training checkpoint"]
 
     shutil.rmtree(work)  # the device's folder is gone

@@ -43,18 +43,32 @@ from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
 
 REPO = Path(__file__).resolve().parents[2]  # the working tree that travelled with the call
 EXPERIMENT = "pneumonia-aug"
+# What the machine has, and whether the image's packages meet what the carried wheels ask
+# for (they were installed with --no-deps): a too old typing-extensions, say, is named here
+# rather than found as an import error deep in a stage.
 MACHINE_REPORT = """
-import importlib.metadata as m, platform, torch
+import importlib.metadata as m, platform, sys, torch
+from packaging.requirements import Requirement
 print("python", platform.python_version(), "torch", torch.__version__,
       "cuda", torch.cuda.is_available())
 if torch.cuda.is_available():
     print("gpu", torch.cuda.get_device_name(0))
-for name in ("mlflow-skinny", "numpy", "pandas", "scikit-learn", "protobuf", "pydantic",
-             "typing-extensions", "sqlalchemy"):
-    try:
-        print(name, m.version(name))
-    except m.PackageNotFoundError:
-        print(name, "absent")
+for name in ("numpy", "pandas", "scikit-learn", "protobuf", "typing-extensions"):
+    print(name, m.version(name))
+unmet, absent = [], set()
+for dist in m.distributions(path=[sys.argv[1]]):
+    for req in map(Requirement, dist.requires or []):
+        if req.marker and not req.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            have = m.version(req.name)
+        except m.PackageNotFoundError:
+            absent.add(req.name)
+            continue
+        if have not in req.specifier:
+            unmet.append(f"{dist.metadata['Name']} needs {req}, here {have}")
+print("carried wheels: requirements not met:", "; ".join(unmet) or "none")
+print("left out (not needed for a study):", ", ".join(sorted(absent)) or "none")
 """
 
 
@@ -185,7 +199,7 @@ def _steps(kit: KitRun) -> Outcome:
     kit.steps.append(Step("install wheels", 0, round(time.monotonic() - t0, 1)))
     kit.tee.line(f"kit: installed {len(installed)} wheels into {site}")
     kit.child_env(site)
-    kit.step("machine", ["-c", MACHINE_REPORT], kit.end - PACK_RESERVE_S)
+    kit.step("machine", ["-c", MACHINE_REPORT, str(site)], kit.end - PACK_RESERVE_S)
     for size, batch in opts.benches:
         _bench(kit, size, batch)
     study = kit.step(f"study, profile {opts.profile}",
