@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from pneumonia_aug.kit.layout import (
     BENCH,
     BENCH_MISSING,
     DATA,
+    DATA_ARCHIVE,
     LOG,
     MANIFEST,
     MAX_OUT_FILE,
@@ -108,7 +110,7 @@ class KitRun:
         self.work = self.work.resolve()
         self.work.mkdir(parents=True, exist_ok=True)
         self.manifest = json.loads((opts.kit_dir / MANIFEST).read_text())
-        self.data = (opts.kit_dir / DATA).resolve()
+        self.data = self.work / "data" / DATA  # unpacked from the kit's archive
         self.steps: list[Step] = []
         self.env = dict(os.environ)
 
@@ -198,6 +200,9 @@ def _steps(kit: KitRun) -> Outcome:
     installed = wheels.install(opts.kit_dir / WHEELS, site)
     kit.steps.append(Step("install wheels", 0, round(time.monotonic() - t0, 1)))
     kit.tee.line(f"kit: installed {len(installed)} wheels into {site}")
+    with tarfile.open(opts.kit_dir / DATA_ARCHIVE) as tar:
+        tar.extractall(kit.work / "data", filter="data")
+    kit.tee.line(f"kit: data unpacked into {kit.data}")
     kit.child_env(site)
     kit.step("machine", ["-c", MACHINE_REPORT, str(site)], kit.end - PACK_RESERVE_S)
     for size, batch in opts.benches:
