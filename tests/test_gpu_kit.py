@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
@@ -37,7 +39,7 @@ def test_the_wheels_carry_only_what_the_image_lacks():
     assert "mlflow-skinny" in image.CARRIED and "mlflow" not in image.IMAGE_PACKAGES
 
 
-def _child(tmp_path: Path, on_sigterm: str) -> list[str]:
+def _child(on_sigterm: str) -> list[str]:
     code = ("import signal, sys, time\n"
             f"signal.signal(signal.SIGTERM, {on_sigterm})\n"
             "print('child', 'ready', flush=True)\n"
@@ -49,15 +51,34 @@ def test_a_step_is_stopped_at_its_deadline_and_its_output_kept(tmp_path):
     with open(tmp_path / "log", "w") as log:
         tee = Tee(log, time.monotonic())
         # 4 s: time for the child to start and set its handler on a busy machine
-        obeys = run_until(_child(tmp_path, "lambda *a: sys.exit(3)"), tee,
+        obeys = run_until(_child("lambda *a: sys.exit(3)"), tee,
                           time.monotonic() + 4, grace=10)
-        deaf = run_until(_child(tmp_path, "signal.SIG_IGN"), tee, time.monotonic() + 4,
+        deaf = run_until(_child("signal.SIG_IGN"), tee, time.monotonic() + 4,
                          grace=1)
     assert obeys.stopped and not obeys.killed and obeys.returncode == 3
     assert obeys.seconds < 10  # the deadline, not the child's 60 s sleep
     assert deaf.stopped and deaf.killed and deaf.returncode == -9
     text = (tmp_path / "log").read_text()
     assert text.count("child ready") == 2 and "time budget reached" in text
+
+
+def test_kit_commands_refuse_bad_input_in_one_line(tmp_path, tiny_kermany, monkeypatch):
+    from click.testing import CliRunner
+
+    from pneumonia_aug.cli import main
+
+    runner = CliRunner()
+    missing = runner.invoke(main, ["kit", "run", "--kit-dir", str(tmp_path / "none"), "--out",
+                                   str(tmp_path / "out")])
+    assert missing.exit_code == 2 and "error: no kit.json" in missing.output
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+    monkeypatch.setattr("pneumonia_aug.kit.prepare.MAX_CARRIED", 100_000)  # 0.1 MiB
+    too_big = runner.invoke(main, ["kit", "prepare", "--kit-dir", str(tmp_path / "kit"),
+                                   "--data-dir", str(tiny_kermany), "--image-size", "32",
+                                   "--python-version", "3.11"])
+    assert too_big.exit_code == 2, too_big.output
+    assert "error: the call would carry" in too_big.output and "MiB" in too_big.output
+    assert not (tmp_path / "kit" / "kit.json").exists()  # not a kit that looks ready
 
 
 def _store(root: Path) -> Path:
@@ -86,8 +107,6 @@ def test_the_store_archive_fits_its_cap_leaving_weights_then_generated_images(tm
     assert (tmp_path / "fit.tar.xz").stat().st_size <= 200_000
     reasons = fitted["left_behind_by_reason"]
     assert reasons["a generated image"] == {"files": 2, "bytes": 120_000}
-    import tarfile
-
     with tarfile.open(tmp_path / "fit.tar.xz") as tar:
         names = set(tar.getnames())
         listing = tar.extractfile(layout.LEFT_BEHIND).read().decode()
@@ -110,7 +129,7 @@ def image_python(tmp_path_factory) -> Path:
     return python
 
 
-def _kit(*args: str, python: Path | str = sys.executable, timeout: float = 600, **kwargs):
+def _kit(*args: str, python: Path | str = sys.executable, timeout: float = 1800, **kwargs):
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
            "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
     return subprocess.run([str(python), "-m", "pneumonia_aug.cli", "kit", *args], cwd=REPO,
@@ -146,9 +165,10 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
                for n in sent)
     assert "| DCGAN-1.0-0.3 |" in (out / "table1.md").read_text()
     assert "(32 px, batch 4)" in (out / layout.BENCH).read_text()
+    assert "carried wheels: requirements not met: none" in (out / layout.LOG).read_text()
     assert result["store"]["left_behind_by_reason"]["model weights or a training checkpoint"]
 
-    subprocess.run(["rm", "-rf", str(work)], check=True)  # the device's folder is gone
+    shutil.rmtree(work)  # the device's folder is gone
     t0 = time.monotonic()
     imported = _kit("import", str(out), "--store-dir", str(tmp_path / "store"),
                     "--results-dir", str(tmp_path / "results"),
@@ -157,6 +177,8 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
     assert imported.returncode == 0, imported.stderr[-3000:]
     summary = json.loads(imported.stdout)
     assert summary["locations_rewritten"] > 0
+    with sqlite3.connect(tmp_path / "store" / layout.STORE_DB) as conn:
+        assert not [line for line in conn.iterdump() if str(work / "mlruns") in line]
     assert (tmp_path / "results" / "table1.md").read_text() == (out / "table1.md").read_text()
     assert "(32 px, batch 4)" in (tmp_path / "benchmarks.md").read_text()
     compare_id = _check_store(tmp_path / "store")
@@ -220,11 +242,12 @@ def test_a_study_stopped_by_sigterm_ends_killed_with_its_running_stage(small_rea
     study's run and its running stage KILLED, not left RUNNING."""
     from mlflow.tracking import MlflowClient
 
+    client = MlflowClient()
+    client.search_experiments()  # create the store's tables now: two processes must not race
     command = [sys.executable, "-m", "pneumonia_aug.cli", "study", "--profile", "tiny",
                "--seeds", "0", "--settings", "Original-1.0-0.0", "--data-dir",
                str(small_real_data), "--output-dir", "study"]
-    client, deadline, stages = MlflowClient(), time.monotonic() + 600, []
-    client.search_experiments()  # the store's tables made here: two processes must not race
+    deadline, stages = time.monotonic() + 600, []
     proc = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

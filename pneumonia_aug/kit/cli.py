@@ -14,8 +14,7 @@ from pathlib import Path
 import click
 
 from pneumonia_aug.cli_types import UserErrorGroup
-from pneumonia_aug.config import PROFILES
-from pneumonia_aug.data.kermany import DATA_DIR_ENV, DEFAULT_DATA_DIR
+from pneumonia_aug.config import DATA_DIR_HELP, PROFILES
 from pneumonia_aug.kit.image import IMAGE_PYTHON
 from pneumonia_aug.kit.layout import DEFAULT_BUDGET_S, KIT_DIR, PACK_RESERVE_S
 
@@ -33,8 +32,7 @@ def kit() -> None:
 
 @kit.command("prepare")
 @click.option("--kit-dir", default=KIT_DIR, show_default=True, help="the folder to carry")
-@click.option("--data-dir", default="", help=f"Kermany folder to copy [default: "
-              f"${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR}]")
+@click.option("--data-dir", default="", help=f"the {DATA_DIR_HELP} to copy")
 @click.option("--image-size", type=int, default=PROFILES[STUDY_PROFILE].image_size,
               show_default=True, help="px of the copy (the study's image size)")
 @click.option("--python-version", default=IMAGE_PYTHON, show_default=True,

@@ -1,7 +1,7 @@
 """`kit prepare`, here: the one folder the device call carries (`.gpu/`, git-ignored).
 
-It holds the data at the study's image size (`kit.data`), the wheels of what the GPU image
-lacks for the target Python (`kit.wheels`, `kit.image.CARRIED`), and `kit.json`: the code
+It holds the data at the study's image size as one tar (`kit.data`), the wheels of what the
+GPU image lacks for the target Python (`kit.wheels`, `kit.image.CARRIED`), and `kit.json`: the code
 version the runs will record (no .git travels), the data's digests, the wheels, the sizes.
 The project's source travels with the working tree. Everything that travels, working tree
 included, must stay under 64 MiB: prepare reports the total and fails above it.
@@ -12,13 +12,16 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import shutil
 import subprocess
+import tarfile
+import tempfile
 from pathlib import Path
 
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.kit import image
 from pneumonia_aug.kit.data import compact_copy
-from pneumonia_aug.kit.layout import DATA, MANIFEST, MAX_CARRIED, MIB, WHEELS
+from pneumonia_aug.kit.layout import DATA, DATA_ARCHIVE, MANIFEST, MAX_CARRIED, MIB, WHEELS
 from pneumonia_aug.kit.wheels import WheelError, download
 
 log = logging.getLogger(__name__)
@@ -55,34 +58,63 @@ def _code_version() -> str:
     return code_version()
 
 
+def _data_archive(source: Path, archive: Path, image_size: int, workers: int) -> dict:
+    """The compact copy of `source`, as `archive` (one tar holding `chest_xray/`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = compact_copy(source, Path(tmp) / DATA, image_size, workers)
+        # ustar, owner and time cleared: no per-file extended header (1 KiB each, 6 MiB here)
+        with tarfile.open(archive, "w:gz", compresslevel=6, format=tarfile.USTAR_FORMAT) as tar:
+            tar.add(Path(tmp) / DATA, arcname=DATA, filter=_plain)
+    return data
+
+
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
+def _check(sizes: dict) -> None:
+    if sizes["total"] > MAX_CARRIED:
+        raise KitError(f"the call would carry {sizes['total'] / MIB:.1f} MiB (kit "
+                       f"{sizes['kit'] / MIB:.1f}, working tree "
+                       f"{(sizes['working_tree'] or 0) / MIB:.1f}), over the device's "
+                       f"{MAX_CARRIED / MIB:.0f} MiB: use a smaller --image-size")
+
+
+def _sizes(kit_dir: Path, root: Path) -> dict:
+    sizes = {"data": (kit_dir / DATA_ARCHIVE).stat().st_size,
+             "wheels": folder_bytes(kit_dir / WHEELS),
+             "kit": folder_bytes(kit_dir), "working_tree": working_tree_bytes(root, kit_dir)}
+    sizes["total"] = sizes["kit"] + (sizes["working_tree"] or 0)
+    return sizes
+
+
 def prepare(kit_dir: Path, data_dir: Path, image_size: int, python_version: str,
             workers: int = 1, root: Path | None = None) -> dict:
     """Build `kit_dir`; return its manifest (also written to `kit_dir/kit.json`)."""
     root = root or Path.cwd()
     kit_dir.mkdir(parents=True, exist_ok=True)
-    data = compact_copy(data_dir, kit_dir / DATA, image_size, workers)
+    for stale in (kit_dir / MANIFEST, *(kit_dir / WHEELS).glob("*.whl")):
+        stale.unlink(missing_ok=True)  # a kit that fails the size check must not look ready
+    shutil.rmtree(kit_dir / "data", ignore_errors=True)  # what an older kit carried
+    (kit_dir / "data.tar").unlink(missing_ok=True)
+    data = _data_archive(data_dir, kit_dir / DATA_ARCHIVE, image_size, workers)
+    _check(_sizes(kit_dir, root))  # before fetching wheels that cannot make it fit
     try:
         wheel_files = download(image.CARRIED, kit_dir / WHEELS, python_version)
     except WheelError as exc:
         raise KitError(str(exc)) from exc
+    sizes = _sizes(kit_dir, root)
+    _check(sizes)
     manifest = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "code_version": _code_version(),
         "python_version": python_version,
         "data": data,
         "wheels": {w.name: w.stat().st_size for w in wheel_files},
+        "sizes": sizes,
     }
     (kit_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    sizes = {"data": folder_bytes(kit_dir / DATA), "wheels": folder_bytes(kit_dir / WHEELS),
-             "kit": folder_bytes(kit_dir), "working_tree": working_tree_bytes(root, kit_dir)}
-    sizes["total"] = sizes["kit"] + (sizes["working_tree"] or 0)
-    manifest["sizes"] = sizes
-    (kit_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    if sizes["total"] > MAX_CARRIED:
-        raise KitError(f"the call would carry {sizes['total'] / MIB:.1f} MiB (kit "
-                       f"{sizes['kit'] / MIB:.1f}, working tree "
-                       f"{(sizes['working_tree'] or 0) / MIB:.1f}), over the device's "
-                       f"{MAX_CARRIED / MIB:.0f} MiB: use a smaller --image-size")
     return manifest
 
 

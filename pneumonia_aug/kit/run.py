@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,9 @@ from pathlib import Path
 from pneumonia_aug.kit import wheels
 from pneumonia_aug.kit.layout import (
     BENCH,
+    BENCH_MISSING,
     DATA,
+    DATA_ARCHIVE,
     LOG,
     MANIFEST,
     MAX_OUT_FILE,
@@ -42,18 +45,32 @@ from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
 
 REPO = Path(__file__).resolve().parents[2]  # the working tree that travelled with the call
 EXPERIMENT = "pneumonia-aug"
+# What the machine has, and whether the image's packages meet what the carried wheels ask
+# for (they were installed with --no-deps): a too old typing-extensions, say, is named here
+# rather than found as an import error deep in a stage.
 MACHINE_REPORT = """
-import importlib.metadata as m, platform, torch
+import importlib.metadata as m, platform, sys, torch
+from packaging.requirements import Requirement
 print("python", platform.python_version(), "torch", torch.__version__,
       "cuda", torch.cuda.is_available())
 if torch.cuda.is_available():
     print("gpu", torch.cuda.get_device_name(0))
-for name in ("mlflow-skinny", "numpy", "pandas", "scikit-learn", "protobuf", "pydantic",
-             "typing-extensions", "sqlalchemy"):
-    try:
-        print(name, m.version(name))
-    except m.PackageNotFoundError:
-        print(name, "absent")
+for name in ("numpy", "pandas", "scikit-learn", "protobuf", "typing-extensions"):
+    print(name, m.version(name))
+unmet, absent = [], set()
+for dist in m.distributions(path=[sys.argv[1]]):
+    for req in map(Requirement, dist.requires or []):
+        if req.marker and not req.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            have = m.version(req.name)
+        except m.PackageNotFoundError:
+            absent.add(req.name)
+            continue
+        if have not in req.specifier:
+            unmet.append(f"{dist.metadata['Name']} needs {req}, here {have}")
+print("carried wheels: requirements not met:", "; ".join(unmet) or "none")
+print("left out (not needed for a study):", ", ".join(sorted(absent)) or "none")
 """
 
 
@@ -78,6 +95,7 @@ class Step:
     returncode: int | None
     seconds: float
     stopped: bool = False
+    cpu_seconds: float | None = None
 
 
 class KitRun:
@@ -92,7 +110,7 @@ class KitRun:
         self.work = self.work.resolve()
         self.work.mkdir(parents=True, exist_ok=True)
         self.manifest = json.loads((opts.kit_dir / MANIFEST).read_text())
-        self.data = (opts.kit_dir / DATA).resolve()
+        self.data = self.work / "data" / DATA  # unpacked from the kit's archive
         self.steps: list[Step] = []
         self.env = dict(os.environ)
 
@@ -112,7 +130,7 @@ class KitRun:
         outcome = run_until([sys.executable, *args], self.tee, deadline, env=self.env,
                             cwd=self.work)
         self.steps.append(Step(name, outcome.returncode, round(outcome.seconds, 1),
-                               outcome.stopped))
+                               outcome.stopped, round(outcome.cpu_seconds, 1)))
         return outcome
 
 
@@ -148,7 +166,7 @@ def _bench_report(kit: KitRun) -> str:
         path = kit.work / f"bench-{size}x{batch}.md"
         text = path.read_text() if path.is_file() else ""
         if "\n## " not in text:
-            parts.append(f"## bench {size} px, batch {batch}: no result (see {LOG})\n")
+            parts.append(f"## bench {size} px, batch {batch}: {BENCH_MISSING} (see {LOG})\n")
             continue
         device, _, body = text[text.index("\n## ") + 4:].partition("\n")
         parts.append(f"## {device.strip()} ({size} px, batch {batch})\n\n{body.strip()}\n")
@@ -182,8 +200,11 @@ def _steps(kit: KitRun) -> Outcome:
     installed = wheels.install(opts.kit_dir / WHEELS, site)
     kit.steps.append(Step("install wheels", 0, round(time.monotonic() - t0, 1)))
     kit.tee.line(f"kit: installed {len(installed)} wheels into {site}")
+    with tarfile.open(opts.kit_dir / DATA_ARCHIVE) as tar:
+        tar.extractall(kit.work / "data", filter="data")
+    kit.tee.line(f"kit: data unpacked into {kit.data}")
     kit.child_env(site)
-    kit.step("machine", ["-c", MACHINE_REPORT], kit.end - PACK_RESERVE_S)
+    kit.step("machine", ["-c", MACHINE_REPORT, str(site)], kit.end - PACK_RESERVE_S)
     for size, batch in opts.benches:
         _bench(kit, size, batch)
     study = kit.step(f"study, profile {opts.profile}",
@@ -205,9 +226,13 @@ def _finish(kit: KitRun, study: Outcome, started: datetime.datetime,
     store = None
     if (kit.work / STORE_DB).is_file():
         t0 = time.monotonic()
-        store = pack_store(kit.work, out / STORE_ARCHIVE, MAX_OUT_FILE)
+        try:
+            store = pack_store(kit.work, out / STORE_ARCHIVE, MAX_OUT_FILE)
+            outputs.append(STORE_ARCHIVE)
+        except Exception as exc:  # the table, benches and log still go back
+            store = {"error": f"{type(exc).__name__}: {exc}"}
+            kit.tee.line(f"kit: packing the store failed: {store['error']}")
         kit.steps.append(Step("pack store", 0, round(time.monotonic() - t0, 1)))
-        outputs.append(STORE_ARCHIVE)
     for name in TABLE_FILES:
         source = kit.work / "study" / name
         if source.is_file() and source.stat().st_size <= MAX_OUT_FILE:

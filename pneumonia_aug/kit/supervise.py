@@ -9,6 +9,7 @@ runs on the GPU machine before the carried wheels are installed.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ class Outcome:
     seconds: float
     stopped: bool  # the deadline came first: SIGTERM (and SIGKILL if needed) ended it
     killed: bool = False  # SIGTERM was not enough
+    cpu_seconds: float = 0.0  # user + system time of the child and what it waited for
 
 
 class Tee:
@@ -46,7 +48,7 @@ class Tee:
 def run_until(command: list[str], tee: Tee, deadline: float, env: dict | None = None,
               cwd: Path | None = None, grace: float = 30.0) -> Outcome:
     """Run `command` until it exits or `deadline` (a `time.monotonic()` value) passes."""
-    start = time.monotonic()
+    start, cpu_before = time.monotonic(), _children_cpu()
     tee.line("$ " + " ".join(command))
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, errors="replace", env=env, cwd=cwd,
@@ -63,9 +65,14 @@ def run_until(command: list[str], tee: Tee, deadline: float, env: dict | None = 
         if killed:
             tee.line("kit: still running after SIGTERM: SIGKILL")
     reader.join(timeout=5)
-    seconds = time.monotonic() - start
-    tee.line(f"kit: exit code {child.returncode} after {seconds:.0f} s")
-    return Outcome(child.returncode, seconds, stopped, killed)
+    seconds, cpu = time.monotonic() - start, _children_cpu() - cpu_before
+    tee.line(f"kit: exit code {child.returncode} after {seconds:.0f} s ({cpu:.0f} s of CPU)")
+    return Outcome(child.returncode, seconds, stopped, killed, cpu)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _pump(child: subprocess.Popen, tee: Tee) -> None:

@@ -2,8 +2,8 @@
 
 The store archive unpacks into a git-ignored folder (`mlflow.db` + `mlruns/`). MLflow keeps
 absolute artifact locations in the database (experiments, runs, logged models, model
-versions), which still point at the GPU machine's work folder: every such prefix is rewritten
-to the folder here, so the UI and `MlflowClient` find the artifacts. The table, its chart,
+versions), which still point at the GPU machine's work folder: each is rewritten to the folder
+here, so the UI and `MlflowClient` find the artifacts. The table, its chart,
 the bench sections and `result.json` are copied into a dated results folder for the docs, and
 the bench sections replace their devices' sections of docs/benchmarks.md.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pneumonia_aug.kit.layout import (
     BENCH,
+    BENCH_MISSING,
     LOG,
     RESULT,
     STORE_ARCHIVE,
@@ -36,9 +37,10 @@ def read_result(source: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def rewrite_prefix(db: Path, old: str, new: str) -> int:
-    """Replace the leading `old` (also as `file://old`) by `new` in every text column of every
-    table; return the number of values changed."""
+def rewrite_paths(db: Path, old: str, new: str) -> int:
+    """Replace `old` by `new` wherever it occurs in a text column of any table (the artifact
+    locations begin with it; dataset sources hold it inside JSON); return the values changed.
+    `old` is the GPU machine's work folder, a path nothing else contains."""
     changed = 0
     with sqlite3.connect(db) as conn:
         tables = [r[0] for r in conn.execute(
@@ -47,12 +49,9 @@ def rewrite_prefix(db: Path, old: str, new: str) -> int:
             columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')
                        if r[2].upper().startswith(("VARCHAR", "TEXT", "CHAR"))]
             for column in columns:
-                for before, after in ((f"file://{old}", f"file://{new}"), (old, new)):
-                    cursor = conn.execute(
-                        f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
-                        f'WHERE substr("{column}", 1, ?) = ?',
-                        (after, len(before) + 1, len(before), before))
-                    changed += cursor.rowcount
+                changed += conn.execute(
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                    f'WHERE instr("{column}", ?) > 0', (old, new, old)).rowcount
     return changed
 
 
@@ -65,7 +64,7 @@ def unpack_store(source: Path, store_dir: Path, artifact_root: str) -> int:
     with tarfile.open(source / STORE_ARCHIVE) as tar:
         tar.extractall(store_dir, filter="data")  # no absolute paths, no links out
     new_root = str((store_dir / STORE_ARTIFACTS).resolve())
-    return rewrite_prefix(store_dir / STORE_DB, artifact_root.rstrip("/"), new_root)
+    return rewrite_paths(store_dir / STORE_DB, artifact_root.rstrip("/"), new_root)
 
 
 def import_results(source: Path, store_dir: Path | None, results_dir: Path | None,
@@ -103,7 +102,7 @@ def merge_bench(bench: Path, benchmarks: Path) -> list[str]:
             sections[current] = ""
         elif current:
             sections[current] += line
-    for heading in headings:
-        if "no result" not in heading:
-            write_section(benchmarks, heading, sections[heading].strip() + "\n")
-    return [h for h in headings if "no result" not in h]
+    measured = [h for h in headings if BENCH_MISSING not in h]
+    for heading in measured:
+        write_section(benchmarks, heading, sections[heading].strip() + "\n")
+    return measured
