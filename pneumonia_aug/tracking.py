@@ -125,7 +125,9 @@ def adopting(run_id: str) -> Iterator[_Adoption]:
         _adoption.reset(token)
 
 
-def _take_adoption() -> str | None:
+def take_adoption() -> str | None:
+    """The claimed run the next stage should continue, marked as taken (for an executor that
+    runs the stage in another process and hands it the id: `adopting` there)."""
     adoption = _adoption.get()
     if adoption is None or adoption.used:
         return None
@@ -142,6 +144,21 @@ def _mark_model_training(experiment_id: str) -> None:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
 
 
+# The run that runs started with none active nest under: a study's run, for its stages that
+# run in other processes (a local stage process, a Ray task), where it is not the active run.
+_nest_under: contextvars.ContextVar[str] = contextvars.ContextVar("nest_under", default="")
+
+
+@contextlib.contextmanager
+def nested_under(run_id: str) -> Iterator[None]:
+    """Runs started inside (with no run active) are nested under `run_id`."""
+    token = _nest_under.set(run_id)
+    try:
+        yield
+    finally:
+        _nest_under.reset(token)
+
+
 @contextlib.contextmanager
 def start_run(experiment_name: str, run_name: str | None = None, tags: dict | None = None,
               parent_run_id: str = "", description: str = "", system_metrics: bool = False
@@ -156,10 +173,11 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
     decides.
     """
     nested = mlflow.active_run() is not None
-    adopted = _take_adoption()
+    adopted = take_adoption()
     launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and not adopted
     if not launched_by_project:
         use_experiment(experiment_name)
+    parent_run_id = parent_run_id or ("" if nested else _nest_under.get())
     parent = None if launched_by_project or adopted else (parent_run_id or None)
     with mlflow.start_run(run_id=adopted, run_name=run_name, nested=nested,
                           parent_run_id=parent,
@@ -199,6 +217,11 @@ def resume_run(run_id: str, system_metrics: bool = False) -> Iterator[mlflow.Act
     on = _system_metrics(system_metrics)
     with mlflow.start_run(run_id=run_id, log_system_metrics=on) as run:
         yield from _guarded(run)
+
+
+def tracking_uri() -> str:
+    """Where runs go now (what another process must be pointed at to log to the same place)."""
+    return mlflow.get_tracking_uri()
 
 
 def active_run_id() -> str:
@@ -357,8 +380,6 @@ def upload_artifact(run_id: str, path: str | Path, artifact_dir: str | None) -> 
     MlflowClient().log_artifact(run_id, str(path), artifact_dir)
 
 
-def tracking_uri() -> str:
-    return mlflow.get_tracking_uri()
 
 
 def now_ms() -> int:
