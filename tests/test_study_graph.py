@@ -150,3 +150,13 @@ def test_the_dry_run_of_the_quick_study_is_near_its_measured_time(tracking_uri):
     steps = plan.plan_steps(cfg, device)
     assert len(steps) == 17 and all(s.action == "run" for s in steps)
     assert 0.5 * 676 < plan.wall_seconds(steps, 1) < 1.5 * 676
+
+
+def test_the_study_section_of_the_benchmarks_is_no_device_section(tmp_path):
+    from pneumonia_aug.bench.report import write_section
+
+    output = tmp_path / "benchmarks.md"
+    write_section(output, "CPU: Example (1 thread)", "cpu body\n")
+    write_section(output, "Study: stages in parallel", "study body\n")
+    assert "No GPU section yet" in output.read_text()
+    assert estimate.read_bench("Study", "cpu", output.read_text()) is None

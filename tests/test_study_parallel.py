@@ -127,6 +127,8 @@ def test_interrupted_parallel_study_resumes_with_the_sequential_numbers(
         sequential, tmp_path, cache):
     seq_uri, seq_results, _ = sequential
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # Create the store first: the polling below must not race the study creating its tables.
+    MlflowClient(tracking_uri=uri).search_experiments()
     proc = subprocess.Popen(_study_cmd(tmp_path, "0", "--max-parallel", "2"),
                             env=_env(uri, cache), cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
