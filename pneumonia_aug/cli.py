@@ -128,7 +128,7 @@ def tracked(config_cls):
     return decorate
 
 
-_EXTRA_OPTIONS = ("resume",)
+_EXTRA_OPTIONS = ("resume", "dry_run", "plan_gpus")
 RESUME_HELP = ("continue this killed or failed run from its last checkpoint, into the same "
                "run; give the run's options again")
 resume_option = click.option("--resume", default="", metavar="RUN_ID", help=RESUME_HELP)
@@ -175,9 +175,18 @@ def compare_cmd(cfg: CompareConfig) -> None:
 
 
 @main.command("study")
+@click.option("--dry-run", is_flag=True, help="print the stages it would run or reuse and "
+              "their estimated times (from docs/benchmarks.md); launch nothing")
+@click.option("--plan-gpus", type=click.IntRange(min=0), default=None, help="with --dry-run: "
+              "estimate for this many GPUs (0 = the CPU; default: this machine's)")
 @tracked(StudyConfig)
-def study_cmd(cfg: StudyConfig) -> None:
+def study_cmd(cfg: StudyConfig, dry_run: bool, plan_gpus: int | None) -> None:
     """Run (or resume) the whole study and print Table 1."""
+    if dry_run:
+        from pneumonia_aug.stages.plan import plan_study
+
+        click.echo(plan_study(cfg, plan_gpus))
+        return
     from pneumonia_aug.stages.study import run_study
 
     click.echo(run_study(cfg))

@@ -24,6 +24,7 @@ LR_SCALING_RULES = ("none", "linear", "sqrt")
 PRETRAINED_CHOICES = ("none", "imagenet")
 REAL_FRACTION_SCOPES = ("normal", "all")
 REAL_SUBSETS = ("per_seed", "fixed")
+EXECUTORS = ("local", "ray")
 
 
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # DiffAugment (Zhao et al. 2020)
@@ -341,9 +342,18 @@ class StudyConfig(_Config):
     system_metrics: bool = param(False, SYSTEM_METRICS_HELP + " (for every training run)")
     experiment_name: str = param(EXPERIMENT_NAME, EXPERIMENT_HELP)
     output_dir: str = param("outputs/study", "where the table goes")
+    max_parallel: int = param(1, "stages at once: 1 = one after another in this process; N = "
+                                 "up to N stage processes (local; CPU threads divided, GPUs "
+                                 "dealt round-robin) or Ray tasks in flight; 0 = one per core "
+                                 "(local) or every ready stage (ray: it queues them by "
+                                 "resources)")
+    executor: str = param("local", "where stages run: local (this machine) or ray (the cluster "
+                                   "at $RAY_ADDRESS, else a local one; pip install "
+                                   "'pneumonia-aug[ray]')", EXECUTORS)
 
     def __post_init__(self) -> None:
         coerce_fields(self)
+        check([(self.max_parallel >= 0, "max_parallel must be >= 0 (0 = as many as fit)")])
 
     @property
     def spec(self) -> Profile:

@@ -19,6 +19,7 @@ STARTUP_TARGET_S = 1.0  # `pneumonia-aug --help` and `services status`, median w
 STARTUP_FORBIDDEN = ("torch", "mlflow")  # modules those two commands must not import
 STARTUP_HEADING = "Startup: "  # + the machine; every other section is a training device's
 SERVE_HEADING = "Serving: "  # + the machine (the served model runs on its CPU)
+STUDY_HEADING = "Study: "  # the study's fan-out (sequential vs parallel wall times), by hand
 GPU_COMMAND = "pneumonia-aug bench train --device cuda --image-size 256 --batch-size 128"
 CPU_COMMAND = ("pneumonia-aug bench train --device cpu --image-size 64 --batch-size 16"
                " --threads 1 --data-dir ../shared/data/chest_xray")
@@ -165,7 +166,8 @@ def write_section(path: Path, heading: str, body: str) -> None:
             sections[current] += line
     sections[heading] = "\n" + body
     header = HEADER
-    if all(h.startswith(("CPU", STARTUP_HEADING, SERVE_HEADING)) for h in sections):
+    if all(h.startswith(("CPU", STARTUP_HEADING, SERVE_HEADING, STUDY_HEADING))
+           for h in sections):
         header += f"\nNo GPU section yet: run `{GPU_COMMAND}` on one.\n"
     parts = [header] + [f"## {h}\n{b.rstrip()}\n" for h, b in sections.items()]
     path.parent.mkdir(parents=True, exist_ok=True)

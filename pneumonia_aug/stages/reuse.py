@@ -184,13 +184,9 @@ def _wait_until_settled(experiment_name: str, key: str, params: dict,
 
 
 def _launch_into(run_id: str, key: str, launch: Callable[[], str], limits: Reliability) -> str:
+    # a stage that fails before opening its run leaves no run behind (`tracking.adopting`)
     with _heartbeat(run_id, limits), tracking.adopting(run_id) as adoption:
-        try:
-            launched = launch()
-        except BaseException:
-            if not adoption.used:  # failed before opening its run: leave no run behind
-                tracking.delete_run(run_id)
-            raise
+        launched = launch()
     if not adoption.used:  # the stage made its own run (another process?): no claim held
         log.warning("the stage did not continue its claimed run %s; tagging %s with the key "
                     "instead (not safe against a concurrent study)", run_id, launched)

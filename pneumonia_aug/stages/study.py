@@ -7,14 +7,19 @@ Failed, interrupted or changed: run again. So an interrupted study continues whe
 stopped, a second identical call launches nothing new, and a changed parameter reruns
 exactly the runs that depend on it.
 
-Run reuse: `stages.reuse`. Order: the Original settings first (the one with the lowest
-validation loss, pinned by version, is the X-ray feature network that GAN quality is measured
-with), then each GAN needed, its generation, the GAN settings, compare.
+The stages form a graph (`study_graph`): the Original settings x seeds; the feature network
+(the Original run with the lowest validation loss, pinned by version: the X-ray network GAN
+quality is measured with); each GAN needed, its generation, its GAN settings x seeds; compare,
+after every classifier run. `stages.graph.walk` runs each stage once its upstream is done,
+on the executor the config asks for (`stages.executors`: in this process one after another,
+the default; stage processes; Ray tasks). Reuse (`Study.stage`, `stages.reuse`), nesting,
+failure recording and the table are the same whichever runs the stages.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -24,7 +29,6 @@ from pneumonia_aug.config import (
     CompareConfig,
     GANConfig,
     GenerateConfig,
-    Profile,
     StudyConfig,
 )
 from pneumonia_aug.contract import (
@@ -45,10 +49,13 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.settings import PAPER_TABLE1, parse_setting
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.checkpoints import sigterm_as_interrupt
+from pneumonia_aug.stages.executors import make_executor
+from pneumonia_aug.stages.graph import Node, StageCall, walk
 from pneumonia_aug.stages.reuse import claim_or_reuse, run_key
 from pneumonia_aug.stages.runs import stage_tags
 
 log = logging.getLogger(__name__)
+FEATURES = "feature network"  # the driver step between the Original runs and the GANs
 
 
 def parse_settings(text: str) -> list[str]:
@@ -72,7 +79,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 class Study:
-    """Runs or reuses each stage; remembers what it used and what failed."""
+    """Runs or reuses each stage; remembers what it used and what failed. `stage` may be
+    called from several threads at once (the walk's), hence the lock."""
 
     def __init__(self, experiment_name: str, study_run_id: str):
         self.experiment_name = experiment_name
@@ -80,6 +88,11 @@ class Study:
         self.used: list[dict] = []
         self.failed: list[str] = []
         self.launched = 0
+        self._lock = threading.Lock()
+
+    def record_failure(self, message: str) -> None:
+        with self._lock:
+            self.failed.append(message)
 
     def stage(self, name: str, label: str, params: dict, upstream: dict,
               launch: Callable[[], str]) -> str | None:
@@ -91,10 +104,11 @@ class Study:
                                    parent_run_id=self.study_run_id)
         except PneumoniaAugError as exc:  # a failed stage is recorded, the study goes on
             log.error("[study] %s failed: %s", label, exc)
-            self.failed.append(f"{label}: {exc}")
+            self.record_failure(f"{label}: {exc}")
             return None
-        self.launched += claim.launched
-        self.used.append({"stage": name, "label": label, "run_id": claim.run_id})
+        with self._lock:
+            self.launched += claim.launched
+            self.used.append({"stage": name, "label": label, "run_id": claim.run_id})
         return claim.run_id
 
 
@@ -104,32 +118,51 @@ def _key_params(cfg) -> dict:
     return {k: v for k, v in cfg.to_dict().items() if k != "system_metrics"}
 
 
-def _classifier(study: Study, cfg: ClassifierConfig, upstream: dict) -> str | None:
-    from pneumonia_aug.stages.train_classifier import run_train_classifier
-
+def _classifier_node(study: Study, cfg: ClassifierConfig, generate: str = "",
+                     gan: Gan | None = None) -> Node:
+    """A classifier run; a GAN setting's needs its generate node's run (`generate`)."""
     label = f"{TRAIN_CLASSIFIER} {cfg.setting} seed {cfg.seed}"
-    return study.stage(TRAIN_CLASSIFIER, label, _key_params(cfg), upstream,
-                       lambda: run_train_classifier(cfg))
+
+    def make(results: dict) -> StageCall | None:
+        if not generate:
+            return StageCall(TRAIN_CLASSIFIER, label, _key_params(cfg), {}, cfg)
+        generated = results[generate]
+        if not generated:
+            study.record_failure(f"{cfg.setting} seed {cfg.seed}: no generated images "
+                                 f"({gan.display} failed)")
+            return None
+        run_cfg = replace(cfg, synthetic_run_id=generated)
+        return StageCall(TRAIN_CLASSIFIER, label, _key_params(run_cfg), {GENERATE: generated},
+                         run_cfg)
+
+    return Node(label, TRAIN_CLASSIFIER, (generate,) if generate else (), make, cfg)
 
 
-def _gan(study: Study, cfg: GANConfig) -> str | None:
-    from pneumonia_aug.stages.train_gan import run_train_gan
-
+def _gan_node(cfg: GANConfig) -> Node:
+    """A GAN, measured in the feature network's space (known once the Originals ran)."""
     label = f"{TRAIN_GAN} {cfg.model}" + (f" r={cfg.real_fraction}" if cfg.real_fraction < 1
                                            else "")
-    return study.stage(TRAIN_GAN, label, _key_params(cfg), {},
-                       lambda: run_train_gan(cfg))
+
+    def make(results: dict) -> StageCall:
+        run_cfg = replace(cfg, feature_model_uri=results[FEATURES])
+        return StageCall(TRAIN_GAN, label, _key_params(run_cfg), {}, run_cfg)
+
+    return Node(label, TRAIN_GAN, (FEATURES,), make, cfg)
 
 
-def _generate(study: Study, gan: Gan, gan_run: str, profile: Profile) -> str | None:
-    from pneumonia_aug.stages.generate import run_generate
+def _generate_node(gan: Gan, gan_node: str, cfg: GenerateConfig) -> Node:
+    label = f"{GENERATE} {gan.value}" + gan_node.removeprefix(f"{TRAIN_GAN} {gan.value}")
 
-    version = tracking.run_tags(gan_run)[TAG_MODEL_VERSION]
-    uri = f"models:/{generator_model_name(gan)}/{version}"  # pinned, not an alias
-    cfg = GenerateConfig(model=gan.value, model_uri=uri, n_images=profile.n_images, seed=0,
-                         experiment_name=study.experiment_name)
-    return study.stage(GENERATE, f"{GENERATE} {gan.value}", cfg.to_dict(), {TRAIN_GAN: gan_run},
-                       lambda: run_generate(cfg))
+    def make(results: dict) -> StageCall | None:
+        gan_run = results[gan_node]
+        if not gan_run:
+            return None  # the GAN failed (recorded); its settings say so
+        version = tracking.run_tags(gan_run)[TAG_MODEL_VERSION]
+        uri = f"models:/{generator_model_name(gan)}/{version}"  # pinned, not an alias
+        run_cfg = replace(cfg, model_uri=uri)
+        return StageCall(GENERATE, label, run_cfg.to_dict(), {TRAIN_GAN: gan_run}, run_cfg)
+
+    return Node(label, GENERATE, (gan_node,), make, cfg)
 
 
 def _gans_needed(gan_settings: list[str], real_subset: str) -> list[tuple[Gan, float]]:
@@ -144,15 +177,13 @@ def _gans_needed(gan_settings: list[str], real_subset: str) -> list[tuple[Gan, f
     return sorted(needed, key=lambda pair: (pair[0].value, -pair[1]))
 
 
-def _feature_network(study: Study) -> str:
+def _feature_network(original_runs: list[str | None]) -> str:
     """The X-ray network GAN quality is measured in: the study's own Original run with the
     lowest validation loss, pinned by version (comparable with the study's GANs by
     construction, unlike `@champion`); "" (no GAN quality) when no Original run finished."""
     best = None
-    for used in study.used:
-        if used["stage"] != TRAIN_CLASSIFIER:
-            continue
-        run = tracking.run_info(used["run_id"])
+    for run_id in filter(None, original_runs):
+        run = tracking.run_info(run_id)
         loss = run.data.metrics.get("best_val_loss")
         version = run.data.tags.get(TAG_MODEL_VERSION)
         if loss is not None and version and (best is None or loss < best[0]):
@@ -163,56 +194,104 @@ def _feature_network(study: Study) -> str:
     return f"models:/{CLASSIFIER_MODEL}/{best[1]}"
 
 
-def run_study(cfg: StudyConfig) -> str:
-    """Run or resume the study; return the Markdown table."""
+def _of_gan(name: str, gan: Gan, r: float, real_subset: str) -> bool:
+    """Whether the GAN setting `name` draws from this GAN (learning from fraction r)."""
+    setting = parse_setting(name)
+    return setting.gan == gan.display and not (r < 1 and setting.real_fraction != r) and not (
+        r == 1 and real_subset == "fixed" and setting.real_fraction < 1)
+
+
+def study_graph(cfg: StudyConfig, study: Study, names: list[str], seeds: list[int]) -> list[Node]:
+    """Every stage of the study, each after what it needs, listed in the order one at a time
+    runs them: the Originals, the feature network, per GAN its run, generation and settings,
+    compare."""
     spec = cfg.spec
-    seed_list = parse_seeds(cfg.seeds or spec.seeds)
-    names = parse_settings(cfg.settings or spec.settings)
     base = ClassifierConfig(image_size=spec.image_size, epochs=spec.classifier_epochs,
                             batch_size=spec.classifier_batch_size, lr_scaling=spec.lr_scaling,
                             data_dir=cfg.data_dir,
                             max_images_per_split=spec.max_images_per_split,
                             real_subset=cfg.real_subset, experiment_name=cfg.experiment_name,
                             system_metrics=cfg.system_metrics)
+    nodes = [_classifier_node(study, replace(base, setting=name, seed=seed))
+             for name in names if not parse_setting(name).gan for seed in seeds]
+    originals = tuple(node.name for node in nodes)
+    nodes.append(Node(FEATURES, FEATURES, originals, in_driver=True, make=lambda results:
+                      _feature_network([results[name] for name in originals])))
+    gan_settings = [n for n in names if parse_setting(n).gan]
+    for gan, r in _gans_needed(gan_settings, cfg.real_subset):
+        gan_node = _gan_node(GANConfig(
+            model=gan.value, image_size=spec.image_size, epochs=spec.gan_epochs,
+            batch_size=spec.gan_batch_size, data_dir=cfg.data_dir,
+            max_images=spec.gan_max_images, sample_every=spec.sample_every,
+            eval_images=spec.eval_images, experiment_name=cfg.experiment_name,
+            lr_scaling=spec.lr_scaling, feature_model_uri="", real_fraction=r,
+            system_metrics=cfg.system_metrics))
+        generate = _generate_node(gan, gan_node.name, GenerateConfig(
+            model=gan.value, n_images=spec.n_images, seed=0,
+            experiment_name=cfg.experiment_name))
+        nodes += [gan_node, generate]
+        nodes += [_classifier_node(study, replace(base, setting=name, seed=seed),
+                                   generate.name, gan)
+                  for name in gan_settings if _of_gan(name, gan, r, cfg.real_subset)
+                  for seed in seeds]
+    classifiers = tuple(node.name for node in nodes if node.kind == TRAIN_CLASSIFIER)
+    nodes.append(_compare_node(study, names, seeds, cfg.output_dir, classifiers))
+    return nodes
+
+
+def _compare_node(study: Study, names: list[str], seeds: list[int], output_dir: str,
+                  classifiers: tuple[str, ...]) -> Node:
+    from pneumonia_aug.stages.compare import run_compare
+
+    params = {"experiment_name": study.experiment_name, "settings": ",".join(names)}
+    cfg = CompareConfig(experiment_name=study.experiment_name, output_dir=output_dir)
+
+    def make(results: dict) -> StageCall:
+        runs = sorted(filter(None, (results[name] for name in classifiers)))
+        return StageCall(COMPARE, COMPARE, params, {"classifier_runs": runs}, run_here=lambda:
+                         run_compare(cfg, run_ids=runs, expected_settings=names,
+                                     expected_seeds=seeds, extra_params=params))
+
+    return Node(COMPARE, COMPARE, classifiers, make, cfg, in_driver=True)
+
+
+def _runner(study: Study, executor) -> Callable[[Node, dict], object]:
+    """What the walk does with a node: its value, or its stage reused or launched."""
+    def run(node: Node, results: dict):
+        made = node.make(results)
+        if not isinstance(made, StageCall):
+            return made  # the feature network, or None: an upstream stage failed
+        launch = made.run_here or (lambda: executor.launch(made))
+        return study.stage(made.stage, made.label, made.params, made.upstream, launch)
+
+    return run
+
+
+def run_study(cfg: StudyConfig) -> str:
+    """Run or resume the study; return the Markdown table."""
+    seed_list = parse_seeds(cfg.seeds or cfg.spec.seeds)
+    names = parse_settings(cfg.settings or cfg.spec.settings)
     check_layout(resolve_data_dir(cfg.data_dir))  # before the run: a user error
+    executor = make_executor(cfg.executor, cfg.max_parallel)  # before the run: Ray missing
     params = {k: v for k, v in cfg.to_dict().items() if k != "output_dir"}
     resolved = {"seeds_resolved": ",".join(map(str, seed_list)),
                 "settings_resolved": ",".join(names)}
     started = describe.study_started(cfg.profile, names, seed_list, cfg.data_dir)
-    # SIGTERM (the GPU kit's time budget, a scheduler) between stages too: the study ends KILLED
+    # SIGTERM like Ctrl-C (a scheduler, the GPU kit's time budget): the walk stops every stage
+    # (their runs end KILLED), then this one.
     with sigterm_as_interrupt(), tracking.start_run(
             cfg.experiment_name, run_name=f"{STUDY}-{cfg.profile}",
             tags=stage_tags(STUDY, profile=cfg.profile), description=started) as parent:
         tracking.log_params(params | resolved)
         study = Study(cfg.experiment_name, parent.info.run_id)
-        gan_settings = [n for n in names if parse_setting(n).gan]
-        for name in [n for n in names if not parse_setting(n).gan]:
-            for seed in seed_list:
-                _classifier(study, replace(base, setting=name, seed=seed), {})
-        features = _feature_network(study)
-        for gan, r in _gans_needed(gan_settings, cfg.real_subset):
-            gan_cfg = GANConfig(model=gan.value, image_size=spec.image_size,
-                                epochs=spec.gan_epochs, batch_size=spec.gan_batch_size,
-                                data_dir=cfg.data_dir, max_images=spec.gan_max_images,
-                                sample_every=spec.sample_every, eval_images=spec.eval_images,
-                                experiment_name=cfg.experiment_name, lr_scaling=spec.lr_scaling,
-                                feature_model_uri=features, real_fraction=r,
-                                system_metrics=cfg.system_metrics)
-            gan_run = _gan(study, gan_cfg)
-            generated = gan_run and _generate(study, gan, gan_run, spec)
-            for name in gan_settings:
-                setting = parse_setting(name)
-                if setting.gan != gan.display or (r < 1 and setting.real_fraction != r) or (
-                        r == 1 and cfg.real_subset == "fixed" and setting.real_fraction < 1):
-                    continue
-                for seed in seed_list:
-                    if not generated:
-                        study.failed.append(f"{name} seed {seed}: no generated images "
-                                            f"({gan.display} failed)")
-                        continue
-                    run_cfg = replace(base, setting=name, seed=seed, synthetic_run_id=generated)
-                    _classifier(study, run_cfg, {GENERATE: generated})
-        table = _compare(study, names, seed_list, cfg.output_dir)
+        executor.parent_run_id = parent.info.run_id
+        try:
+            results = walk(study_graph(cfg, study, names, seed_list), _runner(study, executor),
+                           executor.width, executor.stop)
+        finally:
+            executor.close()
+        table = (tracking.read_text_artifact(results[COMPARE], "table1.md")
+                 if results[COMPARE] else "")
         describe.describe_study(study.study_run_id, started, study.used, study.failed, table)
         tracking.log_dict({"used": study.used, "failed": study.failed}, STUDY_RUNS_ARTIFACT)
         tracking.log_metrics({"runs_launched": study.launched, "runs_used": len(study.used),
@@ -222,16 +301,3 @@ def run_study(cfg: StudyConfig) -> str:
         if study.failed:
             log.warning("[study] failed stages:\n  %s", "\n  ".join(study.failed))
         return table
-
-
-def _compare(study: Study, names: list[str], seeds: list[int], output_dir: str) -> str:
-    from pneumonia_aug.stages.compare import run_compare
-
-    classifier_runs = sorted(u["run_id"] for u in study.used if u["stage"] == TRAIN_CLASSIFIER)
-    params = {"experiment_name": study.experiment_name, "settings": ",".join(names)}
-    cfg = CompareConfig(experiment_name=study.experiment_name, output_dir=output_dir)
-    run_id = study.stage(COMPARE, COMPARE, params, {"classifier_runs": classifier_runs},
-                         lambda: run_compare(cfg, run_ids=classifier_runs,
-                                             expected_settings=names, expected_seeds=seeds,
-                                             extra_params=params))
-    return tracking.read_text_artifact(run_id, "table1.md") if run_id else ""

@@ -81,7 +81,14 @@ from pneumonia_aug.tracking.registry import (
     set_alias,
     tag_version,
 )
-from pneumonia_aug.tracking.runs import adopting, record_failure, resume_run, start_run
+from pneumonia_aug.tracking.runs import (
+    adopting,
+    nested_under,
+    record_failure,
+    resume_run,
+    start_run,
+    take_adoption,
+)
 from pneumonia_aug.tracking.ui import (
     DESCRIPTION_TAG,
     EXPERIMENT_KIND_TAG,
@@ -101,10 +108,11 @@ __all__ = [
     "load_python_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image",
     "log_manifest", "log_metric_rows", "log_metrics", "log_params", "log_pyfunc_model",
     "log_table", "log_text", "manifest_digest", "metric_steps", "model_version_of",
-    "model_version_page", "model_versions", "normalize_param", "now_ms", "reachable",
+    "model_version_page", "model_versions", "nested_under", "normalize_param", "now_ms",
+    "reachable",
     "read_csv_artifact", "read_dict_artifact", "read_text_artifact", "record_failure",
     "resume_run", "run_description", "run_info", "run_page", "run_tags", "search_runs",
     "set_alias", "set_parent", "set_tags", "single_try", "start_run", "tag_run", "tag_version",
-    "target_experiment_id", "terminate_run", "tracking_uri", "upload_artifact",
+    "take_adoption", "target_experiment_id", "terminate_run", "tracking_uri", "upload_artifact",
     "use_experiment",
 ]

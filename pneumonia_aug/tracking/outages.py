@@ -22,6 +22,7 @@ from pneumonia_aug.errors import TrackingError
 
 
 def tracking_uri() -> str:
+    """Where runs go now (what another process must be pointed at to log to the same place)."""
     return mlflow.get_tracking_uri()
 
 

@@ -18,7 +18,13 @@ from pneumonia_aug.errors import TrackingError, TrackingOutageError
 from pneumonia_aug.tracking.active_run import set_tags
 from pneumonia_aug.tracking.failures import failure_line
 from pneumonia_aug.tracking.outages import single_try
-from pneumonia_aug.tracking.records import add_to_description, run_tags, tag_run, use_experiment
+from pneumonia_aug.tracking.records import (
+    add_to_description,
+    delete_run,
+    run_tags,
+    tag_run,
+    use_experiment,
+)
 from pneumonia_aug.tracking.ui import (
     DESCRIPTION_TAG,
     EXPERIMENT_KIND_TAG,
@@ -75,16 +81,24 @@ _adoption: contextvars.ContextVar[_Adoption | None] = contextvars.ContextVar(
 @contextlib.contextmanager
 def adopting(run_id: str) -> Iterator[_Adoption]:
     """The next `start_run` in this thread continues the existing run `run_id` (made by a
-    claim, `stages.reuse`) instead of creating one; `.used` says whether one did."""
+    claim, `stages.reuse`) instead of creating one; `.used` says whether one did. If the block
+    fails before any `start_run` took the run, the run is deleted: a claim nobody opened
+    leaves nothing behind (not even in a stage process that was handed it)."""
     adoption = _Adoption(run_id)
     token = _adoption.set(adoption)
     try:
         yield adoption
+    except BaseException:
+        if not adoption.used:
+            delete_run(run_id)
+        raise
     finally:
         _adoption.reset(token)
 
 
-def _take_adoption() -> str | None:
+def take_adoption() -> str | None:
+    """The claimed run the next stage should continue, marked as taken (for an executor that
+    runs the stage in another process and hands it the id: `adopting` there)."""
     adoption = _adoption.get()
     if adoption is None or adoption.used:
         return None
@@ -98,6 +112,21 @@ def _mark_model_training(experiment_id: str) -> None:
     client = MlflowClient()
     if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+
+
+# The run that runs started with none active nest under: a study's run, for its stages that
+# run in other processes (a local stage process, a Ray task), where it is not the active run.
+_nest_under: contextvars.ContextVar[str] = contextvars.ContextVar("nest_under", default="")
+
+
+@contextlib.contextmanager
+def nested_under(run_id: str) -> Iterator[None]:
+    """Runs started inside (with no run active) are nested under `run_id`."""
+    token = _nest_under.set(run_id)
+    try:
+        yield
+    finally:
+        _nest_under.reset(token)
 
 
 @contextlib.contextmanager
@@ -114,10 +143,11 @@ def start_run(experiment_name: str, run_name: str | None = None, tags: dict | No
     decides.
     """
     nested = mlflow.active_run() is not None
-    adopted = _take_adoption()
+    adopted = take_adoption()
     launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and not adopted
     if not launched_by_project:
         use_experiment(experiment_name)
+    parent_run_id = parent_run_id or ("" if nested else _nest_under.get())
     parent = None if launched_by_project or adopted else (parent_run_id or None)
     with mlflow.start_run(run_id=adopted, run_name=run_name, nested=nested,
                           parent_run_id=parent,

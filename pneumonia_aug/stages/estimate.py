@@ -1,0 +1,175 @@
+"""How long a study stage takes: images to process over the throughput of the device.
+
+Throughput comes from the bench (`pneumonia-aug bench train` writes docs/benchmarks.md, one
+section per device): this device's section when there is one, else a stated default per
+device kind: for GPUs the H200 figures of ENVIRONMENT.md (DenseNet121 at 256 px: 543 img/s at
+batch 16 fp32, 2031 img/s at batch 128 bf16; the GAN's D + G step 1589 img/s at batch 128
+bf16), for CPUs the 1-thread figures of docs/benchmarks.md. The model, rough by design:
+
+- compute grows with pixels: a figure measured at s px counts (s / size)^2 at `size`;
+- CPU: a stage with t threads runs t times the 1-thread figure (optimistic: two threads on
+  two busy cores do worse);
+- GPU: k stages sharing a card each get min(their batch's figure, the card's best / k): a
+  small-batch classifier leaves most of a card idle, so several share it nearly for free. k
+  counts the stages of that kind that can run together (the study's GANs, or its
+  classifiers), up to the width, spread over the cards; with Ray a GAN has a card to itself;
+- evaluation (validation, test, FID features, generation) runs at 3x the training rate (a
+  forward pass is about a third of forward + backward); every stage also pays a fixed
+  overhead (process start, data, logging and registering its model).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pneumonia_aug.config import ClassifierConfig, GANConfig, Profile
+from pneumonia_aug.contract import GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN, Gan
+from pneumonia_aug.settings import parse_setting
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+# Kermany train/ + val/ (pooled, 10% goes to validation) and test/.
+POOLED = {"NORMAL": 1349, "PNEUMONIA": 3883}
+VAL_FRACTION, N_TEST = 0.1, 624
+EVAL_SPEEDUP = 3.0
+OVERHEAD_S = {"cpu": 20.0, "gpu": 30.0}  # per stage: start, data, logging, registry
+
+
+@dataclass(frozen=True)
+class Throughput:
+    kind: str  # "cpu" or "gpu"
+    source: str  # where the figures come from, for the plan's header
+    image_size: int
+    classifier: dict[int, float]  # batch -> training images/s
+    gan: float  # D + G step, images/s
+    threads: int = 1  # the CPU threads the figures were measured with
+
+    def classifier_rate(self, batch: int) -> float:
+        """The figure at the largest measured batch <= `batch` (else the smallest)."""
+        fits = [b for b in self.classifier if b <= batch] or [min(self.classifier)]
+        return self.classifier[max(fits)]
+
+
+H200 = Throughput("gpu", "H200 figures of ENVIRONMENT.md (no bench of this GPU in "
+                         "docs/benchmarks.md)", 256, {16: 543.0, 128: 2031.0}, 1589.0)
+CPU_DEFAULT = Throughput("cpu", "Intel Xeon, 1 thread (docs/benchmarks.md, 2026-11-26)", 64,
+                         {16: 25.7}, 16.7)
+_ROW = re.compile(r"^\| (classifier loop|GAN loop) \| (\d+) \| \d+ \| [\d.]+ \| ([\d.]+) \|",
+                  re.M)
+
+
+def read_bench(heading_start: str, kind: str, text: str | None = None) -> Throughput | None:
+    """The figures of the first docs/benchmarks.md section whose heading starts so."""
+    if text is None:
+        text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
+    for section in text.split("\n## ")[1:]:
+        heading, _, body = section.partition("\n")
+        size = re.search(r"--image-size (\d+)", body)
+        rows = _ROW.findall(body)
+        if not heading.startswith(heading_start) or not size or len(rows) < 2:
+            continue
+        threads = re.search(r"\((\d+) threads?\)", heading)
+        classifier = {int(b): float(r) for name, b, r in rows if name == "classifier loop"}
+        gan = [float(r) for name, _, r in rows if name == "GAN loop"]
+        if classifier and gan:
+            return Throughput(kind, f"{heading} (docs/benchmarks.md)", int(size.group(1)),
+                              classifier, gan[0], int(threads.group(1)) if threads else 1)
+    return None
+
+
+def this_device(gpus: int | None) -> tuple[Throughput, int]:
+    """(figures, GPUs) for this machine, or for `gpus` GPUs when given (0: the CPU)."""
+    from pneumonia_aug.bench.report import cpu_model
+
+    if gpus is None:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    if gpus:
+        import torch
+
+        name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "\0"
+        return read_bench(name, "gpu") or H200, gpus
+    return read_bench(f"CPU: {cpu_model()}", "cpu") or read_bench("CPU", "cpu") or \
+        CPU_DEFAULT, 0
+
+
+@dataclass(frozen=True)
+class Device:
+    """What one stage gets when up to `width` run at once, `counts[kind]` of its kind being
+    the most that can be in flight together (the GANs of a study run side by side, then the
+    classifiers); `gan_owns_card`: a GAN gets a card to itself (Ray asks for a whole one)."""
+
+    figures: Throughput
+    gpus: int
+    cores: int
+    width: int
+    counts: dict[str, int] = field(default_factory=dict)
+    gan_owns_card: bool = False
+
+    def scale(self, size: int) -> float:
+        return (self.figures.image_size / size) ** 2
+
+    def _share(self, kind: str, rate: float, ceiling: float) -> float:
+        if self.figures.kind == "cpu":
+            threads = max(1, self.cores // max(1, self.width))
+            return rate * threads / self.figures.threads
+        together = min(max(1, self.width), self.counts.get(kind, self.width))
+        sharing = 1 if kind == TRAIN_GAN and self.gan_owns_card else math.ceil(
+            together / max(1, self.gpus))
+        return min(rate, ceiling / sharing)
+
+    def classifier_rate(self, batch: int, size: int) -> float:
+        f = self.figures
+        rate = self._share(TRAIN_CLASSIFIER, f.classifier_rate(batch), max(f.classifier.values()))
+        return rate * self.scale(size)
+
+    def gan_rate(self, size: int) -> float:
+        return self._share(TRAIN_GAN, self.figures.gan, self.figures.gan) * self.scale(size)
+
+
+def _real_train(r: float, scope: str, cap: int) -> tuple[float, float]:
+    """(NORMAL, PNEUMONIA) training images a setting with real fraction r keeps."""
+    normal = POOLED["NORMAL"] * (1 - VAL_FRACTION) * r
+    pneumonia = POOLED["PNEUMONIA"] * (1 - VAL_FRACTION) * (r if scope == "all" else 1)
+    if cap and normal + pneumonia > cap:
+        share = cap / (normal + pneumonia)
+        normal, pneumonia = normal * share, pneumonia * share
+    return normal, pneumonia
+
+
+def classifier_seconds(cfg: ClassifierConfig, n_generated: int, device: Device) -> float:
+    setting = parse_setting(cfg.setting)
+    cap = cfg.max_images_per_split
+    train = sum(_real_train(setting.real_fraction, cfg.real_fraction_scope, cap))
+    train += round(setting.synthetic_fraction * n_generated)
+    n_val = sum(POOLED.values()) * VAL_FRACTION
+    val, test = min(n_val, cap or n_val), min(N_TEST, cap or N_TEST)
+    rate = device.classifier_rate(cfg.batch_size, cfg.image_size)
+    evaluated = cfg.epochs * val + test
+    return cfg.epochs * train / rate + evaluated / (rate * EVAL_SPEEDUP)
+
+
+def gan_seconds(cfg: GANConfig, device: Device) -> float:
+    normal, pneumonia = _real_train(cfg.real_fraction, cfg.real_fraction_scope, 0)
+    images = normal + (pneumonia if cfg.gan is Gan.CGAN else 0)
+    images = min(images, cfg.max_images or images)
+    evaluations = cfg.epochs // cfg.sample_every if cfg.sample_every else 0
+    featured = (evaluations + 1) * 2 * cfg.eval_images  # generated + real, and memorization
+    classifier_rate = device.classifier_rate(cfg.batch_size, cfg.image_size)
+    return (cfg.epochs * images / device.gan_rate(cfg.image_size)
+            + featured / (classifier_rate * EVAL_SPEEDUP))
+
+
+def stage_seconds(kind: str, config, profile: Profile, device: Device) -> float:
+    """Estimated wall time of one stage run of the study's `profile`, overhead included."""
+    overhead = OVERHEAD_S[device.figures.kind]
+    if kind == TRAIN_CLASSIFIER:
+        return overhead + classifier_seconds(config, profile.n_images, device)
+    if kind == TRAIN_GAN:
+        return overhead + gan_seconds(config, device)
+    if kind == GENERATE:
+        return overhead + profile.n_images / (device.gan_rate(profile.image_size) * EVAL_SPEEDUP)
+    return overhead / 2  # compare: reads the runs, writes the table

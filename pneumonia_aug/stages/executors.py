@@ -1,0 +1,196 @@
+"""Who runs a study's stages: this process, stage processes on this machine, or Ray.
+
+Every executor has `launch(call) -> run id` (called by `Study.stage` when no finished run can
+be reused; blocks until the stage is done; a failed stage raises `StageFailed`, which the
+study records and goes on), `stop()` (end every stage still running: their runs end KILLED,
+checkpoints kept) and `close()`, and a `width`: how many stages the walk runs at once.
+
+- `InlineExecutor` (max_parallel 1, the default): each stage in the study's own process, one
+  after another, nested under the study run because it is the active run.
+- `LocalExecutor` (max_parallel N > 1): each stage in its own process
+  (`python -m pneumonia_aug.stages.tasks`), N at a time, each with cores // N torch threads,
+  each pinned to one GPU round-robin when there are several (with one, they share it). Stage
+  processes start in their own session, so Ctrl-C reaches the study only, which then sends
+  each stage process one SIGTERM.
+- `RayExecutor` (`stages.ray_executor`): each stage a Ray task.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from pneumonia_aug import tracking
+from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.stages.graph import StageCall
+from pneumonia_aug.stages.tasks import PARENT_ONLY_ENV, Task, run_stage
+
+log = logging.getLogger(__name__)
+STOP_GRACE_S = 60.0  # for a stopped stage to end its run KILLED (an upload may be under way)
+TAIL_LINES = 20  # of a stage process's output, kept for the message when it crashes
+
+
+class StageFailed(PneumoniaAugError):
+    """A stage that ended without a run to use; the study records it and goes on."""
+
+
+class StageInterrupted(Exception):
+    """A stage stopped because the study is stopping (not a failure to record)."""
+
+
+def stage_outcome(label: str, outcome: dict) -> str:
+    """The run id of a task's outcome, or StageFailed with its error."""
+    if "run_id" in outcome:
+        return outcome["run_id"]
+    kind = "" if outcome.get("user") else "crashed: "
+    raise StageFailed(f"{kind}{outcome.get('error', 'no outcome')}")
+
+
+def cpu_cores() -> int:
+    """The cores this study may use: $OMP_NUM_THREADS when set (the user's limit), else the
+    cores this process may run on."""
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) > 0:
+        return int(limit)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids stage processes may be pinned to ($CUDA_VISIBLE_DEVICES, else all)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g for g in listed.split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+class InlineExecutor:
+    width = 1
+    parent_run_id = ""  # its stages nest under the active run
+
+    def launch(self, call: StageCall) -> str:
+        return run_stage(call.stage, call.config)
+
+    def stop(self) -> None:
+        """Nothing to do: Ctrl-C / SIGTERM already reached the stage (it runs here)."""
+
+    def close(self) -> None:
+        pass
+
+
+class LocalExecutor:
+    parent_run_id = ""  # the study run, set once it is open
+
+    def __init__(self, width: int):
+        self.width = width or cpu_cores()
+        self.threads = max(1, cpu_cores() // self.width)
+        self.gpus = visible_gpus()
+        self._slots: queue.Queue[int] = queue.Queue()
+        for slot in range(self.width):
+            self._slots.put(slot)
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen] = set()
+        self._stopping = False
+        log.info("[study] up to %d stage processes, %d CPU thread(s) each%s", self.width,
+                 self.threads, f", GPUs {','.join(self.gpus)} dealt round-robin"
+                 if len(self.gpus) > 1 else "")
+
+    def launch(self, call: StageCall) -> str:
+        slot = self._slots.get()
+        try:
+            return self._run(call, slot)
+        finally:
+            self._slots.put(slot)
+
+    def _env(self, slot: int) -> dict:
+        env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
+        env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)
+        if len(self.gpus) > 1:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+        return env
+
+    def _run(self, call: StageCall, slot: int) -> str:
+        task = Task(call.stage, call.config.to_dict(), self.parent_run_id, self.threads,
+                    tracking.take_adoption() or "")
+        with tempfile.TemporaryDirectory(prefix="pneumonia-aug-stage-") as tmp:
+            result = Path(tmp) / "outcome.json"
+            cmd = [sys.executable, "-m", "pneumonia_aug.stages.tasks", task.to_json(),
+                   str(result)]
+            with self._lock:
+                if self._stopping:
+                    raise StageInterrupted(call.label)
+                proc = subprocess.Popen(cmd, env=self._env(slot), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, errors="replace", start_new_session=True)
+                self._procs.add(proc)
+            tail = _forward_output(proc, call.label)
+            code = proc.wait()
+            with self._lock:
+                self._procs.discard(proc)
+                stopping = self._stopping
+            if result.exists():
+                return stage_outcome(call.label, json.loads(result.read_text()))
+        if stopping:
+            raise StageInterrupted(call.label)
+        raise StageFailed(f"the stage process exited with code {code}: "
+                          f"{tail[-1] if tail else 'no output'}")
+
+    def stop(self) -> None:
+        """SIGTERM every stage process once (each ends its run KILLED), then wait for them;
+        SIGKILL what is left after STOP_GRACE_S."""
+        with self._lock:
+            self._stopping = True
+            procs = list(self._procs)
+        for proc in procs:
+            log.warning("[study] stopping stage process %d", proc.pid)
+            _signal(proc, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.error("[study] stage process %d ignored SIGTERM: killing it", proc.pid)
+                _signal(proc, signal.SIGKILL)
+
+    def close(self) -> None:
+        pass
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
+def _forward_output(proc: subprocess.Popen, label: str) -> list[str]:
+    """Copy the stage's output to ours, each line marked with the stage; return its last
+    lines (for the message when it crashes)."""
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        tail.append(line)
+        sys.stderr.write(f"[{label}] {line}\n")
+    return list(tail)
+
+
+def make_executor(executor: str, max_parallel: int):
+    """The executor the study config asks for (its `parent_run_id` is set once the study run
+    is open)."""
+    if executor == "ray":
+        from pneumonia_aug.stages.ray_executor import RayExecutor
+
+        return RayExecutor(max_parallel)
+    if max_parallel == 1:
+        return InlineExecutor()
+    return LocalExecutor(max_parallel)

@@ -1,0 +1,162 @@
+"""The study's stage graph, the walk, the executors' plumbing and the dry run's estimates
+(fast: no training; the end-to-end runs are in test_study_parallel.py)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+from pneumonia_aug import tracking
+from pneumonia_aug.config import ClassifierConfig, StudyConfig
+from pneumonia_aug.contract import TRAIN_CLASSIFIER
+from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.stages import estimate, plan
+from pneumonia_aug.stages.executors import LocalExecutor, make_executor
+from pneumonia_aug.stages.graph import Node, walk
+from pneumonia_aug.stages.study import Study, study_graph
+from pneumonia_aug.stages.tasks import Task, run_task
+
+
+def _node(name: str, *deps: str, in_driver: bool = False) -> Node:
+    return Node(name, "x", deps, make=lambda results: None, in_driver=in_driver)
+
+
+def test_one_at_a_time_runs_the_nodes_in_listing_order():
+    order = []
+    nodes = [_node("a"), _node("b"), _node("c", "a"), _node("d", "b", "c")]
+    walk(nodes, lambda node, results: order.append(node.name) or node.name.upper())
+    assert order == ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="missing|'c'"):
+        walk([_node("d", "c"), _node("c")], lambda node, results: None)
+
+
+def test_parallel_walk_runs_ready_nodes_together_and_driver_nodes_here():
+    both = threading.Barrier(2, timeout=10)  # breaks unless "a" and "b" run at the same time
+    seen = {}
+
+    def run(node, results):
+        seen[node.name] = (threading.current_thread() is threading.main_thread(),
+                           {d: results[d] for d in node.deps})
+        if node.name in ("a", "b"):
+            both.wait()
+        return node.name + "!"
+
+    nodes = [_node("a"), _node("b"), _node("pick", "a", "b", in_driver=True),
+             _node("c", "pick"), _node("end", "c", in_driver=True)]
+    results = walk(nodes, run, width=2)
+    assert results == {n.name: n.name + "!" for n in nodes}
+    assert seen["pick"] == (True, {"a": "a!", "b": "b!"})
+    assert seen["a"][0] is False and seen["end"][0] is True
+
+
+def test_a_crash_in_the_walk_stops_what_runs_and_is_raised():
+    stopped = threading.Event()
+
+    def run(node, results):
+        if node.name == "bad":
+            raise RuntimeError("boom")
+        stopped.wait(10)  # "slow" runs until the walk stops it
+        return "ok"
+
+    with pytest.raises(RuntimeError, match="boom"):
+        walk([_node("slow"), _node("bad")], run, width=2, stop=stopped.set)
+    assert stopped.is_set()
+
+
+def test_the_study_graph_has_each_stage_after_what_it_needs():
+    cfg = StudyConfig(profile="tiny", seeds="0,1", real_subset="fixed",
+                      settings="Original-1.0-0.0,Original-0.3-0.0,DCGAN-1.0-0.3,DCGAN-0.3-0.6")
+    study = Study("x", "")
+    nodes = study_graph(cfg, study, cfg.settings.split(","), [0, 1])
+    names = [n.name for n in nodes]
+    deps = {n.name: n.deps for n in nodes}
+    originals = tuple(f"train_classifier Original-{r}-0.0 seed {s}" for r in ("1.0", "0.3")
+                      for s in (0, 1))
+    assert names[:5] == [*originals, "feature network"]
+    assert deps["feature network"] == originals
+    assert deps["train_gan dcgan"] == deps["train_gan dcgan r=0.3"] == ("feature network",)
+    assert deps["generate dcgan r=0.3"] == ("train_gan dcgan r=0.3",)
+    assert deps["train_classifier DCGAN-0.3-0.6 seed 1"] == ("generate dcgan r=0.3",)
+    assert deps["train_classifier DCGAN-1.0-0.3 seed 0"] == ("generate dcgan",)
+    classifiers = [n for n in names if n.startswith(TRAIN_CLASSIFIER)]
+    assert names[-1] == "compare" and sorted(deps["compare"]) == sorted(classifiers)
+    assert len(classifiers) == 8
+    # A GAN setting whose generation failed is recorded, not launched.
+    node = next(n for n in nodes if n.name == "train_classifier DCGAN-1.0-0.3 seed 1")
+    assert node.make({"generate dcgan": None}) is None
+    assert study.failed == ["DCGAN-1.0-0.3 seed 1: no generated images (DCGAN failed)"]
+
+
+def test_stage_processes_divide_the_cores_and_deal_the_gpus(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.setenv("MLFLOW_RUN_ID", "the-study-run-under-mlflow-run")
+    executor = LocalExecutor(2)
+    envs = [executor._env(slot) for slot in range(3)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["3", "5", "3"]
+    assert {e["OMP_NUM_THREADS"] for e in envs} == {"2"}
+    assert all("MLFLOW_RUN_ID" not in e and e["MLFLOW_TRACKING_URI"] for e in envs)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # one GPU: every stage shares it
+    assert LocalExecutor(3)._env(1)["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_ray_missing_is_a_user_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(PneumoniaAugError, match=r"pip install -e '\.\[ray\]'"):
+        make_executor("ray", 2)
+
+
+def test_a_task_reports_a_user_error_as_its_outcome(tracking_uri, tmp_path):
+    """What a stage process writes (and a Ray task returns) when its stage refuses the input:
+    the message the study records, and no run left behind."""
+    with tracking.start_run("pneumonia-aug", run_name="study") as parent:
+        parent_id = parent.info.run_id
+    cfg = ClassifierConfig(data_dir=str(tmp_path / "nowhere"), image_size=32, epochs=1)
+    task = Task.from_json(Task(TRAIN_CLASSIFIER, cfg.to_dict(), parent_id).to_json())
+    outcome = run_task(task)
+    assert outcome["user"] is True and "nowhere" in outcome["error"]
+    assert not tracking.search_runs([tracking.experiment_id("pneumonia-aug")],
+                                    f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def test_the_bench_figures_are_read_from_docs_benchmarks():
+    figures = estimate.read_bench("CPU", "cpu")
+    assert figures is not None and figures.image_size == 64 and figures.threads == 1
+    assert figures.classifier == {16: 25.7} and figures.gan == 16.7
+    assert estimate.read_bench("NVIDIA H999", "gpu") is None  # no section: the defaults
+
+
+def test_four_classifiers_share_a_card_at_its_best_throughput():
+    one = estimate.Device(estimate.H200, gpus=1, cores=16, width=1)
+    four = estimate.Device(estimate.H200, gpus=1, cores=16, width=4)
+    assert one.classifier_rate(16, 256) == 543.0
+    assert four.classifier_rate(16, 256) == pytest.approx(2031 / 4)
+    assert four.classifier_rate(16, 128) == pytest.approx(4 * 2031 / 4)  # 4x fewer pixels
+
+
+def test_the_wall_time_replays_the_graph_on_the_slots():
+    steps = [plan.Step(_node("a"), "run", 10), plan.Step(_node("b"), "run", 10),
+             plan.Step(_node("c", "a", "b"), "run", 5), plan.Step(_node("r"), "reuse x")]
+    assert plan.wall_seconds(steps, 1) == 25
+    assert plan.wall_seconds(steps, 2) == 15
+
+
+def test_the_dry_run_of_the_quick_study_is_near_its_measured_time(tracking_uri):
+    """README: the quick study took 11 min 16 s on an idle 2-core machine, one at a time."""
+    cfg = StudyConfig(profile="quick", seeds="0")
+    device = estimate.Device(estimate.read_bench("CPU", "cpu"), gpus=0, cores=2, width=1)
+    steps = plan.plan_steps(cfg, device)
+    assert len(steps) == 17 and all(s.action == "run" for s in steps)
+    assert 0.5 * 676 < plan.wall_seconds(steps, 1) < 1.5 * 676
+
+
+def test_the_study_section_of_the_benchmarks_is_no_device_section(tmp_path):
+    from pneumonia_aug.bench.report import write_section
+
+    output = tmp_path / "benchmarks.md"
+    write_section(output, "CPU: Example (1 thread)", "cpu body\n")
+    write_section(output, "Study: stages in parallel", "study body\n")
+    assert "No GPU section yet" in output.read_text()
+    assert estimate.read_bench("Study", "cpu", output.read_text()) is None

@@ -1,0 +1,250 @@
+"""The tiny study fanned out: stage processes (`--max-parallel 2`) and a real Ray cluster give
+the sequential study's numbers, nested the same; an interrupted parallel study resumes; a
+failing stage leaves the others finished and the table listing it.
+
+One sequential study (the reference, in its own store) is run once for the module. Each
+study here is `pneumonia-aug study` in a subprocess, with one CPU thread per stage so that
+every run computes exactly what the sequential one did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import SHARED_DATA
+from pneumonia_aug.contract import TAG_STUDY_RUN
+from pneumonia_aug.services import processes
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (SHARED_DATA / "train").is_dir(),
+                                 reason=f"the real Kermany data is not at {SHARED_DATA}")]
+BIN = Path(sys.executable).parent
+SETTINGS = "Original-1.0-0.0,DCGAN-1.0-0.3"
+NOT_COMPARED = ("train_seconds",)  # wall time, not a result
+
+
+def _env(uri: str, cache: Path) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")}
+    return env | {"MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
+                  "PNEUMONIA_AUG_CACHE_DIR": str(cache), "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def _study_cmd(cwd: Path, seeds: str = "0", *options: str) -> list[str]:
+    return [sys.executable, "-m", "pneumonia_aug.cli", "study", "--profile", "tiny",
+            "--seeds", seeds, "--settings", SETTINGS, "--data-dir", str(SHARED_DATA),
+            "--output-dir", str(cwd / "out"), *options]
+
+
+def _study(uri: str, cwd: Path, cache: Path, seeds: str = "0", *options: str):
+    result = subprocess.run(_study_cmd(cwd, seeds, *options), env=_env(uri, cache), cwd=cwd,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def _runs(uri: str, query: str = "") -> list:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("pneumonia-aug")
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], query, max_results=1000)
+
+
+def _newest_study(uri: str):
+    return max(_runs(uri, "tags.stage = 'study'"), key=lambda r: r.info.start_time)
+
+
+def _results(uri: str) -> dict:
+    """(stage, setting or GAN, seed) -> metrics of every finished stage run, and whether it is
+    nested under a study run."""
+    studies = {r.info.run_id for r in _runs(uri, "tags.stage = 'study'")}
+    found = {}
+    for run in _runs(uri, "tags.stage != 'study' and attributes.status = 'FINISHED'"):
+        tags = run.data.tags
+        key = (tags["stage"], tags.get("setting", tags.get("gan", "")), tags.get("seed", ""))
+        metrics = {k: v for k, v in run.data.metrics.items() if k not in NOT_COMPARED}
+        assert key not in found, f"two finished {key} runs"
+        found[key] = (metrics, tags.get("mlflow.parentRunId") in studies)
+    return found
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "cache"
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory, cache) -> tuple[str, dict, Path]:
+    """The tiny study, one stage after another in one process: (store, results, folder)."""
+    root = tmp_path_factory.mktemp("sequential")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    _study(uri, root, cache)
+    return uri, _results(uri), root
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(stat[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for_running(uri: str, stage: str, proc: subprocess.Popen, timeout: float = 600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the study ended before its stage could be interrupted"
+        running = _runs(uri, f"tags.stage = '{stage}' and attributes.status = 'RUNNING'")
+        if running:
+            return running[0]
+        time.sleep(0.25)
+    raise AssertionError(f"no {stage} run started in {timeout} s")
+
+
+def test_interrupted_parallel_study_resumes_with_the_sequential_numbers(
+        sequential, tmp_path, cache):
+    seq_uri, seq_results, _ = sequential
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # Create the store first: the polling below must not race the study creating its tables.
+    MlflowClient(tracking_uri=uri).search_experiments()
+    proc = subprocess.Popen(_study_cmd(tmp_path, "0", "--max-parallel", "2"),
+                            env=_env(uri, cache), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        gan = _wait_for_running(uri, "train_gan", proc)
+        stage_processes = _children(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # as a scheduler stops a job
+        output = proc.communicate(timeout=180)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, output[-3000:]
+    assert stage_processes and not [p for p in stage_processes if _alive(p)]
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(gan.info.run_id).info.status == "KILLED", output[-3000:]
+    assert _newest_study(uri).info.status == "KILLED"
+    assert not _runs(uri, "attributes.status = 'RUNNING'")
+    (original,) = _runs(uri, "tags.stage = 'train_classifier'")
+    assert original.info.status == "FINISHED"
+
+    # The same call again: the Original run is reused, the rest runs, as the sequential did.
+    _study(uri, tmp_path, cache, "0", "--max-parallel", "2")
+    resumed = _newest_study(uri)
+    assert resumed.info.status == "FINISHED"
+    assert resumed.data.metrics["runs_launched"] == 4  # GAN, generate, DCGAN setting, compare
+    results = _results(uri)
+    assert sorted(results) == sorted(seq_results)
+    for key, (metrics, nested) in results.items():
+        assert nested, f"{key} is not nested under a study run"
+        assert metrics == seq_results[key][0], key
+    runs_json = client.download_artifacts(resumed.info.run_id, "study/runs.json", str(tmp_path))
+    used = json.loads(Path(runs_json).read_text())["used"]
+    assert sorted(u["stage"] for u in used) == sorted(k[0] for k in seq_results)
+
+    # And again: every run reused, nothing launched.
+    _study(uri, tmp_path, cache, "0", "--max-parallel", "2")
+    again = _newest_study(uri)
+    assert again.data.metrics["runs_launched"] == 0 and again.data.metrics["runs_used"] == 5
+
+
+def test_a_failing_stage_leaves_the_others_finished_and_is_listed(sequential, cache):
+    """A new seed in the sequential study's store, in parallel, where the generate run the
+    GAN setting needs no longer passes for the DCGAN's: its seed-1 run fails before opening,
+    the Original seed-1 run and compare still finish, and the table lists the missing seed."""
+    uri, _, root = sequential
+    (generate,) = _runs(uri, "tags.stage = 'generate'")
+    MlflowClient(tracking_uri=uri).set_tag(generate.info.run_id, "gan", "CGAN")
+    result = _study(uri, root, cache, "0,1", "--max-parallel", "2")
+    study = _newest_study(uri)
+    assert study.info.status == "FINISHED"
+    assert study.data.metrics["stages_failed"] == 1
+    assert "- DCGAN-1.0-0.3: seed 1 (missing)" in result.stdout
+    # launched by this study (reused runs are nested under it too, but launched by another)
+    new = _runs(uri, f"tags.{TAG_STUDY_RUN} = '{study.info.run_id}'")
+    assert sorted((r.data.tags["stage"], r.data.tags.get("setting", ""), r.info.status)
+                  for r in new) == [("compare", "", "FINISHED"),
+                                    ("train_classifier", "Original-1.0-0.0", "FINISHED")]
+    assert "is not a generate run of the DCGAN" in result.stderr
+
+
+def _stop_session(leader: int) -> None:
+    """Stop a process group we started, then anything left in its session (Ray's workers
+    make groups of their own)."""
+    processes.stop_group(leader)
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(fields[3]) == leader:
+            os.kill(int(entry.name), signal.SIGKILL)
+
+
+def _wait_http(url: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {timeout} s")
+
+
+def test_ray_cluster_study_gives_the_sequential_numbers(sequential, tmp_path, cache):
+    pytest.importorskip("ray")
+    _, seq_results, _ = sequential
+    ray_port, mlflow_port = processes.free_ports(2)
+    env = {k: v for k, v in _env("", cache).items() if k != "MLFLOW_TRACKING_URI"}
+    # A short private temp dir: Ray's socket paths must stay under 107 characters.
+    ray_tmp = Path(f"/tmp/ray-{os.getpid()}-{ray_port}")
+    head = processes.spawn([str(BIN / "ray"), "start", "--head", f"--port={ray_port}",
+                            "--num-cpus", "2", "--include-dashboard=false",
+                            "--node-ip-address=127.0.0.1", f"--temp-dir={ray_tmp}",
+                            "--disable-usage-stats", "--block"], tmp_path / "ray.log", env)
+    server = processes.spawn([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                              f"sqlite:///{tmp_path / 'server.db'}", "--serve-artifacts",
+                              "--artifacts-destination", str(tmp_path / "artifacts"),
+                              "--host", "127.0.0.1", "--port", str(mlflow_port),
+                              "--workers", "1"], tmp_path / "mlflow.log", env)
+    uri = f"http://127.0.0.1:{mlflow_port}"
+    try:
+        _wait_http(f"{uri}/health")
+        run = subprocess.run(_study_cmd(tmp_path, "0", "--executor", "ray", "--max-parallel",
+                                        "2"), env=_env(uri, cache) | {
+                                 "RAY_ADDRESS": f"127.0.0.1:{ray_port}"},
+                             cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-4000:]
+        assert "Ray cluster" in run.stderr and "'CPU': 2.0" in run.stderr
+        results = _results(uri)
+        assert sorted(results) == sorted(seq_results)
+        for key, (metrics, nested) in results.items():
+            assert nested, f"{key} is not nested under the study run"
+            assert metrics == seq_results[key][0], key
+    finally:
+        _stop_session(server)
+        _stop_session(head)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
