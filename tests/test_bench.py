@@ -26,6 +26,7 @@ from pneumonia_aug.bench.report import (
 from pneumonia_aug.bench.run import run_bench
 from pneumonia_aug.bench.startup import Command, StartupResult, parse_importtime, run_startup
 from pneumonia_aug.bench.startup import render as render_startup
+from pneumonia_aug.errors import PneumoniaAugError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data/chest_xray"
 VARIANTS = ("classifier bare step", "classifier loop", "paper-style loop", "GAN bare step",
@@ -151,6 +152,8 @@ def test_bench_group_and_its_commands():
     assert startup.exit_code == 0 and "--repeat" in startup.output
     serve = runner.invoke(bench, ["serve", "--help"])
     assert serve.exit_code == 0 and "--clients" in serve.output and "--url" in serve.output
+    study = runner.invoke(bench, ["study", "--help"])
+    assert study.exit_code == 0 and "--widths" in study.output and "--keep" in study.output
 
 
 IMPORTTIME = """\
@@ -227,3 +230,23 @@ def test_cli_startup_imports_neither_torch_nor_mlflow(args, tmp_path):
 
 def test_bench_group_imports_no_torch():
     assert _imported_by("from pneumonia_aug.bench import bench") == []
+
+
+def test_study_section_from_known_wall_times(tmp_path):
+    """Speed-up is the baseline's wall time over each width's; a table differing from the
+    baseline's is reported as not the same; the section lands beside the others."""
+    from pneumonia_aug.bench.study import StudyBench, Width, parse_widths
+    from pneumonia_aug.bench.study import render as render_study
+
+    result = StudyBench("Study: quick profile, test CPU (2 cores)",
+                        [Width(1, 600.0, 17, 0, "a"), Width(2, 400.0, 17, 0, "a"),
+                         Width(4, 480.0, 17, 1, "b")])
+    text = render_study(result, "pneumonia-aug bench study --widths 1,2,4", "2026-01-01")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "|---" not in line]
+    assert rows[1:] == ["| 1 | 17 | 0 | 600 | 1.00x | baseline |",
+                        "| 2 | 17 | 0 | 400 | 1.50x | yes |",
+                        "| 4 | 17 | 1 | 480 | 1.25x | no |"]
+    assert parse_widths("1, 2") == [1, 2]
+    for bad in ("2", "0,2", "1,x", ""):
+        with pytest.raises(PneumoniaAugError, match="two or more widths"):
+            parse_widths(bad)

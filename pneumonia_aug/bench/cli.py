@@ -1,5 +1,6 @@
 """The `bench` command group: `train` (training throughput and memory), `startup` (how fast
-the command line starts) and `serve` (a served classifier under concurrent good and bad input).
+the command line starts), `study` (the study one stage at a time vs in parallel) and `serve`
+(a served classifier under concurrent good and bad input).
 
 Only click here: `pneumonia-aug` attaches this group at import, and its `--help` must not load
 torch. Each command imports its runner when it runs.
@@ -80,6 +81,29 @@ def startup_cmd(repeat: int, output: str) -> None:
     click.echo(result.markdown)
     if output:
         click.echo(f"wrote the '{heading}' section of {output}")
+
+
+@bench.command("study")
+@click.option("--profile", default="quick", show_default=True, help="the study's profile")
+@click.option("--seeds", default="0", show_default=True, help="the study's seeds")
+@click.option("--settings", default="", help="the study's settings ('' = the profile's)")
+@click.option("--widths", default="1,2", show_default=True,
+              help="--max-parallel values, the baseline first")
+@click.option("--data-dir", default="", help=DATA_DIR_HELP)
+@click.option("--keep/--no-keep", default=False, show_default=True,
+              help="keep each width's store, table and log (in a temporary folder)")
+@click.option("--output", default="docs/benchmarks.md", show_default=True,
+              help="markdown file whose study section for this machine is replaced ('' = none)")
+def study_cmd(**options) -> None:
+    """Wall time of the whole study one stage at a time against N stages at once, each width
+    from an empty store and cache (the quick study: about 10 minutes per width on 2 cores)."""
+    from pneumonia_aug.bench.study import run_study_bench
+
+    result = run_study_bench(**options)
+    click.echo(f"\n## {result.heading}\n")
+    click.echo(result.markdown)
+    if options["output"]:
+        click.echo(f"wrote the '{result.heading}' section of {options['output']}")
 
 
 @bench.command("serve")
