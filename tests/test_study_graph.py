@@ -121,6 +121,41 @@ def test_a_task_reports_a_user_error_as_its_outcome(tracking_uri, tmp_path):
                                     f"tags.mlflow.parentRunId = '{parent_id}'")
 
 
+def test_a_stage_process_that_refuses_its_input_leaves_its_claim_nothing(tracking_uri,
+                                                                         tmp_path):
+    """Through a real stage process (forked from the forkserver): the stage's user error comes
+    back as StageFailed with its message, and the run the study claimed for it, handed to that
+    process, is deleted there (never opened)."""
+    from mlflow import MlflowClient
+
+    from pneumonia_aug.stages.executors import StageFailed
+    from pneumonia_aug.stages.graph import StageCall
+
+    with tracking.start_run("pneumonia-aug", run_name="study") as parent:
+        parent_id = parent.info.run_id
+    claim, _ = tracking.create_run("pneumonia-aug", {"run_key": "k", "study_run_id": parent_id})
+    cfg = ClassifierConfig(data_dir=str(tmp_path / "nowhere"), image_size=32, epochs=1)
+    executor = LocalExecutor(2)
+    executor.parent_run_id = parent_id
+    call = StageCall(TRAIN_CLASSIFIER, "the-label", {}, {}, config=cfg)
+    with tracking.adopting(claim) as adoption, pytest.raises(StageFailed, match="nowhere"):
+        executor.launch(call)
+    assert adoption.used  # handed to the stage process: not the driver's to delete
+    assert MlflowClient().get_run(claim).info.lifecycle_stage == "deleted"
+
+
+def test_prefixed_output_marks_each_whole_line():
+    import io
+
+    from pneumonia_aug.stages.tasks import _Prefixed
+
+    target = io.StringIO()
+    out = _Prefixed(target, "stage s")
+    out.write("one\ntw")
+    out.write("o\nthree")
+    assert target.getvalue() == "[stage s] one\n[stage s] two\n"
+
+
 def test_the_bench_figures_are_read_from_docs_benchmarks():
     figures = estimate.read_bench("CPU", "cpu")
     assert figures is not None and figures.image_size == 64 and figures.threads == 1

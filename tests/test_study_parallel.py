@@ -106,6 +106,17 @@ def _children(pid: int) -> list[int]:
     return children
 
 
+def _descendants(pid: int) -> list[int]:
+    """Children, grandchildren...: stage processes are forked from a forkserver, the study's
+    child."""
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -135,14 +146,18 @@ def test_interrupted_parallel_study_resumes_with_the_sequential_numbers(
                             stderr=subprocess.STDOUT, text=True)
     try:
         gan = _wait_for_running(uri, "train_gan", proc)
-        stage_processes = _children(proc.pid)
+        stage_processes = _descendants(proc.pid)
         proc.send_signal(signal.SIGTERM)  # as a scheduler stops a job
         output = proc.communicate(timeout=180)[0]
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0, output[-3000:]
-    assert stage_processes and not [p for p in stage_processes if _alive(p)]
+    assert len(stage_processes) >= 2, stage_processes  # the forkserver and the GAN's stage
+    deadline = time.monotonic() + 10  # the forkserver leaves once the study has gone
+    while [p for p in stage_processes if _alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in stage_processes if _alive(p)]
     client = MlflowClient(tracking_uri=uri)
     assert client.get_run(gan.info.run_id).info.status == "KILLED", output[-3000:]
     assert _newest_study(uri).info.status == "KILLED"

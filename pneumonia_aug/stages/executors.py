@@ -7,36 +7,35 @@ checkpoints kept) and `close()`, and a `width`: how many stages the walk runs at
 
 - `InlineExecutor` (max_parallel 1, the default): each stage in the study's own process, one
   after another, nested under the study run because it is the active run.
-- `LocalExecutor` (max_parallel N > 1): each stage in its own process
-  (`python -m pneumonia_aug.stages.tasks`), N at a time, each with cores // N torch threads,
-  each pinned to one GPU round-robin when there are several (with one, they share it). Stage
-  processes start in their own session, so Ctrl-C reaches the study only, which then sends
-  each stage process one SIGTERM.
+- `LocalExecutor` (max_parallel N > 1): each stage in its own process (`tasks.stage_process`,
+  forked from a forkserver that imported torch and MLflow once), N at a time, each with
+  cores // N torch threads, each pinned to one GPU round-robin when there are several (with
+  one, they share it). Stage processes start in their own session, so Ctrl-C reaches the
+  study only, which then sends each stage process one SIGTERM.
 - `RayExecutor` (`stages.ray_executor`): each stage a Ray task.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from pneumonia_aug import tracking
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.stages.graph import StageCall
-from pneumonia_aug.stages.tasks import PARENT_ONLY_ENV, Task, run_stage
+from pneumonia_aug.stages.tasks import PARENT_ONLY_ENV, PRELOAD, Task, run_stage, stage_process
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 60.0  # for a stopped stage to end its run KILLED (an upload may be under way)
-TAIL_LINES = 20  # of a stage process's output, kept for the message when it crashes
 
 
 class StageFailed(PneumoniaAugError):
@@ -99,7 +98,9 @@ class LocalExecutor:
         for slot in range(self.width):
             self._slots.put(slot)
         self._lock = threading.Lock()
-        self._procs: set[subprocess.Popen] = set()
+        self._procs: set[multiprocessing.process.BaseProcess] = set()
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOAD)
         self._stopping = False
         log.info("[study] up to %d stage processes, %d CPU thread(s) each%s", self.width,
                  self.threads, f", GPUs {','.join(self.gpus)} dealt round-robin"
@@ -125,17 +126,15 @@ class LocalExecutor:
                     tracking.take_adoption() or "")
         with tempfile.TemporaryDirectory(prefix="pneumonia-aug-stage-") as tmp:
             result = Path(tmp) / "outcome.json"
-            cmd = [sys.executable, "-m", "pneumonia_aug.stages.tasks", task.to_json(),
-                   str(result)]
             with self._lock:
                 if self._stopping:
                     raise StageInterrupted(call.label)
-                proc = subprocess.Popen(cmd, env=self._env(slot), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, errors="replace", start_new_session=True)
+                proc = self._context.Process(
+                    target=stage_process, name=call.label,
+                    args=(task.to_json(), str(result), self._env(slot), call.label))
+                proc.start()
                 self._procs.add(proc)
-            tail = _forward_output(proc, call.label)
-            code = proc.wait()
+            proc.join()
             with self._lock:
                 self._procs.discard(proc)
                 stopping = self._stopping
@@ -143,8 +142,8 @@ class LocalExecutor:
                 return stage_outcome(call.label, json.loads(result.read_text()))
         if stopping:
             raise StageInterrupted(call.label)
-        raise StageFailed(f"the stage process exited with code {code}: "
-                          f"{tail[-1] if tail else 'no output'}")
+        raise StageFailed(f"the stage process exited with code {proc.exitcode} (its output, "
+                          f"marked [{call.label}], is above)")
 
     def stop(self) -> None:
         """SIGTERM every stage process once (each ends its run KILLED), then wait for them;
@@ -155,10 +154,10 @@ class LocalExecutor:
         for proc in procs:
             log.warning("[study] stopping stage process %d", proc.pid)
             _signal(proc, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in procs:  # each is joined by its launching thread; here only watched
+            if not multiprocessing.connection.wait([proc.sentinel],
+                                                   max(0.0, deadline - time.monotonic())):
                 log.error("[study] stage process %d ignored SIGTERM: killing it", proc.pid)
                 _signal(proc, signal.SIGKILL)
 
@@ -166,22 +165,11 @@ class LocalExecutor:
         pass
 
 
-def _signal(proc: subprocess.Popen, sig: int) -> None:
+def _signal(proc, sig: int) -> None:
     try:
-        proc.send_signal(sig)
+        os.kill(proc.pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _forward_output(proc: subprocess.Popen, label: str) -> list[str]:
-    """Copy the stage's output to ours, each line marked with the stage; return its last
-    lines (for the message when it crashes)."""
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        tail.append(line)
-        sys.stderr.write(f"[{label}] {line}\n")
-    return list(tail)
 
 
 def make_executor(executor: str, max_parallel: int):
