@@ -19,6 +19,14 @@ DATA_DIR_HELP = "Kermany folder [default: $PNEUMONIA_AUG_DATA_DIR, else data/che
 OUTPUT_HELP = "markdown file whose section for this device is replaced ('' = none)"
 
 
+def _show(markdown: str, heading: str, output: str) -> None:
+    """Print a bench's section, and where it was written (`output`, '' = nowhere)."""
+    click.echo(f"\n## {heading}\n")
+    click.echo(markdown)
+    if output:
+        click.echo(f"wrote the '{heading}' section of {output}")
+
+
 class BenchGroup(UserErrorGroup):
     """`bench` followed by an option runs `bench train` with it: `pneumonia-aug bench --device
     cuda ...` keeps working as it did before `bench` had subcommands."""
@@ -58,10 +66,7 @@ def train_cmd(**options) -> None:
     from pneumonia_aug.bench.run import run_bench
 
     result = run_bench(**options)
-    click.echo(f"\n## {result.device}\n")
-    click.echo(result.markdown)
-    if options["output"]:
-        click.echo(f"wrote the '{result.device}' section of {options['output']}")
+    _show(result.markdown, result.device, options["output"])
 
 
 @bench.command("startup")
@@ -77,10 +82,7 @@ def startup_cmd(repeat: int, output: str) -> None:
 
     result = run_startup(repeat, output)
     heading = STARTUP_HEADING + result.machine
-    click.echo(f"\n## {heading}\n")
-    click.echo(result.markdown)
-    if output:
-        click.echo(f"wrote the '{heading}' section of {output}")
+    _show(result.markdown, heading, output)
 
 
 @bench.command("study")
@@ -100,10 +102,7 @@ def study_cmd(**options) -> None:
     from pneumonia_aug.bench.study import run_study_bench
 
     result = run_study_bench(**options)
-    click.echo(f"\n## {result.heading}\n")
-    click.echo(result.markdown)
-    if options["output"]:
-        click.echo(f"wrote the '{result.heading}' section of {options['output']}")
+    _show(result.markdown, result.heading, options["output"])
 
 
 @bench.command("serve")
@@ -126,9 +125,6 @@ def serve_cmd(**options) -> None:
     from pneumonia_aug.bench.serve import run_serve_bench
 
     result = run_serve_bench(**options)
-    click.echo(f"\n## {result.heading}\n")
-    click.echo(result.markdown)
-    if options["output"]:
-        click.echo(f"wrote the '{result.heading}' section of {options['output']}")
+    _show(result.markdown, result.heading, options["output"])
     if result.unexpected:
         raise click.exceptions.Exit(1)
