@@ -254,7 +254,9 @@ def test_a_study_stopped_by_sigterm_ends_killed_with_its_running_stage(small_rea
         while proc.poll() is None and time.monotonic() < deadline and len(stages) < 2:
             experiment = client.get_experiment_by_name("pneumonia-aug")
             runs = client.search_runs([experiment.experiment_id]) if experiment else []
-            stages = [r for r in runs if r.info.status == "RUNNING"]  # the study + a stage
+            # the study + a stage that opened its run (a claim not yet opened has no stage
+            # tag: SIGTERM then deletes it and leaves no stage run to look at)
+            stages = [r for r in runs if r.info.status == "RUNNING" and "stage" in r.data.tags]
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=120)

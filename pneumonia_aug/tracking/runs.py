@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.contract import TAG_FAILURE_REASON
@@ -110,8 +111,15 @@ def _mark_model_training(experiment_id: str) -> None:
     """Set the experiment's kind to model training (the UI's training views), unless someone
     already chose a kind for it."""
     client = MlflowClient()
-    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+    if EXPERIMENT_KIND_TAG in client.get_experiment(experiment_id).tags:
+        return
+    try:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+    except MlflowException:
+        # Another process set it between the look and the write (a SQL store refuses the
+        # second insert of the same tag): fine if the tag is there now.
+        if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+            raise
 
 
 # The run that runs started with none active nest under: a study's run, for its stages that
