@@ -94,16 +94,19 @@ def sequential(tmp_path_factory, cache) -> tuple[str, dict, Path]:
     return uri, _results(uri), root
 
 
-def _children(pid: int) -> list[int]:
-    children = []
+def _processes():
+    """(pid, the fields of /proc/PID/stat after the name) of every process there is."""
     for entry in Path("/proc").iterdir():
         try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if entry.name.isdigit() and int(stat[1]) == pid:
-            children.append(int(entry.name))
-    return children
+        if entry.name.isdigit():
+            yield int(entry.name), fields
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child, fields in _processes() if int(fields[1]) == pid]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -209,13 +212,9 @@ def _stop_session(leader: int) -> None:
     """Stop a process group we started, then anything left in its session (Ray's workers
     make groups of their own)."""
     processes.stop_group(leader)
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if entry.name.isdigit() and int(fields[3]) == leader:
-            os.kill(int(entry.name), signal.SIGKILL)
+    for pid, fields in _processes():
+        if int(fields[3]) == leader:
+            os.kill(pid, signal.SIGKILL)
 
 
 def _wait_http(url: str, timeout: float = 300) -> None:
