@@ -6,7 +6,8 @@ The widths run one after another on this machine; the first is the baseline of t
 Each study's Table 1 (`table1.csv`) is compared with the baseline's: one thread per stage can
 round differently from torch's own thread count, so "same table" is reported, not assumed.
 
-Standard library only (and `bench.report`): the studies run in child processes.
+Standard library only (and `bench.report`, and the names `stages.tasks` shares, which import
+no torch): the studies run in child processes.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from pathlib import Path
 
 from pneumonia_aug.bench.report import STUDY_HEADING, cpu_model, write_section
 from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.stages.tasks import PARENT_ONLY_ENV
 
 log = logging.getLogger(__name__)
 SUMMARY = re.compile(r"(\d+) stage runs used, (\d+) launched now, (\d+) failed")
-PARENT_ONLY_ENV = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _study(n: int, args: list[str], folder: Path) -> Width:
                                 f"its log ends:\n{tail}")
     found = SUMMARY.findall(text)
     launched, failed = (int(found[-1][1]), int(found[-1][2])) if found else (-1, -1)
-    table = (folder / "out" / "table1.csv")
+    table = folder / "out" / "table1.csv"
     log.info("[bench study] --max-parallel %d: %.0f s, %d stage runs", n, seconds, launched)
     return Width(n, seconds, launched, failed, table.read_text() if table.exists() else "")
 

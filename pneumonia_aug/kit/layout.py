@@ -7,6 +7,8 @@ The lent GPU machine (the device tool) takes the working tree plus the carried p
 
 from __future__ import annotations
 
+from pneumonia_aug.contract import TABLE_OUTPUTS
+
 MIB = 2**20
 
 # ---- the carried folder (git-ignored), built here by `prepare` ------------------------------
@@ -22,7 +24,7 @@ MAX_CARRIED = 64 * MIB  # working tree + carried paths
 
 # ---- what `run` writes under $OUT (8 files at most, each at most 16 MiB) -------------------
 STORE_ARCHIVE = "store.tar.xz"  # mlflow.db + mlruns/, weights left behind
-TABLE_FILES = ("table1.md", "table1.csv", "table1.html", "accuracy.png")
+TABLE_FILES = TABLE_OUTPUTS  # what compare writes
 BENCH = "bench.md"
 BENCH_MISSING = "no result"  # in a bench.md heading: that bench made no section
 LOG = "kit.log"
