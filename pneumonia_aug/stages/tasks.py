@@ -28,9 +28,13 @@ from pneumonia_aug.contract import GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN
 from pneumonia_aug.errors import PneumoniaAugError
 
 log = logging.getLogger(__name__)
-# Imported once by the forkserver the stage processes fork from (nothing there runs them).
-PRELOAD = ["torch", "torchvision", "mlflow", "pneumonia_aug.stages.train_classifier",
-           "pneumonia_aug.stages.train_gan", "pneumonia_aug.stages.generate"]
+# Imported once by the forkserver the stage processes fork from (nothing there runs them):
+# MLflow's database stores (imported on a process's first call to a sqlite:// or postgresql://
+# store: about 1.2 s), then `stages.preload` warms what logging a model consults.
+PRELOAD = ["torch", "torchvision", "mlflow", "mlflow.store.tracking.sqlalchemy_store",
+           "mlflow.store.model_registry.sqlalchemy_store",
+           "pneumonia_aug.stages.train_classifier", "pneumonia_aug.stages.train_gan",
+           "pneumonia_aug.stages.generate", "pneumonia_aug.stages.preload"]
 # Set by `mlflow run` for the study's own run: a stage process must open runs of its own.
 PARENT_ONLY_ENV = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 

@@ -80,6 +80,7 @@ from pneumonia_aug.tracking.registry import (
     model_versions,
     set_alias,
     tag_version,
+    warm_requirement_checks,
 )
 from pneumonia_aug.tracking.runs import (
     adopting,
@@ -114,5 +115,5 @@ __all__ = [
     "resume_run", "run_description", "run_info", "run_page", "run_tags", "search_runs",
     "set_alias", "set_parent", "set_tags", "single_try", "start_run", "tag_run", "tag_version",
     "take_adoption", "target_experiment_id", "terminate_run", "tracking_uri", "upload_artifact",
-    "use_experiment",
+    "use_experiment", "warm_requirement_checks",
 ]

@@ -16,6 +16,18 @@ from pneumonia_aug.tracking.failures import first_line
 from pneumonia_aug.tracking.ui import DESCRIPTION_TAG
 
 
+def warm_requirement_checks() -> None:
+    """Build MLflow's package -> module map now: logging a model with pip requirements checks
+    them against it, and it takes about 0.9 s the first time in each process. Processes forked
+    after this inherit it. (A private MLflow helper: where it is gone, each process builds the
+    map itself, as before.)"""
+    try:
+        from mlflow.utils.requirements_utils import _init_packages_to_modules_map
+    except ImportError:
+        return
+    _init_packages_to_modules_map()
+
+
 def log_pyfunc_model(name: str, python_model: str | Path, artifacts: dict[str, str],
                      code_paths: list[str], inputs: list[tuple], outputs: list[tuple],
                      input_example: pd.DataFrame, registered_name: str,
