@@ -243,9 +243,18 @@ def test_study_section_from_known_wall_times(tmp_path):
                          Width(4, 480.0, 17, 1, "b")])
     text = render_study(result, "pneumonia-aug bench study --widths 1,2,4", "2026-01-01")
     rows = [line for line in text.splitlines() if line.startswith("| ") and "|---" not in line]
-    assert rows[1:] == ["| 1 | 17 | 0 | 600 | 1.00x | baseline |",
-                        "| 2 | 17 | 0 | 400 | 1.50x | yes |",
-                        "| 4 | 17 | 1 | 480 | 1.25x | no |"]
+    assert rows[1:] == ["| 1 | 1 | 17 | 0 | 600 | 1.00x | baseline |",
+                        "| 1 | 2 | 17 | 0 | 400 | 1.50x | yes |",
+                        "| 1 | 4 | 17 | 1 | 480 | 1.25x | no |"]
+    assert "median" not in text  # one round: nothing to summarize
+    # Two rounds: each speed-up against its own round's baseline, then the median and range.
+    result.widths += [Width(1, 500.0, 17, 0, "a", 2), Width(2, 400.0, 17, 0, "a", 2),
+                      Width(4, 250.0, 17, 0, "a", 2)]
+    text = render_study(result, "pneumonia-aug bench study --rounds 2", "2026-01-01")
+    assert "| 2 | 2 | 17 | 0 | 400 | 1.25x | yes |" in text
+    assert ("Speed-up of --max-parallel 2, per round: 1.50x, 1.25x; median 1.38x, range 1.25x "
+            "to 1.50x (2 rounds).") in text
+    assert "--max-parallel 4, per round: 1.25x, 2.00x; median 1.62x" in text
     assert parse_widths("1, 2") == [1, 2]
     for bad in ("2", "0,2", "1,x", ""):
         with pytest.raises(PneumoniaAugError, match="two or more widths"):

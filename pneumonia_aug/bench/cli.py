@@ -87,10 +87,12 @@ def startup_cmd(repeat: int, output: str) -> None:
 
 @bench.command("study")
 @click.option("--profile", default="quick", show_default=True, help="the study's profile")
-@click.option("--seeds", default="0", show_default=True, help="the study's seeds")
+@click.option("--seeds", default="", help="the study's seeds ('' = the profile's: 0,1,2 for quick)")
 @click.option("--settings", default="", help="the study's settings ('' = the profile's)")
 @click.option("--widths", default="1,2", show_default=True,
               help="--max-parallel values, the baseline first")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1),
+              help="run the widths this many times over, alternating (wall times move)")
 @click.option("--data-dir", default="", help=DATA_DIR_HELP)
 @click.option("--keep/--no-keep", default=False, show_default=True,
               help="keep each width's store, table and log (in a temporary folder)")
@@ -98,7 +100,8 @@ def startup_cmd(repeat: int, output: str) -> None:
               help="markdown file whose study section for this machine is replaced ('' = none)")
 def study_cmd(**options) -> None:
     """Wall time of the whole study one stage at a time against N stages at once, each width
-    from an empty store and cache (the quick study: about 10 minutes per width on 2 cores)."""
+    from an empty store and cache (the quick study, 3 seeds: about 13 minutes one stage at a
+    time on 2 cores)."""
     from pneumonia_aug.bench.study import run_study_bench
 
     result = run_study_bench(**options)

@@ -3,6 +3,9 @@
 Each width runs `pneumonia-aug study ... --max-parallel N` as a fresh process in a fresh store
 (SQLite) and a fresh image cache, so nothing is reused and every width decodes the same images.
 The widths run one after another on this machine; the first is the baseline of the ratios.
+With `--rounds R` the widths run R times over, alternating (1, 2, 1, 2, ...), each round's
+speed-up taken against its own baseline: on a shared machine the same study's wall time moved
+by 7% within an hour, so one round cannot settle a target a few percent away.
 Each study's Table 1 (`table1.csv`) is compared with the baseline's: one thread per stage can
 round differently from torch's own thread count, so "same table" is reported, not assumed.
 
@@ -17,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +43,7 @@ class Width:
     launched: int  # stage runs the study launched (all of them: the store was empty)
     failed: int
     table: str  # its table1.csv
+    round: int = 1
 
 
 @dataclass
@@ -59,7 +64,7 @@ def parse_widths(text: str) -> list[int]:
     return widths
 
 
-def _study(n: int, args: list[str], folder: Path) -> Width:
+def _study(n: int, args: list[str], folder: Path, round_: int) -> Width:
     """Run the study at width `n` in `folder` (its own store and cache); raise if it fails."""
     env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
     env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
@@ -67,7 +72,7 @@ def _study(n: int, args: list[str], folder: Path) -> Width:
     command = [sys.executable, "-m", "pneumonia_aug.cli", "study", *args,
                "--output-dir", str(folder / "out"), "--max-parallel", str(n)]
     log_path = folder / "study.log"
-    log.info("[bench study] --max-parallel %d: running (log: %s)", n, log_path)
+    log.info("[bench study] round %d, --max-parallel %d: running (log: %s)", round_, n, log_path)
     started = time.monotonic()
     with log_path.open("w") as out:
         code = subprocess.run(command, env=env, cwd=folder, stdout=out,
@@ -81,45 +86,63 @@ def _study(n: int, args: list[str], folder: Path) -> Width:
     found = SUMMARY.findall(text)
     launched, failed = (int(found[-1][1]), int(found[-1][2])) if found else (-1, -1)
     table = folder / "out" / "table1.csv"
-    log.info("[bench study] --max-parallel %d: %.0f s, %d stage runs", n, seconds, launched)
-    return Width(n, seconds, launched, failed, table.read_text() if table.exists() else "")
+    log.info("[bench study] round %d, --max-parallel %d: %.0f s, %d stage runs", round_, n,
+             seconds, launched)
+    return Width(n, seconds, launched, failed, table.read_text() if table.exists() else "",
+                 round_)
 
 
 def render(result: StudyBench, command: str, date: str) -> str:
-    base = result.widths[0]
+    rounds = sorted({w.round for w in result.widths})
     lines = [f"Measured {date}: `{command}` (each width in a fresh store and image cache, one "
-             "after another).", "",
-             "| max-parallel | Stage runs | Failed | Wall time (s) | Speed-up | Same Table 1 |",
-             "|---:|---:|---:|---:|---:|---|"]
-    for w in result.widths:
-        same = "baseline" if w is base else ("yes" if w.table == base.table else "no")
-        lines.append(f"| {w.n} | {w.launched} | {w.failed} | {w.seconds:.0f} | "
-                     f"{base.seconds / w.seconds:.2f}x | {same} |")
+             f"after another{', the rounds alternating' if len(rounds) > 1 else ''}).", "",
+             "| Round | max-parallel | Stage runs | Failed | Wall time (s) | Speed-up | "
+             "Same Table 1 |", "|---:|---:|---:|---:|---:|---:|---|"]
+    speedups: dict[int, list[float]] = {}
+    for r in rounds:
+        widths = [w for w in result.widths if w.round == r]
+        base = widths[0]
+        for w in widths:
+            same = "baseline" if w is base else ("yes" if w.table == base.table else "no")
+            lines.append(f"| {r} | {w.n} | {w.launched} | {w.failed} | {w.seconds:.0f} | "
+                         f"{base.seconds / w.seconds:.2f}x | {same} |")
+            if w is not base:
+                speedups.setdefault(w.n, []).append(base.seconds / w.seconds)
+    if len(rounds) > 1:
+        lines.append("")
+        for n, values in speedups.items():
+            lines.append(f"Speed-up of --max-parallel {n}, per round: "
+                         f"{', '.join(f'{v:.2f}x' for v in values)}; median "
+                         f"{statistics.median(values):.2f}x, range {min(values):.2f}x to "
+                         f"{max(values):.2f}x ({len(values)} rounds).")
     return "\n".join(lines) + "\n"
 
 
 def run_study_bench(profile: str, seeds: str, settings: str, widths: str, data_dir: str,
-                    output: str, keep: bool) -> StudyBench:
+                    output: str, keep: bool, rounds: int = 1) -> StudyBench:
     from pneumonia_aug.data.kermany import resolve_data_dir
 
     ns = parse_widths(widths)
-    args = ["--profile", profile, "--seeds", seeds] + (["--settings", settings] if settings else [])
+    args = (["--profile", profile] + (["--seeds", seeds] if seeds else [])
+            + (["--settings", settings] if settings else []))
     shown = args + (["--data-dir", data_dir] if data_dir else [])
     args += ["--data-dir", str(resolve_data_dir(data_dir))]  # the studies run elsewhere
     cores = os.cpu_count() or 1
     result = StudyBench(f"{STUDY_HEADING}{profile} profile, {cpu_model()} ({cores} cores)")
     root = Path(tempfile.mkdtemp(prefix="bench-study-"))
     try:
-        for n in ns:
-            folder = root / f"width-{n}"
-            folder.mkdir()
-            result.widths.append(_study(n, args, folder))
+        for r in range(1, rounds + 1):
+            for n in ns:
+                folder = root / f"round-{r}" / f"width-{n}"
+                folder.mkdir(parents=True)
+                result.widths.append(_study(n, args, folder, r))
     finally:
         if keep:
             log.info("[bench study] stores and logs kept in %s", root)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    command = f"pneumonia-aug bench study {' '.join(shown)} --widths {widths}"
+    command = (f"pneumonia-aug bench study {' '.join(shown)} --widths {widths}"
+               + (f" --rounds {rounds}" if rounds > 1 else ""))
     result.markdown = render(result, command, datetime.date.today().isoformat())
     if output:
         write_section(Path(output), result.heading, result.markdown)
