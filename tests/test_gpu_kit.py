@@ -154,6 +154,7 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
     t0 = time.monotonic()
     ran = _kit("run", "--kit-dir", str(kit_dir), "--out", str(out), "--work-dir", str(work),
                "--profile", "tiny", "--seeds", "0", "--settings", SETTINGS, "--device", "cpu",
+               "--max-parallel", "2",
                "--bench", "32x4", "--bench-steps", "1", *GENEROUS, python=image_python)
     timings["run"] = time.monotonic() - t0
     assert ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:]

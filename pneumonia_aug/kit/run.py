@@ -1,9 +1,10 @@
 """`kit run`, on the GPU machine: wheels, the CUDA benches, the study, and what comes back.
 
-One command inside the device's 10 minutes: install the carried wheels into a private folder
-(offline), print what the machine has, run each bench, then the study against a local sqlite
-store in a work folder, each as a child process stopped at its deadline (`supervise`). The
-study gets what is left of the time budget less `PACK_RESERVE_S`; stopped at the deadline, its
+One command within a time budget: install the carried wheels into a private folder
+(offline), print what the machine has, run the study against a local sqlite store in a work
+folder, then each bench in the time the study left, each as a child process stopped at its
+deadline (`supervise`). The study gets the time budget less `PACK_RESERVE_S`, its stages up to
+`max_parallel` at once (on one GPU they share it); stopped at the deadline, its
 running stage ends KILLED and the finished runs stay, and a `compare` over the experiment's
 finished classifier runs makes the table from them. Whatever happened, the store is packed
 (`pack`) and the outputs are written to `--out` ($OUT there). Stdlib only until the wheels
@@ -45,6 +46,7 @@ from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
 
 REPO = Path(__file__).resolve().parents[2]  # the working tree that travelled with the call
 EXPERIMENT = "pneumonia-aug"
+MIN_BENCH_S = 45.0  # a bench given less than this would time out before its first figure
 # What the machine has, and whether the image's packages meet what the carried wheels ask
 # for (they were installed with --no-deps): a too old typing-extensions, say, is named here
 # rather than found as an import error deep in a stage.
@@ -80,6 +82,7 @@ class RunOptions:
     out: Path
     budget: float
     profile: str = "short"
+    max_parallel: int = 1
     seeds: str = ""
     settings: str = ""
     benches: list[tuple[int, int]] = field(default_factory=list)  # (image size, batch size)
@@ -140,7 +143,8 @@ def _cli(*args: str) -> list[str]:
 
 def _study_args(opts: RunOptions, data: Path, output: Path) -> list[str]:
     args = ["study", "--profile", opts.profile, "--data-dir", str(data), "--output-dir",
-            str(output), "--experiment-name", EXPERIMENT]
+            str(output), "--experiment-name", EXPERIMENT, "--max-parallel",
+            str(opts.max_parallel)]
     if opts.seeds:
         args += ["--seeds", opts.seeds]
     if opts.settings:
@@ -205,8 +209,6 @@ def _steps(kit: KitRun) -> Outcome:
     kit.tee.line(f"kit: data unpacked into {kit.data}")
     kit.child_env(site)
     kit.step("machine", ["-c", MACHINE_REPORT, str(site)], kit.end - PACK_RESERVE_S)
-    for size, batch in opts.benches:
-        _bench(kit, size, batch)
     study = kit.step(f"study, profile {opts.profile}",
                      _cli(*_study_args(opts, kit.data, kit.work / "study")),
                      kit.end - PACK_RESERVE_S)
@@ -216,6 +218,12 @@ def _steps(kit: KitRun) -> Outcome:
         kit.step("compare (finished runs)", _cli(
             "compare", "--source", "experiment", "--experiment-name", EXPERIMENT,
             "--output-dir", str(kit.work / "study")), kit.end - PACK_RESERVE_S / 2)
+    # The study comes first: the benches get only the time it left.
+    for size, batch in opts.benches:
+        if kit.end - PACK_RESERVE_S - time.monotonic() < MIN_BENCH_S:
+            kit.tee.line(f"kit: no time left for the bench at {size} px, batch {batch}")
+            continue
+        _bench(kit, size, batch)
     return study
 
 
