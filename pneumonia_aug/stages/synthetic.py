@@ -86,7 +86,13 @@ def fetch_synthetic(run_id: str, gan: Gan, cache_dir: str = "") -> pd.DataFrame:
     if not local.is_dir():
         # Download beside the target, then rename: an interrupted download is never reused.
         local.parent.mkdir(parents=True, exist_ok=True)
+        # Stages running side by side may download the same images at once: the first rename
+        # wins, and the others, finding the folder there, use it.
         with tempfile.TemporaryDirectory(dir=local.parent) as tmp:
             tracking.download_artifacts(run_id, GENERATED_DIR, tmp)
-            os.replace(Path(tmp) / GENERATED_DIR, local)
+            try:
+                os.replace(Path(tmp) / GENERATED_DIR, local)
+            except OSError:
+                if not local.is_dir():
+                    raise
     return index_generated(local, gan.display)
