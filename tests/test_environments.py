@@ -8,10 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -59,6 +59,15 @@ def test_setup_names_the_experiment_for_mlflow_run():
     the experiment every `pneumonia-aug` command defaults to."""
     text = (REPO / "scripts" / "setup.sh").read_text()
     assert f'MLFLOW_EXPERIMENT_NAME="${{MLFLOW_EXPERIMENT_NAME:-{EXPERIMENT_NAME}}}"' in text
+
+
+def test_setup_refuses_the_python_pyproject_refuses():
+    """setup.sh checks the floor requires-python states before it builds anything."""
+    floor = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    major, minor = re.fullmatch(r">=(\d+)\.(\d+)", floor).groups()
+    text = (REPO / "scripts" / "setup.sh").read_text()
+    assert f"sys.version_info < ({major}, {minor})" in text
+    assert f"needs Python {major}.{minor} or later" in text
 
 
 def quick_start() -> str:
