@@ -22,4 +22,10 @@ python -m pip install -q -e ".[test]"
 # before activating wins; `--experiment-name` still chooses another).
 grep -q MLFLOW_EXPERIMENT_NAME "$VENV/bin/activate" \
   || echo 'export MLFLOW_EXPERIMENT_NAME="${MLFLOW_EXPERIMENT_NAME:-pneumonia-aug}"' >> "$VENV/bin/activate"
+# uv (`mlflow run --env-manager uv`) trusts only its own list of certificate authorities unless
+# told otherwise; pip trusts the system's. Behind a proxy whose authority only the system knows,
+# uv fails (`invalid peer certificate: UnknownIssuer`): the activated venv has it trust the
+# system's too (uv 0.11 or later reads UV_SYSTEM_CERTS; a value set before activating wins).
+grep -q UV_SYSTEM_CERTS "$VENV/bin/activate" \
+  || echo 'export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-true}"' >> "$VENV/bin/activate"
 echo "set up: $(python -c 'import torch, mlflow; print("torch", torch.__version__, "mlflow", mlflow.__version__)')"
