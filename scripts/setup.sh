@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Create .venv and install the project with its test tools (and the services' packages, the
-# `test` extra includes them). Safe to re-run.
+# `test` extra includes them). Safe to re-run. PYTHON=/usr/bin/python3 picks the interpreter,
+# VENV=folder another venv than .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+VENV=${VENV:-.venv}
+# The floor pyproject.toml's requires-python states (tests/test_environments.py checks).
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "setup: needs Python 3.11 or later; $PYTHON is $("$PYTHON" -V 2>&1)" >&2; exit 1; }
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
 fi
-. .venv/bin/activate
+. "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
 # Pin torch exactly: a looser spec makes pip fetch a several-GB CUDA build from PyPI.
 python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
@@ -15,6 +20,12 @@ python -m pip install -q -e ".[test]"
 # `mlflow run` files a run under the experiment MLFLOW_EXPERIMENT_NAME names, else `Default`:
 # the activated venv names this project's, as the `pneumonia-aug` commands do (a value set
 # before activating wins; `--experiment-name` still chooses another).
-grep -q MLFLOW_EXPERIMENT_NAME .venv/bin/activate \
-  || echo 'export MLFLOW_EXPERIMENT_NAME="${MLFLOW_EXPERIMENT_NAME:-pneumonia-aug}"' >> .venv/bin/activate
+grep -q MLFLOW_EXPERIMENT_NAME "$VENV/bin/activate" \
+  || echo 'export MLFLOW_EXPERIMENT_NAME="${MLFLOW_EXPERIMENT_NAME:-pneumonia-aug}"' >> "$VENV/bin/activate"
+# uv (`mlflow run --env-manager uv`) trusts only its own list of certificate authorities unless
+# told otherwise; pip trusts the system's. Behind a proxy whose authority only the system knows,
+# uv fails (`invalid peer certificate: UnknownIssuer`): the activated venv has it trust the
+# system's too (uv 0.11 or later reads UV_SYSTEM_CERTS; a value set before activating wins).
+grep -q UV_SYSTEM_CERTS "$VENV/bin/activate" \
+  || echo 'export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-true}"' >> "$VENV/bin/activate"
 echo "set up: $(python -c 'import torch, mlflow; print("torch", torch.__version__, "mlflow", mlflow.__version__)')"

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "chest_xray"
+# Resolved, as the package records a data folder: `../shared` may be a link to the data.
+SHARED_DATA = (REPO.parent / "shared" / "data" / "chest_xray").resolve()
 
 
 @pytest.fixture(autouse=True)

@@ -8,10 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -51,7 +51,7 @@ def test_conda_yaml_pins_what_setup_pins_and_lists_the_package_dependencies():
     services = {_name(r) for r in project["optional-dependencies"]["services"]}
     assert services == SERVICES_ONLY | {"mlflow"}
     # CI runs the services tests: `.[test]` brings the services extra, and uv.
-    assert {"pneumonia-aug[services]", "uv>=0.5"} <= set(project["optional-dependencies"]["test"])
+    assert {"pneumonia-aug[services]", "uv>=0.11"} <= set(project["optional-dependencies"]["test"])
 
 
 def test_setup_names_the_experiment_for_mlflow_run():
@@ -59,6 +59,22 @@ def test_setup_names_the_experiment_for_mlflow_run():
     the experiment every `pneumonia-aug` command defaults to."""
     text = (REPO / "scripts" / "setup.sh").read_text()
     assert f'MLFLOW_EXPERIMENT_NAME="${{MLFLOW_EXPERIMENT_NAME:-{EXPERIMENT_NAME}}}"' in text
+
+
+def test_setup_has_uv_trust_the_systems_certificates():
+    """The activated venv sets UV_SYSTEM_CERTS (uv 0.11 on, the floor `.[test]` asks), so the uv
+    environment builds where only the system knows the network's certificate authority."""
+    text = (REPO / "scripts" / "setup.sh").read_text()
+    assert 'export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-true}"' in text
+
+
+def test_setup_refuses_the_python_pyproject_refuses():
+    """setup.sh checks the floor requires-python states before it builds anything."""
+    floor = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    major, minor = re.fullmatch(r">=(\d+)\.(\d+)", floor).groups()
+    text = (REPO / "scripts" / "setup.sh").read_text()
+    assert f"sys.version_info < ({major}, {minor})" in text
+    assert f"needs Python {major}.{minor} or later" in text
 
 
 def quick_start() -> str:

@@ -18,13 +18,12 @@ import json
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pneumonia_aug.kit import wheels
+from pneumonia_aug.kit import safetar, wheels
 from pneumonia_aug.kit.layout import (
     BENCH,
     BENCH_MISSING,
@@ -204,8 +203,7 @@ def _steps(kit: KitRun) -> Outcome:
     installed = wheels.install(opts.kit_dir / WHEELS, site)
     kit.steps.append(Step("install wheels", 0, round(time.monotonic() - t0, 1)))
     kit.tee.line(f"kit: installed {len(installed)} wheels into {site}")
-    with tarfile.open(opts.kit_dir / DATA_ARCHIVE) as tar:
-        tar.extractall(kit.work / "data", filter="data")
+    safetar.extract(opts.kit_dir / DATA_ARCHIVE, kit.work / "data")
     kit.tee.line(f"kit: data unpacked into {kit.data}")
     kit.child_env(site)
     kit.step("machine", ["-c", MACHINE_REPORT, str(site)], kit.end - PACK_RESERVE_S)

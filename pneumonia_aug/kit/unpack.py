@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import tarfile
 from pathlib import Path
 
+from pneumonia_aug.kit import safetar
 from pneumonia_aug.kit.layout import (
     BENCH,
     BENCH_MISSING,
@@ -61,8 +61,7 @@ def unpack_store(source: Path, store_dir: Path, artifact_root: str) -> int:
     if (store_dir / STORE_DB).exists():
         raise KitError(f"{store_dir} already holds a store: import into another folder")
     store_dir.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(source / STORE_ARCHIVE) as tar:
-        tar.extractall(store_dir, filter="data")  # no absolute paths, no links out
+    safetar.extract(source / STORE_ARCHIVE, store_dir)  # no absolute paths, no links out
     new_root = str((store_dir / STORE_ARTIFACTS).resolve())
     return rewrite_paths(store_dir / STORE_DB, artifact_root.rstrip("/"), new_root)
 
