@@ -76,7 +76,7 @@ Target: under {STARTUP_TARGET_S:g} s, importing neither {' nor '.join(STARTUP_FO
 Serving: `mlflow models serve` of a registered classifier on loopback, hit by concurrent clients
 with a fixed mix of good requests and bad ones (rows that are not base64, not an image, cut
 short or over the 50 Mpx limit, an empty frame, a missing column; `bench/serve_requests.py`).
-Every answer is checked against the serving contract (README, "predict, serving and the
+Every answer is checked against the serving contract (docs/serving.md, "predict, serving and the
 registry"): target 0 unexpected answers. Latency is per request, to the last byte. The served
 model runs on the CPU; its image size sets the cost of a good row, its weights do not (any
 version of that size will do). The load average in a section says how busy the machine was.
