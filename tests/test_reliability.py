@@ -5,7 +5,7 @@ concurrent studies share their stage runs (one run per key).
 One stack for the module; the outage tests stop and restart its MLflow server. Measured on 2
 cores: 4.5 min in all (stack 16 s; ride-out 71 s, limit and resume 86 s, two studies 51 s,
 race 33 s, database outage under 12 s), many minutes when other work loads the machine.
-Needs PostgreSQL 15, `weed` and the real data in ../shared/data; skipped without them.
+Needs PostgreSQL 15, `weed` and the real data in ../shared/data/chest_xray; skipped without them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TARGETS = {  # ratio -> minimum, on a GPU at 256 px, batch 128 (issue 6)
+TARGETS = {  # ratio -> minimum, on a GPU at 256 px, batch 128
     "classifier loop / classifier bare step": 0.9,
     "classifier loop / paper-style loop": 8.0,
     "GAN loop / GAN bare step": 0.9,
@@ -35,9 +35,9 @@ machine) and keeps the others. Run them from the repository root:
 - CPU: `{CPU_COMMAND}`
 - Startup: `{STARTUP_COMMAND}`
 - Serving: `{SERVE_COMMAND}`
-- The lent GPU machine (PyTorch, no MLflow): `pneumonia-aug kit prepare` here, `pneumonia-aug
-  kit run` there with `.gpu/` carried, `pneumonia-aug kit import` here (README "Results"). Its
-  sections are headed by the device, the image size and the batch.
+- An air-gapped GPU machine (PyTorch, no MLflow, no network): `pneumonia-aug kit prepare`
+  here, `pneumonia-aug kit run` there with `.gpu/` carried, `pneumonia-aug kit import` here
+  (docs/offline-gpu.md). Its sections are headed by the device, the image size and the batch.
 
 Five variants run on the same device, each over the same number of images (rounded up to whole
 batches of 16 for the paper-style loop) after a warm-up, in interleaved rounds:
