@@ -302,7 +302,7 @@ PROFILES = {
     # generated images per GAN (sections 3.1-3.3 and the authors' code).
     "paper": Profile(256, 500, AUTHORS_GAN_BATCH_SIZE, 100, PAPER_BATCH_SIZE, N_GENERATED,
                      sample_every=10),
-    # A GPU window (about 8 minutes on one H100, estimated): the claim's settings at 128 px on
+    # Minutes on one GPU (about 8 on one H100, estimated): the claim's settings at 128 px on
     # the full data, 3 seeds. Departs from the paper: 128 px not 256, 15 classifier epochs not
     # 100 at batch 64 not 16 (lr scaled by sqrt), GANs 200 epochs not 500, 5 settings not 12.
     "short": Profile(128, 200, AUTHORS_GAN_BATCH_SIZE, 15, 64, N_GENERATED, sample_every=50,
@@ -326,13 +326,13 @@ PROFILES = {
 class StudyConfig(_Config):
     """The whole study: every stage a profile needs, as runs nested under one parent run."""
 
-    profile: str = param("quick", "paper (256 px, 500 GAN / 100 classifier epochs), short (a "
-                                  "GPU window), medium (an hour on 2 CPU cores), quick (CPU "
+    profile: str = param("quick", "paper (256 px, 500 GAN / 100 classifier epochs), short (minutes "
+                                  "on one GPU), medium (an hour on 2 CPU cores), quick (CPU "
                                   "smoke test) or tiny (tests)", tuple(PROFILES))
     seeds: str = param("", "comma-separated classifier seeds ('' = the profile's: 0,1,2)")
     settings: str = param("", "table1 (the paper's 12 rows), all (+ the -1.0-1.0 rows), a "
-                              "comma-separated list, or '' = the profile's (table1, or the "
-                              "claim's 5 rows for short and medium)")
+                              "comma-separated list, or '' = the profile's (table1; short: the "
+                              "claim's 5 rows; medium: its 4 DCGAN rows)")
     real_subset: str = param("per_seed", "per_seed: the authors' way (each GAN learns from all "
                                          "real images; r < 1 rows mix augmentation with "
                                          "withheld images); fixed: one GAN per r, learning "

@@ -22,7 +22,7 @@ SERVE_HEADING = "Serving: "  # + the machine (the served model runs on its CPU)
 STUDY_HEADING = "Study: "  # the study's fan-out (sequential vs parallel wall times), by hand
 GPU_COMMAND = "pneumonia-aug bench train --device cuda --image-size 256 --batch-size 128"
 CPU_COMMAND = ("pneumonia-aug bench train --device cpu --image-size 64 --batch-size 16"
-               " --threads 1 --data-dir ../shared/data/chest_xray")
+               " --threads 1 --data-dir data/chest_xray")
 STARTUP_COMMAND = "pneumonia-aug bench startup --repeat 5"
 SERVE_COMMAND = "pneumonia-aug bench serve --model models:/pneumonia-chexnet/VERSION"
 HEADER = f"""# Training throughput, startup and serving benchmarks
@@ -58,7 +58,7 @@ run also measures them, fitting when PyTorch reserves at most {FIT_GIB:.0f} GiB.
 model step only: the project also keeps the decoded training images on the GPU (5216 x 256 x 256
 uint8, about 0.33 GiB for the whole Kermany training split).
 
-Caveat: `../shared/data/chest_xray` is a 224 px copy of the dataset. Decoding a full-size
+Caveat: the CPU figures were measured on a 224 px copy of the dataset. Decoding a full-size
 radiograph costs far more (about 10 ms a core), so against the original files the paper-style
 loop is slower than measured here and the loop / paper-style ratio is an underestimate.
 On a CPU the model step dominates every variant (a 224 px JPEG decodes in about 1 ms), so the
