@@ -62,3 +62,104 @@ def test_the_banned_words_are_found():
     for text in ('scope="session"', "start_new_session=True", "../shared/data/chest_xray",
                  "a talent", "$OUTPUT"):
         assert not pattern.search(text), text
+
+
+# ---- every `pneumonia-aug` command and option the docs name exists --------------------------
+
+SHELL_ENDS = {"&&", "||", "|", ";", "#", ")", "\\"}
+
+
+def markdown_code(text: str) -> list[str]:
+    """The code of a Markdown text: each fenced block's lines (a trailing `\\` joins the next)
+    and each inline code span."""
+    pieces = []
+    for block in re.findall(r"^ *```[^\n]*\n(.*?)^ *```", text, re.S | re.M):
+        pieces += block.replace("\\\n", " ").splitlines()
+    rest = re.sub(r"^ *```[^\n]*\n.*?^ *```", "", text, flags=re.S | re.M)
+    pieces += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", rest)]
+    return pieces
+
+
+def command_lines(code: str) -> list[list[str]]:
+    """The words after each `pneumonia-aug` (or `python -m pneumonia_aug.cli`) that starts a
+    command in `code`, up to the end of that shell command."""
+    words = code.replace('"$(', " ").replace("$(", " ").split()
+    found = []
+    for i, word in enumerate(words):
+        starts = word == "pneumonia-aug" or (word == "pneumonia_aug.cli" and i and
+                                             words[i - 1] == "-m")
+        if starts and not (i and words[i - 1].startswith("-") and words[i - 1] != "-m"):
+            args = []
+            for arg in words[i + 1:]:
+                if arg in SHELL_ENDS or arg.startswith("#"):
+                    break
+                args.append(arg.strip("\"'),"))
+            found.append(args)
+    return found
+
+
+def check_command(args: list[str]) -> list[str]:
+    """What `args` names that the click tree lacks (subcommands, then options)."""
+    import click
+
+    from pneumonia_aug.bench.cli import BenchGroup
+    from pneumonia_aug.cli import main
+
+    command, path, errors = main, ["pneumonia-aug"], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if isinstance(command, BenchGroup) and arg.startswith("-") and arg != "--help":
+            command = command.commands["train"]  # `bench --device cpu` = `bench train ...`
+            path.append("train")
+        if arg.startswith("-"):
+            name = arg.split("=", 1)[0]
+            options = {o: p for p in command.params if isinstance(p, click.Option)
+                       for o in (*p.opts, *p.secondary_opts)}
+            if name != "--help" and name not in options:
+                errors.append(f"{' '.join(path)} has no option {name}")
+            elif (name in options and not options[name].is_flag and "=" not in arg
+                  and i + 1 < len(args) and not args[i + 1].startswith("-")):
+                i += 1  # its value
+        elif isinstance(command, click.Group):
+            if arg.isupper() or arg in ("...", "COMMAND"):
+                break  # a placeholder: `pneumonia-aug COMMAND --k v`
+            names = arg.split("|")
+            errors += [f"{' '.join(path)} has no command {n}" for n in names
+                       if n not in command.commands]
+            if len(names) > 1 or names[0] not in command.commands:
+                break
+            command = command.commands[arg]
+            path.append(arg)
+        i += 1
+    return errors
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return [(page.relative_to(REPO).as_posix(), args) for page in pages
+            for code in markdown_code(page.read_text()) for args in command_lines(code)]
+
+
+def test_every_documented_command_and_option_exists():
+    commands = documented_commands()
+    assert len(commands) > 50  # the parser still finds them
+    assert any(args[:2] == ["bench", "study"] for _, args in commands)
+    errors = [f"{page}: {error}" for page, args in commands for error in check_command(args)]
+    assert not errors, "\n".join(errors)
+
+
+def test_a_wrong_command_or_option_is_caught():
+    (args,) = command_lines("pneumonia-aug study --profile quick --no-such-option 3")
+    assert check_command(args) == ["pneumonia-aug study has no option --no-such-option"]
+    (args,) = command_lines("eval \"$(pneumonia-aug services upp)\" && mlflow ui")
+    assert check_command(args) == ["pneumonia-aug services has no command upp"]
+    (args,) = command_lines("pneumonia-aug kit prepare|run|export")
+    assert check_command(args) == ["pneumonia-aug kit has no command export"]
+    assert command_lines("mlflow run . --experiment-name pneumonia-aug -e main") == []
+    assert check_command(["bench", "study", "--widths", "1,2", "--no-keep"]) == []
+    assert check_command(["bench", "--device", "cpu", "--threads", "1"]) == []
+    text = ("Run `pneumonia-aug data check\n  --data-dir DIR` or\n"
+            "```bash\npneumonia-aug bench \\\n  train --threads 1\n```\n")
+    assert [command_lines(code) for code in markdown_code(text)] == [
+        [["bench", "train", "--threads", "1"]], [["data", "check", "--data-dir", "DIR"]]]
