@@ -1,7 +1,7 @@
 """Every run configuration in one place, each field with its default and its help text.
 
 Defaults are the paper's values (Tung et al., section 3) or the authors' code where the two
-disagree (PROTOCOL.md decides); each says where it comes from. The CLI builds its options
+disagree (docs/protocol.md decides); each says where it comes from. The CLI builds its options
 from these fields (`cli.config_options`), MLproject repeats the user-facing ones (a test
 checks they agree), and the resolved config is logged as run params and saved in every
 checkpoint. Nothing here imports torch, so `pneumonia-aug --help` stays fast.
@@ -110,7 +110,7 @@ SYSTEM_METRICS_HELP = ("log MLflow's system metrics (CPU, memory, disk, network;
 
 @dataclass
 class ClassifierConfig(_Config):
-    """CheXNet on one setting (paper section 3.3; PROTOCOL.md "Classifier")."""
+    """CheXNet on one setting (paper section 3.3; docs/protocol.md "Classifier")."""
 
     setting: str = param("Original-1.0-0.0", "{Original|DCGAN|CGAN}-{r}-{g}, e.g. DCGAN-1.0-0.6")
     seed: int = param(0, "seed of every random draw of the run: subsets, init, batches, "
@@ -165,7 +165,7 @@ class ClassifierConfig(_Config):
 
 @dataclass
 class GANConfig(_Config):
-    """A DCGAN or CGAN (paper section 3; PROTOCOL.md "GANs")."""
+    """A DCGAN or CGAN (paper section 3; docs/protocol.md "GANs")."""
 
     model: str = param(Gan.DCGAN.value, "dcgan (NORMAL only) or cgan (both classes, labelled)",
                        GAN_CHOICES)
@@ -173,7 +173,7 @@ class GANConfig(_Config):
     epochs: int = param(500, "training epochs (authors' code: 500)")
     batch_size: int = param(AUTHORS_GAN_BATCH_SIZE, "batch size (authors' code: 128)")
     # The paper says lr 0.005; the authors' code used 2e-5 (D) and 1e-4 (G), for batch 128.
-    # PROTOCOL.md follows the code.
+    # docs/protocol.md follows the code.
     lr_d: float = param(2e-5, "discriminator Adam lr (authors' code 2e-5; the paper says 0.005)")
     lr_g: float = param(1e-4, "generator Adam lr (authors' code 1e-4; the paper says 0.005)")
     lr_scaling: str = param("none", "how lr_d, lr_g follow batch_size: none, linear or sqrt "
@@ -328,13 +328,13 @@ PROFILES = {
 class StudyConfig(_Config):
     """The whole study: every stage a profile needs, as runs nested under one parent run."""
 
-    profile: str = param("quick", "paper (256 px, 500 GAN / 100 classifier epochs), short (a "
-                                  "GPU window), medium (an hour on 2 CPU cores), quick (CPU "
+    profile: str = param("quick", "paper (256 px, 500 GAN / 100 classifier epochs), short (minutes "
+                                  "on one GPU), medium (an hour on 2 CPU cores), quick (CPU "
                                   "smoke test) or tiny (tests)", tuple(PROFILES))
     seeds: str = param("", "comma-separated classifier seeds ('' = the profile's: 0,1,2)")
     settings: str = param("", "table1 (the paper's 12 rows), all (+ the -1.0-1.0 rows), a "
-                              "comma-separated list, or '' = the profile's (table1, or the "
-                              "claim's 5 rows for short and medium)")
+                              "comma-separated list, or '' = the profile's (table1; short: the "
+                              "claim's 5 rows; medium: its 4 DCGAN rows)")
     real_subset: str = param("per_seed", "per_seed: the authors' way (each GAN learns from all "
                                          "real images; r < 1 rows mix augmentation with "
                                          "withheld images); fixed: one GAN per r, learning "
@@ -367,9 +367,9 @@ RELIABILITY_ENV_PREFIX = "PNEUMONIA_AUG_"
 
 @dataclass(frozen=True)
 class Reliability:
-    """How runs ride out tracking outages and share stages with concurrent studies (README
-    "Reliability"). Read from the environment as `PNEUMONIA_AUG_<FIELD>` in capitals (e.g.
-    `PNEUMONIA_AUG_TRACKING_OUTAGE_S=60`); not run parameters, since they change no result."""
+    """How runs ride out tracking outages and share stages with concurrent studies
+    (docs/operations.md). Read from the environment as `PNEUMONIA_AUG_<FIELD>` in capitals
+    (e.g. `PNEUMONIA_AUG_TRACKING_OUTAGE_S=60`); not run parameters: they change no result."""
 
     tracking_outage_s: float = param(600.0, "longest tracking-server outage a training run "
                                             "rides out (its metrics and sample grids wait "

@@ -1,5 +1,5 @@
 """The names stages share: the contract between `train_gan`, `generate`, `train_classifier`,
-`compare`, `study` and whoever reads their runs (README "Entry points" documents them).
+`compare`, `study` and whoever reads their runs (docs/stages.md documents them).
 
 Stage names, tag keys, artifact paths, registered model names and default model URIs are
 defined here once; stages and compare read them from here only. Changing a value here changes
@@ -82,7 +82,7 @@ CHAMPION = "champion"  # the classifier version with the lowest validation loss 
 NEWEST = "newest"
 DEFAULT_CLASSIFIER_URI = f"models:/{CLASSIFIER_MODEL}@{CHAMPION}"
 
-# PNEUMONIA is the positive class, called at probability >= 0.5 (PROTOCOL.md). Here rather
+# PNEUMONIA is the positive class, called at probability >= 0.5 (docs/protocol.md). Here rather
 # than in `evaluation.metrics` because a registered classifier ships it (few, light modules).
 THRESHOLD = 0.5
 

@@ -35,7 +35,7 @@ def _isolated_env(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "train").is_dir():
-        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (see ../shared/data/SOURCE.md)")
+        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (README, Quick start)")
     return SHARED_DATA
 
 
@@ -47,7 +47,7 @@ def small_real_data(tmp_path_factory) -> Path:
     """A small copy of the real data (the first images of each folder), to train on in full:
     runs without a debug cap can become `@champion`, which capped ones never do."""
     if not (SHARED_DATA / "train").is_dir():
-        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (see ../shared/data/SOURCE.md)")
+        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (README, Quick start)")
     root = tmp_path_factory.mktemp("small_real") / "chest_xray"
     for split, n in SMALL_REAL.items():
         for label in ("NORMAL", "PNEUMONIA"):

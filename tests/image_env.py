@@ -1,7 +1,7 @@
-"""A Python environment holding only the GPU image's packages, for the device kit's proof.
+"""A Python environment holding only the GPU image's packages, for the kit's proof.
 
-The GPU machine's image has PyTorch and ~170 other packages but not MLflow (ENVIRONMENT.md,
-`pneumonia_aug.kit.image.IMAGE_PACKAGES`). To show here that the kit's wheels are enough
+The GPU machine's image has PyTorch and ~170 other packages but not MLflow
+(`pneumonia_aug.kit.image.IMAGE_PACKAGES`). To show here that the kit's wheels are enough
 there, the proof runs the kit in a fresh virtual environment (no system site-packages) whose
 only third-party packages are the image's, and no others.
 

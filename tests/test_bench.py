@@ -39,7 +39,7 @@ CPU_DEVICE = "## CPU: Example (1 thread)\n\nkept as it was\n"
 def tiny_real(tmp_path) -> Path:
     """A Kermany tree of a few real images copied from ../shared/data/chest_xray."""
     if not (SHARED_DATA / "train").is_dir():
-        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (see ../shared/data/SOURCE.md)")
+        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (README, Quick start)")
     root = tmp_path / "chest_xray"
     for split, n in (("train", 6), ("test", 1)):
         for label in ("NORMAL", "PNEUMONIA"):

@@ -1,6 +1,6 @@
 """A damaged decode-cache entry (truncated by a full disk or a killed copy) is a miss, not a crash.
 
-Fills the cache through `load_classifier_data` from a few real X-rays of ../shared/data,
+Fills the cache through `load_classifier_data` from a few real X-rays of ../shared/data/chest_xray,
 damages four entries (cut in the header, cut in the data, zero-length, a valid array of the
 wrong shape), and loads again.
 """

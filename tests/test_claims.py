@@ -52,7 +52,11 @@ def test_a_live_claim_is_waited_for_then_reused(tracking_uri):
     rival = _rival(me, time.time())  # alive: this very process
 
     def finish() -> None:
-        time.sleep(1)
+        # Only once our claim has lost (deleted, naming the rival) does the rival finish: the
+        # claimant is then waiting, however slow its start.
+        deadline = time.monotonic() + 120
+        while not _runs(ViewType.DELETED_ONLY) and time.monotonic() < deadline:
+            time.sleep(0.05)
         MlflowClient().log_param(rival, "n", 1)
         MlflowClient().set_terminated(rival, "FINISHED")
 

@@ -35,7 +35,7 @@ def test_global_batch_must_split_evenly():
 
 
 def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
-    # --standalone: a free local port, so parallel test sessions do not collide.
+    # --standalone: a free local port, so test runs in parallel do not collide.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "pneumonia_aug.cli", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores

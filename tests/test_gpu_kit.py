@@ -27,10 +27,10 @@ from pneumonia_aug.kit.supervise import Tee, run_until
 from pneumonia_aug.services import processes
 
 SETTINGS = "Original-1.0-0.0,DCGAN-1.0-0.3"
-# The budget is the device's business (tested above); here no step may be cut short, even on a
+# The budget is the kit's business (tested above); here no step may be cut short, even on a
 # machine so busy that importing torch takes a minute.
 GENEROUS = ("--budget", "3000", "--bench-timeout", "3000")
-DEVICE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # what the device sends back
+DEVICE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # the file names `kit run` writes
 
 
 def test_the_wheels_carry_only_what_the_image_lacks():
@@ -169,7 +169,7 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
     assert "carried wheels: requirements not met: none" in (out / layout.LOG).read_text()
     assert result["store"]["left_behind_by_reason"]["model weights or a training checkpoint"]
 
-    shutil.rmtree(work)  # the device's folder is gone
+    shutil.rmtree(work)  # the GPU machine's folder is gone
     t0 = time.monotonic()
     imported = _kit("import", str(out), "--store-dir", str(tmp_path / "store"),
                     "--results-dir", str(tmp_path / "results"),

@@ -110,7 +110,7 @@ def test_mlflow_run_predict_takes_a_list_with_spaces(store, tmp_path, monkeypatc
 
 def readme_snippet() -> str:
     readme = (REPO / "README.md").read_text()
-    section = readme.split("### Using a registered classifier", 1)[1]
+    section = readme.split("## Using a registered classifier", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 

@@ -19,7 +19,7 @@ def real_index():
     from conftest import SHARED_DATA
 
     if not (SHARED_DATA / "train").is_dir():
-        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (see ../shared/data/SOURCE.md)")
+        pytest.skip(f"the real Kermany data is not at {SHARED_DATA} (README, Quick start)")
     return index_kermany(SHARED_DATA)[0]
 
 

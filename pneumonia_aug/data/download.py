@@ -43,7 +43,7 @@ MENDELEY_URL = (
 )
 ARCHIVE_NAME = "ChestXRay2017.zip"
 DOWNLOAD_DIR = ".download"
-# Images per (split, label) in the Mendeley archive (PROTOCOL.md, "Data"). Its train/ is
+# Images per (split, label) in the Mendeley archive (docs/protocol.md, "Data"). Its train/ is
 # Kaggle's train + val, so a copy with val/ is compared after merging val into train.
 EXPECTED_COUNTS = {
     ("train", "NORMAL"): 1349,

@@ -3,7 +3,7 @@
 Real folders hold RGB, RGBA, CMYK, palette and 16-bit files besides the usual 8-bit
 grayscale JPEGs. All become `uint8` grayscale. Images are *stretched* to `size x size`
 (no crop, no padding) with an antialiased bilinear resize: the authors' GAN code stretched
-to a square, and so did the 224 px copy in ../shared/data.
+to a square, and so did the 224 px copy of the set the CPU results used.
 """
 
 from __future__ import annotations

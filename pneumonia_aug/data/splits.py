@@ -1,4 +1,4 @@
-"""Splits and subsets of PROTOCOL.md.
+"""Splits and subsets of docs/protocol.md.
 
 - Test: the official `test/`, untouched.
 - Validation: a stratified, patient-grouped `VAL_FRACTION` of the real training pool
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-# PROTOCOL.md: 10% of the real training pool, patient-grouped and stratified.
+# docs/protocol.md: 10% of the real training pool, patient-grouped and stratified.
 VAL_FRACTION = 0.1
 
 

@@ -1,4 +1,4 @@
-"""Binary metrics with PNEUMONIA as the positive class and a 0.5 threshold (PROTOCOL.md)."""
+"""Binary metrics with PNEUMONIA as the positive class and a 0.5 threshold (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's GANs (Tung et al., section 3; the authors' 256 px code, PROTOCOL.md "GANs").
+"""The paper's GANs (Tung et al., section 3; the authors' 256 px code, docs/protocol.md "GANs").
 
 A DCGAN draws NORMAL radiographs; a CGAN draws either class from a label. One `Generator` and
 one `Discriminator` class serve both: `n_classes=0` is the unconditional DCGAN. No batch norm

@@ -1,4 +1,5 @@
-"""Ports and process groups: start a service in its own session, know if it lives, stop it."""
+"""Ports and process groups: start a service in a process group of its own, know if it lives,
+stop it."""
 
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def _reap(pid: int) -> None:
 
 
 def spawn(cmd: list[str], log_path: Path, env: dict | None = None) -> int:
-    """Start `cmd` in a new session (so `down` can stop its whole group); return its pid."""
+    """Start `cmd` as the leader of a new process group (so `down` can stop the whole group);
+    return its pid."""
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)

@@ -2,9 +2,9 @@
 
 Throughput comes from the bench (`pneumonia-aug bench train` writes docs/benchmarks.md, one
 section per device): this device's section when there is one, else a stated default per
-device kind: for GPUs the H200 figures of ENVIRONMENT.md (DenseNet121 at 256 px: 543 img/s at
-batch 16 fp32, 2031 img/s at batch 128 bf16; the GAN's D + G step 1589 img/s at batch 128
-bf16), for CPUs the 1-thread figures of docs/benchmarks.md. The model, rough by design:
+device kind: for GPUs the H200 figures measured for this project (DenseNet121 at 256 px:
+543 img/s at batch 16 fp32, 2031 img/s at batch 128 bf16; the GAN's D + G step 1589 img/s at
+batch 128 bf16), for CPUs the 1-thread figures of docs/benchmarks.md. The model, rough by design:
 
 - compute grows with pixels: a figure measured at s px counts (s / size)^2 at `size`;
 - CPU: a stage with t threads runs t times the 1-thread figure (optimistic: two threads on
@@ -52,8 +52,8 @@ class Throughput:
         return self.classifier[max(fits)]
 
 
-H200 = Throughput("gpu", "H200 figures of ENVIRONMENT.md (no bench of this GPU in "
-                         "docs/benchmarks.md)", 256, {16: 543.0, 128: 2031.0}, 1589.0)
+H200 = Throughput("gpu", "H200 figures measured for this project (no bench of this GPU "
+                         "in docs/benchmarks.md)", 256, {16: 543.0, 128: 2031.0}, 1589.0)
 CPU_DEFAULT = Throughput("cpu", "Intel Xeon, 1 thread (docs/benchmarks.md, 2026-11-26)", 64,
                          {16: 25.7}, 16.7)
 _ROW = re.compile(r"^\| (classifier loop|GAN loop) \| (\d+) \| \d+ \| [\d.]+ \| ([\d.]+) \|",

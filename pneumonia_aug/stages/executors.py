@@ -10,7 +10,7 @@ checkpoints kept) and `close()`, and a `width`: how many stages the walk runs at
 - `LocalExecutor` (max_parallel N > 1): each stage in its own process (`tasks.stage_process`,
   forked from a forkserver that imported torch and MLflow once), N at a time, each with
   cores // N torch threads, each pinned to one GPU round-robin when there are several (with
-  one, they share it). Stage processes start in their own session, so Ctrl-C reaches the
+  one, they share it). Stage processes start in process groups of their own, so Ctrl-C reaches the
   study only, which then sends each stage process one SIGTERM.
 - `RayExecutor` (`stages.ray_executor`): each stage a Ray task.
 """

@@ -132,7 +132,7 @@ class _Prefixed(io.TextIOBase):
 
 
 def stage_process(task_json: str, result: str, env: dict, label: str) -> None:
-    """A stage process: in a session of its own (Ctrl-C reaches the study only, which stops
+    """A stage process: in a process group of its own (Ctrl-C reaches the study only, which stops
     it with SIGTERM), with the environment the executor chose, its output marked with
     `label`; the outcome goes to `result`; exit code 0 (a run), 2 (a failure), 130 (stopped)."""
     os.setsid()

@@ -1,6 +1,6 @@
 """The `train_classifier` stage as a tracked run: data -> CheXNet -> metrics, plots, model.
 
-Logged to the run (README "What a classifier run logs"): the resolved config as params and
+Logged to the run (docs/stages.md, "What a classifier run logs"): the resolved config as params and
 `config.json`; tags `setting`, `gan`, `real_fraction`, `synthetic_fraction`, `seed`,
 `git_commit`, `dataset_digest` (and `synthetic_run_id` for GAN settings); the
 train/val/test manifests as dataset inputs; per-epoch losses and validation metrics; test

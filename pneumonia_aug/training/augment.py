@@ -1,6 +1,6 @@
 """Training augmentation on whole batches, on the training device.
 
-Random resized crop + horizontal flip (PROTOCOL.md), one crop per image, done with a single
+Random resized crop + horizontal flip (docs/protocol.md), one crop per image, done with a single
 `affine_grid`/`grid_sample` call instead of per-image PIL work. Crops follow torchvision's
 `RandomResizedCrop` sampling: area fraction in `[scale_min, 1]`, aspect ratio log-uniform in
 `[3/4, 4/3]`, clipped to the image.

@@ -1,4 +1,4 @@
-"""GAN training (paper section 3; PROTOCOL.md "GANs"): BCE-with-logits, Adam(beta1 = 0.5).
+"""GAN training (paper section 3; docs/protocol.md "GANs"): BCE-with-logits, Adam(beta1 = 0.5).
 
 The DCGAN learns from the real NORMAL training images only; the CGAN from both classes with
 their labels (0 = NORMAL, 1 = PNEUMONIA). GANs never see validation or test images: the caller
@@ -62,7 +62,7 @@ def _check_data(images: np.ndarray, labels: np.ndarray, cfg: GANConfig) -> None:
         raise PneumoniaAugError(f"train_gan needs one label per image, {NORMAL} (NORMAL) or "
                                 f"{PNEUMONIA} (PNEUMONIA)")
     if cfg.model == "dcgan" and (labels != NORMAL).any():
-        raise PneumoniaAugError("the DCGAN learns NORMAL images only (PROTOCOL.md): pass the "
+        raise PneumoniaAugError("the DCGAN learns NORMAL images only (docs/protocol.md): pass the "
                                 "NORMAL training images, or use model=cgan for both classes")
     if len(images) == 0:
         raise PneumoniaAugError("train_gan got no images")

@@ -1,0 +1,165 @@
+"""The docs tell the truth about the code: generated tables are fresh, no text speaks of the
+place the code was written in."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from pneumonia_aug import docs_gen
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_generated_tables_are_fresh():
+    """docs/*.md's parameter tables are what `python -m pneumonia_aug.docs_gen` writes from
+    config.py; a default or help text changed without rerunning it fails here."""
+    assert docs_gen.stale() == [], f"stale: run `{docs_gen.COMMAND}`"
+
+
+def test_a_changed_default_makes_the_page_stale(monkeypatch):
+    page = (docs_gen.DOCS / "stages.md").read_text()
+    assert docs_gen.render(page) == page
+    monkeypatch.setitem(docs_gen.CONFIGS, "generate", docs_gen.CompareConfig)
+    assert docs_gen.render(page) != page
+
+
+# Words about the place the code was written in, not about the project, its users and their
+# machines. `session` as Python's and pytest's word (`start_new_session`, `scope="session"`)
+# is not one of them; the only path outside the clone is the quick start's data copy.
+BANNED = [r"\blent\b", r"device tool", r"\$OUT\b", r"\bissues? #?\d+", r"DEVELOPERS\.md",
+          r"ENVIRONMENT\.md", r"landing from another branch", r"the device's limits",
+          r'(?<!")\bsessions?\b', r"shared/(?!data/chest_xray)"]
+THIS = Path(__file__).resolve().relative_to(REPO).as_posix()
+
+
+def tracked_text_files() -> list[Path]:
+    names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
+    files = []
+    for name in names:
+        data = (REPO / name).read_bytes() if (REPO / name).is_file() else b"\0"
+        if name != THIS and b"\0" not in data:
+            files.append(REPO / name)
+    return files
+
+
+def test_no_text_speaks_of_the_place_it_was_written_in():
+    pattern = re.compile("|".join(BANNED), re.IGNORECASE)
+    hits = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+            for path in tracked_text_files()
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+            if pattern.search(line)]
+    assert not hits, "\n".join(hits)
+
+
+def test_the_banned_words_are_found():
+    pattern = re.compile("|".join(BANNED), re.IGNORECASE)
+    for text in ("the lent GPU", "issue 12", "written under $OUT", "see ../shared/docs/X.md",
+                 "this session's time"):
+        assert pattern.search(text), text
+    for text in ('scope="session"', "start_new_session=True", "../shared/data/chest_xray",
+                 "a talent", "$OUTPUT"):
+        assert not pattern.search(text), text
+
+
+# ---- every `pneumonia-aug` command and option the docs name exists --------------------------
+
+SHELL_ENDS = {"&&", "||", "|", ";", "#", ")", "\\"}
+
+
+def markdown_code(text: str) -> list[str]:
+    """The code of a Markdown text: each fenced block's lines (a trailing `\\` joins the next)
+    and each inline code span."""
+    pieces = []
+    for block in re.findall(r"^ *```[^\n]*\n(.*?)^ *```", text, re.S | re.M):
+        pieces += block.replace("\\\n", " ").splitlines()
+    rest = re.sub(r"^ *```[^\n]*\n.*?^ *```", "", text, flags=re.S | re.M)
+    pieces += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", rest)]
+    return pieces
+
+
+def command_lines(code: str) -> list[list[str]]:
+    """The words after each `pneumonia-aug` (or `python -m pneumonia_aug.cli`) that starts a
+    command in `code`, up to the end of that shell command."""
+    words = code.replace('"$(', " ").replace("$(", " ").split()
+    found = []
+    for i, word in enumerate(words):
+        starts = word == "pneumonia-aug" or (word == "pneumonia_aug.cli" and i and
+                                             words[i - 1] == "-m")
+        if starts and not (i and words[i - 1].startswith("-") and words[i - 1] != "-m"):
+            args = []
+            for arg in words[i + 1:]:
+                if arg in SHELL_ENDS or arg.startswith("#"):
+                    break
+                args.append(arg.strip("\"'),"))
+            found.append(args)
+    return found
+
+
+def check_command(args: list[str]) -> list[str]:
+    """What `args` names that the click tree lacks (subcommands, then options)."""
+    import click
+
+    from pneumonia_aug.bench.cli import BenchGroup
+    from pneumonia_aug.cli import main
+
+    command, path, errors = main, ["pneumonia-aug"], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if isinstance(command, BenchGroup) and arg.startswith("-") and arg != "--help":
+            command = command.commands["train"]  # `bench --device cpu` = `bench train ...`
+            path.append("train")
+        if arg.startswith("-"):
+            name = arg.split("=", 1)[0]
+            options = {o: p for p in command.params if isinstance(p, click.Option)
+                       for o in (*p.opts, *p.secondary_opts)}
+            if name != "--help" and name not in options:
+                errors.append(f"{' '.join(path)} has no option {name}")
+            elif (name in options and not options[name].is_flag and "=" not in arg
+                  and i + 1 < len(args) and not args[i + 1].startswith("-")):
+                i += 1  # its value
+        elif isinstance(command, click.Group):
+            if arg.isupper() or arg in ("...", "COMMAND"):
+                break  # a placeholder: `pneumonia-aug COMMAND --k v`
+            names = arg.split("|")
+            errors += [f"{' '.join(path)} has no command {n}" for n in names
+                       if n not in command.commands]
+            if len(names) > 1 or names[0] not in command.commands:
+                break
+            command = command.commands[arg]
+            path.append(arg)
+        i += 1
+    return errors
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return [(page.relative_to(REPO).as_posix(), args) for page in pages
+            for code in markdown_code(page.read_text()) for args in command_lines(code)]
+
+
+def test_every_documented_command_and_option_exists():
+    commands = documented_commands()
+    assert len(commands) > 50  # the parser still finds them
+    assert any(args[:2] == ["bench", "study"] for _, args in commands)
+    errors = [f"{page}: {error}" for page, args in commands for error in check_command(args)]
+    assert not errors, "\n".join(errors)
+
+
+def test_a_wrong_command_or_option_is_caught():
+    (args,) = command_lines("pneumonia-aug study --profile quick --no-such-option 3")
+    assert check_command(args) == ["pneumonia-aug study has no option --no-such-option"]
+    (args,) = command_lines("eval \"$(pneumonia-aug services upp)\" && mlflow ui")
+    assert check_command(args) == ["pneumonia-aug services has no command upp"]
+    (args,) = command_lines("pneumonia-aug kit prepare|run|export")
+    assert check_command(args) == ["pneumonia-aug kit has no command export"]
+    assert command_lines("mlflow run . --experiment-name pneumonia-aug -e main") == []
+    assert check_command(["bench", "study", "--widths", "1,2", "--no-keep"]) == []
+    assert check_command(["bench", "--device", "cpu", "--threads", "1"]) == []
+    text = ("Run `pneumonia-aug data check\n  --data-dir DIR` or\n"
+            "```bash\npneumonia-aug bench \\\n  train --threads 1\n```\n")
+    assert [command_lines(code) for code in markdown_code(text)] == [
+        [["bench", "train", "--threads", "1"]], [["data", "check", "--data-dir", "DIR"]]]
