@@ -1,4 +1,4 @@
-"""`pneumonia-aug kit`: prepare here, run on the lent GPU machine, import here.
+"""`pneumonia-aug kit`: prepare here, run on the offline GPU machine, import here.
 
 Only click and the config here (`pneumonia-aug --help` stays fast, and `kit run` starts on a
 machine whose image lacks MLflow); each command imports its module when it runs.
@@ -27,7 +27,7 @@ DEFAULT_MAX_PARALLEL = 6
 
 @click.group("kit", cls=UserErrorGroup)
 def kit() -> None:
-    """The lent GPU machine: carry data + wheels there, run the bench and a study, bring the
+    """An offline GPU machine: carry data + wheels there, run a study and the benches, bring the
     MLflow store back."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -65,7 +65,7 @@ def parse_bench(text: str) -> list[tuple[int, int]]:
 
 @kit.command("run")
 @click.option("--kit-dir", default=KIT_DIR, show_default=True, help="the carried folder")
-@click.option("--out", envvar="OUT", required=True, help="where the outputs go [default: $OUT]")
+@click.option("--out", required=True, help="the folder the outputs go to (what you bring back)")
 @click.option("--budget", type=float, default=DEFAULT_BUDGET_S, show_default=True,
               help="seconds for everything; the study is stopped (SIGTERM) "
                    f"{PACK_RESERVE_S} s before the end so the store can be packed")
@@ -122,7 +122,7 @@ def run_cmd(kit_dir: str, out: str, budget: float, profile: str, max_parallel: i
 @click.option("--benchmarks", default="docs/benchmarks.md", show_default=True,
               help="markdown file whose sections the benches replace ('' = none)")
 def import_cmd(source: str, store_dir: str, results_dir: str, benchmarks: str) -> None:
-    """Here: unpack what a `kit run` wrote (the device call's files) into a store that
+    """Here: unpack what a `kit run` wrote (the files brought back from its --out) into a store that
     `mlflow ui` opens, and the table into the docs."""
     from pneumonia_aug.kit.unpack import import_results
 

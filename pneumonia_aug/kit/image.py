@@ -1,8 +1,8 @@
-"""What the lent GPU machine's image holds, and the wheels the kit carries for what it lacks.
+"""What the offline GPU machine's image holds, and the wheels the kit carries for what it lacks.
 
 The image ('cuda': Python 3.12.3, torch 2.11.0+cu130, torchvision 0.26.0, numpy 2.5.2) has no
 network and no MLflow. `IMAGE_PACKAGES` is its package list as read on a machine running it on
-2026-11-17 (the device tool's KINDS.md; ENVIRONMENT.md "GPU machines"). `CARRIED` is the
+2026-11-17 and checked again on 2026-12-04 (`kit run` prints it). `CARRIED` is the
 smallest set of distributions that, added to those, runs every stage of a study against a
 local sqlite store: found by running the study with only the image's packages and adding what
 failed to import, and kept true by `tests/test_gpu_kit.py`, which does the same here.

@@ -1,8 +1,8 @@
 """The names `prepare`, `run` and `import` share: the carried folder, what comes back, limits.
 
-The lent GPU machine (the device tool) takes the working tree plus the carried paths, at most
-64 MiB, runs one command of at most 10 minutes, and sends back at most 8 files of at most
-16 MiB each, written under `$OUT` (letters, digits, `.`, `_`, `-` only).
+The kit is sized for a GPU machine reached through a narrow transfer: the checkout plus the
+carried folder at most 64 MiB, one command of about 10 minutes, and at most 8 files of at most
+16 MiB each brought back from the output folder (plain names: letters, digits, `.`, `_`, `-`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ DATA = "chest_xray"  # the folder inside it
 WHEELS = "wheels"
 MAX_CARRIED = 64 * MIB  # working tree + carried paths
 
-# ---- what `run` writes under $OUT (8 files at most, each at most 16 MiB) -------------------
+# ---- what `run` writes to --out (8 files at most, each at most 16 MiB) --------------------
 STORE_ARCHIVE = "store.tar.xz"  # mlflow.db + mlruns/, weights left behind
 TABLE_FILES = TABLE_OUTPUTS  # what compare writes
 BENCH = "bench.md"
@@ -38,7 +38,6 @@ STORE_DB = "mlflow.db"
 STORE_ARTIFACTS = "mlruns"
 LEFT_BEHIND = "left_behind.txt"  # artifact files not packed, and why
 
-# ---- the device's limits, as the default time budget ----------------------------------------
-DEVICE_COMMAND_LIMIT_S = 600
-DEFAULT_BUDGET_S = 540  # leaves a minute of the command's 10 for start-up and slack
+# ---- the default time budget ------------------------------------------------------------------
+DEFAULT_BUDGET_S = 540  # leaves a minute of a 10-minute command for start-up and slack
 PACK_RESERVE_S = 75  # kept back from the study for the fallback compare and the archive

@@ -1,4 +1,4 @@
-"""`kit prepare`, here: the one folder the device call carries (`.gpu/`, git-ignored).
+"""`kit prepare`, here: the one folder carried to the GPU machine (`.gpu/`, git-ignored).
 
 It holds the data at the study's image size as one tar (`kit.data`), the wheels of what the
 GPU image lacks for the target Python (`kit.wheels`, `kit.image.CARRIED`), and `kit.json`: the code
@@ -36,7 +36,7 @@ def folder_bytes(folder: Path) -> int:
 
 
 def working_tree_bytes(root: Path, leave_out: Path) -> int | None:
-    """Bytes of what the device call sends besides the carried paths: tracked files and
+    """Bytes of what travels besides the carried paths: tracked files and
     untracked ones git does not ignore (None outside a git checkout)."""
     try:
         listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
@@ -75,9 +75,9 @@ def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def _check(sizes: dict) -> None:
     if sizes["total"] > MAX_CARRIED:
-        raise KitError(f"the call would carry {sizes['total'] / MIB:.1f} MiB (kit "
+        raise KitError(f"the transfer would carry {sizes['total'] / MIB:.1f} MiB (kit "
                        f"{sizes['kit'] / MIB:.1f}, working tree "
-                       f"{(sizes['working_tree'] or 0) / MIB:.1f}), over the device's "
+                       f"{(sizes['working_tree'] or 0) / MIB:.1f}), over the limit of "
                        f"{MAX_CARRIED / MIB:.0f} MiB: use a smaller --image-size")
 
 

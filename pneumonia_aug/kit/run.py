@@ -7,7 +7,7 @@ deadline (`supervise`). The study gets the time budget less `PACK_RESERVE_S`, it
 `max_parallel` at once (on one GPU they share it); stopped at the deadline, its
 running stage ends KILLED and the finished runs stay, and a `compare` over the experiment's
 finished classifier runs makes the table from them. Whatever happened, the store is packed
-(`pack`) and the outputs are written to `--out` ($OUT there). Stdlib only until the wheels
+(`pack`) and the outputs are written to `--out`. Stdlib only until the wheels
 are in: the steps themselves run `python -m pneumonia_aug.cli` with them on `PYTHONPATH`.
 """
 
