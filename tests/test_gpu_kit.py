@@ -77,7 +77,7 @@ def test_kit_commands_refuse_bad_input_in_one_line(tmp_path, tiny_kermany, monke
                                    "--data-dir", str(tiny_kermany), "--image-size", "32",
                                    "--python-version", "3.11"])
     assert too_big.exit_code == 2, too_big.output
-    assert "error: the call would carry" in too_big.output and "MiB" in too_big.output
+    assert "error: the transfer would carry" in too_big.output and "MiB" in too_big.output
     assert not (tmp_path / "kit" / "kit.json").exists()  # not a kit that looks ready
 
 
