@@ -3,7 +3,8 @@ by side on one GPU): every one gets the whole set, none fails on another's downl
 
 from __future__ import annotations
 
-import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -11,22 +12,13 @@ import numpy as np
 from PIL import Image
 
 from pneumonia_aug.contract import GENERATED_DIR, Gan
+from pneumonia_aug.stages.synthetic import fetch_synthetic
 
 N_IMAGES, N_FETCHERS = 40, 6
 
 
-def _fetch(args: tuple[str, str, str, object]) -> int:
-    uri, run_id, cache, barrier = args
-    mlflow.set_tracking_uri(uri)
-    from pneumonia_aug.stages.synthetic import fetch_synthetic
-
-    barrier.wait()  # all download at the same moment
-    return len(fetch_synthetic(run_id, Gan.DCGAN, cache))
-
-
-def test_concurrent_fetches_of_one_generate_run_all_succeed(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
+def test_concurrent_fetches_of_one_generate_run_all_succeed(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -37,11 +29,14 @@ def test_concurrent_fetches_of_one_generate_run_all_succeed(tmp_path):
     with mlflow.start_run() as run:
         mlflow.log_artifacts(str(images), GENERATED_DIR)
     cache = str(tmp_path / "cache")
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        barrier = manager.Barrier(N_FETCHERS)
-        with ctx.Pool(N_FETCHERS) as pool:
-            counts = pool.map(_fetch, [(uri, run.info.run_id, cache, barrier)] * N_FETCHERS)
+    barrier = threading.Barrier(N_FETCHERS)
+
+    def fetch(_: int) -> int:
+        barrier.wait()  # all download at the same moment
+        return len(fetch_synthetic(run.info.run_id, Gan.DCGAN, cache))
+
+    with ThreadPoolExecutor(N_FETCHERS) as pool:
+        counts = list(pool.map(fetch, range(N_FETCHERS)))
     assert counts == [N_IMAGES] * N_FETCHERS
     local = Path(cache) / "runs" / run.info.run_id / GENERATED_DIR
     assert len(list(local.glob("*.png"))) == N_IMAGES
