@@ -30,6 +30,7 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.sampling import fixed_noise
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.runs import stage_tags
+from pneumonia_aug.training.distributed import pick_device
 from pneumonia_aug.training.gan import sample_grid
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def run_generate(cfg: GenerateConfig) -> str:
                                 cfg, uri, version, source_run)) as run:
         tracking.log_params(cfg.to_dict() | {"model_uri": uri})
         generator = tracking.load_python_model(uri)
+        generator.generator.to(pick_device(cfg.device))
         log.info("drawing %d NORMAL images from %s (version %s)", cfg.n_images, uri, version)
         images = generator.generate(cfg.n_images, cfg.seed, "NORMAL")
         with tempfile.TemporaryDirectory() as tmp:

@@ -38,6 +38,7 @@ from pneumonia_aug.models.sampling import fixed_noise, generate_images
 from pneumonia_aug.serving import packaging, registry
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.runs import TrainingStage, execute
+from pneumonia_aug.training.distributed import pick_device
 from pneumonia_aug.training.gan import sample_grid, train_gan
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,10 @@ GRID = 64  # images in each sample grid (8 x 8)
 GAN_METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
-def _feature_extractor(model_uri: str):
-    """The X-ray feature network, or None (with a warning) when none is registered."""
+def _feature_extractor(model_uri: str, device: torch.device):
+    """The X-ray feature network on `device` (the GAN's: on a GPU the FID/KID evaluations and
+    the memorization check take seconds, not minutes), or None (with a warning) when none is
+    registered."""
     from pneumonia_aug.evaluation.gan_quality import XrayFeatures
 
     if not model_uri:
@@ -56,7 +59,7 @@ def _feature_extractor(model_uri: str):
     except TrackingError as exc:
         log.warning("no GAN quality metrics: %s", exc)
         return None
-    return XrayFeatures(classifier.net)
+    return XrayFeatures(classifier.net.to(device))
 
 
 class GANStage(TrainingStage):
@@ -94,7 +97,8 @@ class GANStage(TrainingStage):
     def train(self, data: GANData, dist, checkpoint, metric_log, checkpoint_path):
         on_epoch = None
         if metric_log is not None:
-            self.extractor = _feature_extractor(self.cfg.feature_model_uri)
+            self.extractor = _feature_extractor(self.cfg.feature_model_uri,
+                                                dist.device(pick_device(self.cfg.device)))
             if self.extractor is not None:
                 # The version, not only the alias: the alias may move on later.
                 version, _ = tracking.model_version_of(self.cfg.feature_model_uri)
