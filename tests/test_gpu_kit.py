@@ -182,6 +182,14 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
         assert not [line for line in conn.iterdump() if str(work / "mlruns") in line]
     assert (tmp_path / "results" / "table1.md").read_text() == (out / "table1.md").read_text()
     assert "(32 px, batch 4)" in (tmp_path / "benchmarks.md").read_text()
+    stage_times = (tmp_path / "results" / layout.STAGE_TIMES).read_text()
+    assert "up to 2 stages at once" in stage_times
+    rows = [line for line in stage_times.splitlines() if line.startswith("| ") and "FINISHED"
+            in line]  # the study's 5 stage runs, none of them the study run itself
+    assert [line.split(" | ")[1] for line in rows] == [
+        "train_classifier", "train_gan", "generate", "train_classifier", "compare"]
+    gan = rows[1].split(" | ")
+    assert gan[3] == "1" and float(gan[6]) >= 0  # the tiny profile's 1 epoch, its wall time
     compare_id = _check_store(tmp_path / "store")
     t0 = time.monotonic()
     _check_ui(tmp_path / "store", compare_id, (out / "table1.md").read_text())

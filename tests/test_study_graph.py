@@ -216,6 +216,33 @@ def test_the_dry_run_of_the_quick_study_is_near_its_measured_time(tracking_uri):
     assert 0.5 * 676 < plan.wall_seconds(steps, 1) < 1.5 * 676
 
 
+# The short study on one H200 with 9 stages at once (docs/results/gpu-2026-12-04-2/stages.md):
+# each stage's wall time (the longest of its seeds), and the span from the first stage run's
+# start to the last one's end.
+SHORT_H200 = {"Original-1.0-0.0": 115, "Original-0.3-0.0": 106, "train_gan cgan": 216,
+              "train_gan dcgan": 79, "generate cgan": 11, "generate dcgan": 8,
+              "DCGAN-1.0-0.6": 156,
+              "DCGAN-0.3-0.6": 146, "CGAN-1.0-0.6": 109}
+SHORT_H200_SPAN = 453
+
+
+def test_the_dry_run_of_the_short_study_is_near_its_h200_run(tracking_uri):
+    """Each stage's estimate within 45% of its measured wall time, most within 20%, and the
+    study's within 20%: the figures nearest 128 px are the short study's own."""
+    cfg = StudyConfig(profile="short", max_parallel=9)
+    figures, _ = estimate.this_device(1, cfg.spec.image_size)
+    assert figures is estimate.H200_STUDY  # not the 256 px bench figures scaled by pixels
+    steps = plan.plan_steps(cfg, estimate.Device(figures, gpus=1, cores=16, width=9))
+    ratios = {}
+    for step in steps:
+        name = next((k for k in SHORT_H200 if k in step.node.name), None)
+        if name:
+            ratios[step.node.name] = step.seconds / SHORT_H200[name]
+    assert len(ratios) == 19 and all(0.55 < r < 1.45 for r in ratios.values()), ratios
+    assert sum(0.8 < r < 1.2 for r in ratios.values()) >= 15, ratios
+    assert 0.8 * SHORT_H200_SPAN < plan.wall_seconds(steps, 9) < 1.2 * SHORT_H200_SPAN
+
+
 def test_the_study_section_of_the_benchmarks_is_no_device_section(tmp_path):
     from pneumonia_aug.bench.report import write_section
 

@@ -29,6 +29,7 @@ BENCH = "bench.md"
 BENCH_MISSING = "no result"  # in a bench.md heading: that bench made no section
 LOG = "kit.log"
 RESULT = "result.json"  # what ran, how long, how it ended, where the store was
+STAGE_TIMES = "stages.md"  # written by import from the store: each stage run's time and speed
 OUT_FILES = (STORE_ARCHIVE, *TABLE_FILES, BENCH, LOG, RESULT)
 MAX_OUT_FILE = 16 * MIB
 MAX_OUT_FILES = 8

@@ -4,29 +4,34 @@ The store archive unpacks into a git-ignored folder (`mlflow.db` + `mlruns/`). M
 absolute artifact locations in the database (experiments, runs, logged models, model
 versions), which still point at the GPU machine's work folder: each is rewritten to the folder
 here, so the UI and `MlflowClient` find the artifacts. The table, its chart,
-the bench sections and `result.json` are copied into a dated results folder for the docs, and
-the bench sections replace their devices' sections of docs/benchmarks.md.
+the bench sections and `result.json` are copied into a dated results folder for the docs, with
+`stages.md` (each stage run's wall time and images/s, read from the store), and the bench
+sections replace their devices' sections of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
 
-from pneumonia_aug.kit import safetar
+from pneumonia_aug import tracking
+from pneumonia_aug.kit import safetar, stage_times
 from pneumonia_aug.kit.layout import (
     BENCH,
     BENCH_MISSING,
     LOG,
     RESULT,
+    STAGE_TIMES,
     STORE_ARCHIVE,
     STORE_ARTIFACTS,
     STORE_DB,
     TABLE_FILES,
 )
 from pneumonia_aug.kit.prepare import KitError
+from pneumonia_aug.kit.run import EXPERIMENT
 
 
 def read_result(source: Path) -> dict:
@@ -84,9 +89,34 @@ def import_results(source: Path, store_dir: Path | None, results_dir: Path | Non
     for name in copied:
         shutil.copyfile(source / name, results_dir / name)
     summary["copied"] = copied
+    if (store_dir / STORE_DB).is_file():
+        (results_dir / STAGE_TIMES).write_text(stage_times_page(store_dir, result))
+        summary["copied"].append(STAGE_TIMES)
     if benchmarks and (source / BENCH).is_file():
         summary["benchmark_sections"] = merge_bench(source / BENCH, benchmarks)
     return summary
+
+
+def _device(log: Path) -> str:
+    """The GPU the machine report named in the kit's log, else "The machine"."""
+    found = re.search(r"\] gpu (.+)$", log.read_text(), re.M) if log.is_file() else None
+    return f"One {found.group(1).strip()}" if found else "The machine"
+
+
+def stage_times_page(store_dir: Path, result: dict) -> str:
+    """`stages.md`: every stage run of the imported store, with what ran where above it."""
+    with tracking.reading_store(f"sqlite:///{(store_dir / STORE_DB).resolve()}"):
+        rows = stage_times.stage_times(EXPERIMENT)
+    study = result["study"]
+    ended = " (stopped at the budget)" if study["stopped_at_budget"] else ""
+    scale = (f"{_device(store_dir / LOG)}, {result['started'][:10]}: `kit run` "
+             f"of the {study['profile']} profile with up to {study.get('max_parallel', '?')} "
+             f"stages at once, code {result['kit']['code_version'][:12]}, data "
+             f"{result['kit']['data']['digest']} ({result['kit']['data']['image_size']} px "
+             f"copy); the study took {study['seconds']:.0f} s{ended}. The classifiers' scale "
+             "is table1.md's; each run's epochs are in the table.")
+    return stage_times.markdown(rows, f"Stage times of the {study['profile']} study",
+                                scale)
 
 
 def merge_bench(bench: Path, benchmarks: Path) -> list[str]:

@@ -2,22 +2,29 @@
 
 Throughput comes from the bench (`pneumonia-aug bench train` writes docs/benchmarks.md, one
 section per device): this device's section when there is one, else a stated default per
-device kind: for GPUs the H200 figures measured for this project (DenseNet121 at 256 px:
-543 img/s at batch 16 fp32, 2031 img/s at batch 128 bf16; the GAN's D + G step 1589 img/s at
-batch 128 bf16), for CPUs the 1-thread figures of docs/benchmarks.md. The model, rough by design:
+device kind. For GPUs the H200 figures measured for this project, at the image size nearest the
+study's: at 256 px the bench's training loop (DenseNet121: 543 img/s at batch 16 fp32, 2031
+img/s at batch 128 bf16; the GAN's D + G step 1589 img/s at batch 128 bf16); at 128 px the
+short study's own stage runs on one H200 (docs/results/gpu-2026-12-04-2/stages.md: a
+classifier stage at batch 64 trained at about 550 img/s with 5-8 others beside it, 750 img/s
+with 2; nine together did not slow each other further, so the card was not the limit; two GANs
+side by side about 2,000 img/s each). At 128 px a stage runs at a quarter of what the bench's
+loop at 256 px scaled by pixels promises: small images leave the card waiting on each layer's
+launch and the stage's own Python, so the figures measured nearest the study's size are used.
+For CPUs the 1-thread figures of docs/benchmarks.md. The model, rough by design:
 
 - compute grows with pixels: a figure measured at s px counts (s / size)^2 at `size`;
 - CPU: a stage with t threads runs t times the 1-thread figure (optimistic: two threads on
   two busy cores do worse);
-- GPU: k stages sharing a card each get min(their batch's figure, the card's best / k): a
+- GPU: k stages sharing a card each get min(their batch's figure, the card's total / k): a
   small-batch classifier leaves most of a card idle, so several share it nearly for free. k
   counts the stages of that kind that can run together (the study's GANs, or its
   classifiers), up to the width, spread over the cards; with Ray a GAN has a card to itself;
 - evaluation (validation, test, FID features, generation) runs at 3x the training rate (a
   forward pass is about a third of forward + backward); every stage also pays a fixed
-  overhead (process start, data, logging and registering its model).
+  overhead per kind (process start, data, logging and registering its model), measured on
+  the same runs.
 """
-
 from __future__ import annotations
 
 import math
@@ -26,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pneumonia_aug.config import ClassifierConfig, GANConfig, Profile
-from pneumonia_aug.contract import GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN, Gan
+from pneumonia_aug.contract import COMPARE, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN, Gan
 from pneumonia_aug.settings import parse_setting
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
@@ -34,7 +41,11 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 POOLED = {"NORMAL": 1349, "PNEUMONIA": 3883}
 VAL_FRACTION, N_TEST = 0.1, 624
 EVAL_SPEEDUP = 3.0
-OVERHEAD_S = {"cpu": 20.0, "gpu": 30.0}  # per stage: start, data, logging, registry
+# Per stage, beyond its images: start, data, logging, registry. GPU: the short study's stage
+# runs on one H200 (wall minus training time: classifiers 14-28 s, GANs 27-30 s, a generation
+# of 4000 images 8-11 s in all, compare 1 s).
+OVERHEAD_S = {"cpu": {TRAIN_CLASSIFIER: 20.0, TRAIN_GAN: 20.0, GENERATE: 20.0, COMPARE: 10.0},
+              "gpu": {TRAIN_CLASSIFIER: 25.0, TRAIN_GAN: 25.0, GENERATE: 8.0, COMPARE: 2.0}}
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,11 @@ class Throughput:
     classifier: dict[int, float]  # batch -> training images/s
     gan: float  # D + G step, images/s
     threads: int = 1  # the CPU threads the figures were measured with
+    card: float = 0.0  # classifier images/s a card gives stages sharing it (0: the best figure)
+
+    @property
+    def card_total(self) -> float:
+        return self.card or max(self.classifier.values())
 
     def classifier_rate(self, batch: int) -> float:
         """The figure at the largest measured batch <= `batch` (else the smallest)."""
@@ -52,8 +68,12 @@ class Throughput:
         return self.classifier[max(fits)]
 
 
-H200 = Throughput("gpu", "H200 figures measured for this project (no bench of this GPU "
+H200 = Throughput("gpu", "H200 bench figures measured for this project (no bench of this GPU "
                          "in docs/benchmarks.md)", 256, {16: 543.0, 128: 2031.0}, 1589.0)
+H200_STUDY = Throughput("gpu", "H200, the short study's stage runs (docs/results/"
+                               "gpu-2026-12-04-2/stages.md)", 128, {64: 550.0}, 4000.0,
+                        card=5000.0)
+H200_BY_SIZE = (H200, H200_STUDY)
 CPU_DEFAULT = Throughput("cpu", "Intel Xeon, 1 thread (docs/benchmarks.md, 2026-11-26)", 64,
                          {16: 25.7}, 16.7)
 _ROW = re.compile(r"^\| (classifier loop|GAN loop) \| (\d+) \| \d+ \| [\d.]+ \| ([\d.]+) \|",
@@ -79,8 +99,14 @@ def read_bench(heading_start: str, kind: str, text: str | None = None) -> Throug
     return None
 
 
-def this_device(gpus: int | None) -> tuple[Throughput, int]:
-    """(figures, GPUs) for this machine, or for `gpus` GPUs when given (0: the CPU)."""
+def nearest_size(figures: tuple[Throughput, ...], image_size: int) -> Throughput:
+    """The figures measured at the image size nearest `image_size` (by pixel ratio)."""
+    return min(figures, key=lambda f: abs(math.log(f.image_size / image_size)))
+
+
+def this_device(gpus: int | None, image_size: int = 256) -> tuple[Throughput, int]:
+    """(figures, GPUs) for this machine, or for `gpus` GPUs when given (0: the CPU), for a
+    study at `image_size` px."""
     from pneumonia_aug.bench.report import cpu_model
 
     if gpus is None:
@@ -91,7 +117,7 @@ def this_device(gpus: int | None) -> tuple[Throughput, int]:
         import torch
 
         name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "\0"
-        return read_bench(name, "gpu") or H200, gpus
+        return read_bench(name, "gpu") or nearest_size(H200_BY_SIZE, image_size), gpus
     return read_bench(f"CPU: {cpu_model()}", "cpu") or read_bench("CPU", "cpu") or \
         CPU_DEFAULT, 0
 
@@ -123,7 +149,7 @@ class Device:
 
     def classifier_rate(self, batch: int, size: int) -> float:
         f = self.figures
-        rate = self._share(TRAIN_CLASSIFIER, f.classifier_rate(batch), max(f.classifier.values()))
+        rate = self._share(TRAIN_CLASSIFIER, f.classifier_rate(batch), f.card_total)
         return rate * self.scale(size)
 
     def gan_rate(self, size: int) -> float:
@@ -165,11 +191,11 @@ def gan_seconds(cfg: GANConfig, device: Device) -> float:
 
 def stage_seconds(kind: str, config, profile: Profile, device: Device) -> float:
     """Estimated wall time of one stage run of the study's `profile`, overhead included."""
-    overhead = OVERHEAD_S[device.figures.kind]
+    overhead = OVERHEAD_S[device.figures.kind][kind]
     if kind == TRAIN_CLASSIFIER:
         return overhead + classifier_seconds(config, profile.n_images, device)
     if kind == TRAIN_GAN:
         return overhead + gan_seconds(config, device)
     if kind == GENERATE:
         return overhead + profile.n_images / (device.gan_rate(profile.image_size) * EVAL_SPEEDUP)
-    return overhead / 2  # compare: reads the runs, writes the table
+    return overhead  # compare: reads the runs, writes the table

@@ -109,7 +109,7 @@ def plan_width(cfg: StudyConfig, gpus: int, cores: int) -> int:
 
 def plan_study(cfg: StudyConfig, gpus: int | None = None) -> str:
     """The dry run's report (Markdown): on this machine, or as if it had `gpus` GPUs."""
-    figures, gpus = estimate.this_device(gpus)
+    figures, gpus = estimate.this_device(gpus, cfg.spec.image_size)
     cores = cpu_cores()
     width = plan_width(cfg, gpus, cores)
     steps = plan_steps(cfg, estimate.Device(figures, gpus, cores, width,

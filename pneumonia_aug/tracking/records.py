@@ -5,6 +5,8 @@ compares params the way MLflow returns them (as strings)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -44,6 +46,17 @@ def target_experiment_id(experiment_name: str) -> str | None:
 
 # ---- reading runs -------------------------------------------------------------------------
 
+@contextmanager
+def reading_store(uri: str) -> Iterator[None]:
+    """Point this process's MLflow client at the store `uri` for a while (to read another)."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
 def run_info(run_id: str):
     """The MLflow run (info, data.params, data.tags, data.metrics); TrackingError if unknown."""
     try:
@@ -69,6 +82,11 @@ def search_runs(experiment_ids: list[str], query: str, newest_first: bool = Fals
         token = page.token
         if not token or (max_results and len(runs) >= max_results):
             return runs[:max_results] if max_results else runs
+
+
+def metric_history(run_id: str, key: str) -> list:
+    """Every logged value of one metric (step, value, timestamp in ms), in logging order."""
+    return MlflowClient().get_metric_history(run_id, key)
 
 
 def latest_finished_run(experiment_id: str, tags: dict) -> str | None:
