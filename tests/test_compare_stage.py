@@ -55,6 +55,7 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
         for seed, correct in enumerate(corrects):
             _log_classifier_run(setting, seed, correct)
     failed = _log_classifier_run("CGAN-1.0-0.6", 0, 30, status="FAILED")
+    _log_classifier_run("DCGAN-1.0-0.6", 3, 30, status="FAILED")  # asked, not finished
 
     result, table = _compare(tmp_path, "--source", "experiment")
     assert result.exit_code == 0, result.output
@@ -70,6 +71,8 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
             and f"seed 0 (FAILED run {failed})" in table.loc["CGAN-1.0-0.6", "missing_or_failed"])
     assert "| DCGAN-1.0-0.6 |" in result.output and "0.89423" in result.output
     assert "Scale: profile quick" in result.output and "Not comparable" in result.output
+    # the header counts the runs that finished: no seed 3, none of CGAN-1.0-0.6
+    assert "seeds 0,1,2 (0-3 finished per setting)" in result.output
     assert "data:image/png;base64" in (tmp_path / "out" / "table1.html").read_text()
 
     client = MlflowClient()
@@ -79,7 +82,7 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     assert {"table1.md", "table1.csv", "table1.html", "accuracy.png"} <= names
     assert compare_run.data.metrics["accuracy_mean/DCGAN-1.0-0.6"] == pytest.approx(38 / 40)
     origin, table_md = compare_run.data.tags["mlflow.note.content"].split("\n\n", 1)
-    assert origin == ("**Table 1** from 7 classifier runs of the experiment (comparison group "
+    assert origin == ("**Table 1** from 8 classifier runs of the experiment (comparison group "
                       f"`{comparison_key(QUICK)}`).")
     assert table_md.startswith("Scale: profile quick")
     assert compare_run.data.tags["comparison_key"] == comparison_key(QUICK)

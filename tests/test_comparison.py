@@ -1,7 +1,7 @@
 """Table 1: seed statistics, the calibrated comparison with Original, completeness, reports.
 
 The statistics are checked against hand computation and scipy; their calibration against
-simulation is in tests/test_inference.py.
+simulation is in tests/test_inference.py and tests/test_inference_simulation.py.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 from pneumonia_aug.evaluation.groups import Scale
 from pneumonia_aug.evaluation.report import bar_chart, to_csv, to_html, to_markdown
@@ -50,14 +51,15 @@ def _accuracy(table: pd.DataFrame) -> float:
 
 @pytest.fixture(scope="module")
 def study():
-    """Three seeds: Original-1.0 gets half the images wrong, DCGAN-1.0-0.6 nearly all right,
+    """Three seeds: Original-1.0 gets about half the images wrong, DCGAN-1.0-0.6 nearly all right,
     CGAN-1.0-0.3 copies Original's runs, DCGAN-1.0-0.3 is random; plus a failed seed-3 run
     and a DCGAN-0.3-0.3 run without its Original-0.3 baseline."""
     rng = np.random.default_rng(0)
     runs, predictions = [], {}
     for seed in range(3):
         tables = {
-            "Original-1.0-0.0": _predictions(np.arange(N_IMAGES) % 4 < 2 + (seed == 2), rng),
+            "Original-1.0-0.0": _predictions((np.arange(N_IMAGES) % 4 < 2)
+                                             | (np.arange(N_IMAGES) == 2 * (seed == 2)), rng),
             "DCGAN-1-0.6": _predictions(np.arange(N_IMAGES) >= seed, rng),
             "DCGAN-1.0-0.3": _predictions(rng.random(N_IMAGES) < 0.7, rng),
         }
@@ -65,7 +67,8 @@ def study():
         for setting, table in tables.items():
             run_id = f"{setting}-s{seed}"
             predictions[run_id] = table
-            runs.append(_run(run_id, setting, seed, _accuracy(table), auroc=0.8 + 0.05 * seed))
+            runs.append(_run(run_id, setting, seed, _accuracy(table),
+                             auroc=roc_auc_score(table["y_true"], table["probability"])))
     runs.append(_run("dcgan-failed", "DCGAN-1.0-0.6", 3, 0.1, status="FAILED"))
     runs.append(_run("no-baseline", "DCGAN-0.3-0.3", 0, 0.7))
     predictions["no-baseline"] = predictions["DCGAN-1.0-0.3-s0"]
@@ -119,22 +122,42 @@ def test_delta_is_the_mean_paired_difference_with_per_seed_values(study):
     assert row["interval"] == "seeds"
 
 
-def test_two_settings_alone_give_scipys_paired_t_test(study):
-    """With only a setting and its baseline, the seed-blocked model is the paired t-test."""
-    runs, predictions, _ = study
+@pytest.mark.parametrize("alone", [True, False])
+def test_each_row_is_scipys_paired_t_test_whatever_the_other_rows(study, alone):
+    """The row's own paired t-test over seeds, the same alone with its baseline or in the
+    whole table (where DCGAN-1.0-0.6 and CGAN-1.0-0.3 vary far less between seeds)."""
+    runs, predictions, table = study
     pair = runs[runs["setting"].isin(["Original-1.0-0.0", "DCGAN-1.0-0.3"])]
-    row = summarize(pair, predictions).set_index("setting").loc["DCGAN-1.0-0.3"]
+    row = (summarize(pair, predictions).set_index("setting") if alone else table).loc[
+        "DCGAN-1.0-0.3"]
     ours, base = _by_seed(runs, "DCGAN-1.0-0.3"), _by_seed(runs, "Original-1.0-0.0")
     test = stats.ttest_rel(ours, base)
     assert row["delta_accuracy_p"] == pytest.approx(test.pvalue)
     assert row["delta_accuracy_df"] == 2
     half = stats.t.ppf(0.975, 2) * (ours - base).std(ddof=1) / np.sqrt(3)
     assert row["delta_accuracy_ci_high"] - row["delta_accuracy"] == pytest.approx(half)
+    auroc = stats.ttest_rel(
+        *(runs[(runs["setting"] == s)].set_index("seed")["test_auroc"].sort_index()
+          for s in ("DCGAN-1.0-0.3", "Original-1.0-0.0")))
+    interval = auroc.confidence_interval(0.95)
+    assert (row["delta_auroc_ci_low"], row["delta_auroc_ci_high"]) == pytest.approx(
+        (interval.low, interval.high), abs=1e-12)
+
+
+def test_a_gan_row_with_one_finished_run_gets_no_p_value(study):
+    runs, predictions, _ = study
+    fewer = runs[~((runs["setting"] == "DCGAN-1.0-0.3") & (runs["seed"] > 0))]
+    row = summarize(fewer, predictions).set_index("setting").loc["DCGAN-1.0-0.3"]
+    assert row["n_paired_seeds"] == 1 and row["interval"] == "test set only"
+    assert np.isnan(row["delta_accuracy_p"]) and np.isnan(row["delta_accuracy_p_holm"])
+    assert np.isnan(row["delta_auroc_p"]) and np.isnan(row["delta_auroc_ci_low"])
 
 
 def test_clear_winner_is_significant_and_a_copy_is_not(study):
-    table = study[2]
+    runs, _, table = study
     winner, copy = table.loc["DCGAN-1.0-0.6"], table.loc["CGAN-1.0-0.3"]
+    reference = stats.ttest_rel(_by_seed(runs, "DCGAN-1-0.6"), _by_seed(runs, "Original-1.0-0.0"))
+    assert winner["delta_accuracy_p"] == pytest.approx(reference.pvalue)
     assert winner["delta_accuracy"] > 0.35 and winner["delta_accuracy_p"] < 0.05
     assert winner["delta_accuracy_p_holm"] >= winner["delta_accuracy_p"]
     assert copy["delta_accuracy"] == pytest.approx(0) and copy["delta_accuracy_p"] > 0.5
@@ -196,10 +219,18 @@ def test_a_run_scored_on_other_test_images_is_named(study):
 
 def test_reports_state_scale_and_what_one_seed_cannot_tell(study, one_seed, tmp_path):
     table = study[2].reset_index(drop=True)
-    scale = Scale("abc123", PARTS, (0, 1, 2))
+    scale = Scale("abc123", PARTS, (0, 1, 2), (1, 3))
     markdown = to_markdown(table, scale)
     assert markdown.startswith("Scale: profile quick, 32 px, 5 epochs, batch 32")
-    assert "seeds 0,1,2 (3 per setting)" in markdown and "at most 500 images" in markdown
+    assert "seeds 0,1,2 (1-3 finished per setting)" in markdown
+    assert "at most 500 images" in markdown
+    assert "paired t-test over those seeds" in markdown and "fewer than 2 pairs" in markdown
+    assert "| ΔAUROC vs Original |" in markdown
+    winner = table.set_index("setting").loc["DCGAN-1.0-0.6"]
+    assert (f"| {winner['delta_accuracy']:+.3f} [{winner['delta_accuracy_ci_low']:+.3f}, "
+            f"{winner['delta_accuracy_ci_high']:+.3f}], 3 pairs |") in markdown
+    assert (f"| {winner['delta_auroc']:+.3f} [{winner['delta_auroc_ci_low']:+.3f}, "
+            f"{winner['delta_auroc_ci_high']:+.3f}], 3 pairs |") in markdown
     assert "Not comparable with the paper's numbers" in markdown
     assert "| DCGAN-1.0-0.6 |" in markdown and "0.92468" in markdown
     assert "seed 3 (FAILED run dcgan-failed)" in markdown and "Holm" in markdown
@@ -216,9 +247,10 @@ def test_reports_state_scale_and_what_one_seed_cannot_tell(study, one_seed, tmp_
 
     runs, predictions = one_seed
     single = summarize(runs, predictions)
-    scale1 = Scale("abc123", PARTS, (0,))
+    scale1 = Scale("abc123", PARTS, (0,), (1, 1))
     text = to_markdown(single, scale1)
-    assert "ONE SEED per setting" in text and "No p-values" in text and "(test set only)" in text
+    assert "ONE SEED per setting" in text and "No p-values" in text
+    assert "(test set only), 1 pair |" in text
     legend = [t.get_text() for t in bar_chart(single, scale1).axes[0].get_legend().get_texts()]
     assert "no error bars: one seed" in legend
 
@@ -226,7 +258,9 @@ def test_reports_state_scale_and_what_one_seed_cannot_tell(study, one_seed, tmp_
 def test_only_the_paper_profile_on_full_data_is_comparable():
     paper = PARTS | {"image_size": "256", "epochs": "100", "batch_size": "16",
                      "max_images_per_split": "0"}
-    assert Scale("k", paper, (0, 1, 2)).comparable_with_paper
-    assert "Not comparable" not in Scale("k", paper, (0, 1, 2)).line()
-    assert not Scale("k", paper | {"max_images_per_split": "100"}, (0,)).comparable_with_paper
-    assert Scale("k", PARTS | {"epochs": "7"}, (0,)).profile == "custom"
+    assert Scale("k", paper, (0, 1, 2), (3, 3)).comparable_with_paper
+    assert "Not comparable" not in Scale("k", paper, (0, 1, 2), (3, 3)).line()
+    assert "seeds 0,1,2 (3 finished per setting)" in Scale("k", paper, (0, 1, 2), (3, 3)).line()
+    assert not Scale("k", paper | {"max_images_per_split": "100"}, (0,),
+                     (1, 1)).comparable_with_paper
+    assert Scale("k", PARTS | {"epochs": "7"}, (0,), (1, 1)).profile == "custom"

@@ -6,8 +6,8 @@ the data (digest), the debug cap and the code version. Every classifier run reco
 parts as tags (`cmp.<part>`) and their digest as `comparison_key`; `compare` builds one table
 per key and never averages runs of different keys in one row.
 
-`Scale` says, in words, at what scale a group was made (profile, size, epochs, seeds, cap)
-and whether its numbers can stand beside the paper's.
+`Scale` says, in words, at what scale a group was made (profile, size, epochs, the seeds that
+finished, cap) and whether its numbers can stand beside the paper's.
 """
 
 from __future__ import annotations
@@ -63,7 +63,14 @@ class Scale:
 
     key: str
     parts: dict
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # the seeds of the finished runs
+    runs_per_setting: tuple[int, int]  # fewest and most finished runs of one setting
+
+    @property
+    def per_setting(self) -> str:
+        """Finished runs per setting: `3`, or `2-3` where settings differ."""
+        fewest, most = self.runs_per_setting
+        return str(most) if fewest == most else f"{fewest}-{most}"
 
     @property
     def profile(self) -> str:
@@ -71,7 +78,8 @@ class Scale:
 
     @property
     def one_seed(self) -> bool:
-        return len(self.seeds) <= 1
+        """No setting has two finished runs: nothing measures the spread between seeds."""
+        return self.runs_per_setting[1] <= 1
 
     @property
     def comparable_with_paper(self) -> bool:
@@ -85,7 +93,7 @@ class Scale:
         text = (f"Scale: profile {self.profile}, {p.get('image_size')} px, "
                 f"{p.get('epochs')} epochs, batch {p.get('batch_size')}, lr {p.get('lr')} "
                 f"({p.get('lr_scaling')}), pretrained {p.get('pretrained')}, "
-                f"seeds {seeds} ({len(self.seeds)} per setting), "
+                f"seeds {seeds} ({self.per_setting} finished per setting), "
                 + ("full data" if cap == "0" else f"at most {cap} images per split (debug cap)")
                 + f", r applies to {p.get('real_fraction_scope')} images, "
                 + ("kept subset fixed by split_seed, GANs of r < 1 rows learned from it only"

@@ -3,36 +3,48 @@
 The procedure
 -------------
 Each classifier run is one (setting, seed) and yields one test metric (accuracy, AUROC) on
-the same fixed test set. The runs of one table are analysed as a randomized complete block
-design with the seeds as blocks: the textbook two-way additive model
+the same fixed test set. A contrast "setting minus its baseline" (e.g. DCGAN-1.0-0.6 minus
+Original-1.0-0.0) is tested on the seeds both settings finished, with the paired t-test
+(scipy.stats.ttest_rel): d[seed] = y[setting, seed] - y[baseline, seed] for the n paired seeds,
 
-    y[setting, seed] = mu[setting] + b[seed] + e,   e independent N(0, sigma^2),
-
-fitted by least squares to every finished run of every setting in the table (a full-rank
-pseudo-inverse, so an incomplete design - a failed seed - still fits). A contrast
-"setting minus its baseline" (e.g. DCGAN-1.0-0.6 minus Original-1.0-0.0) gets
-
-- the least-squares estimate; with a complete design it is the mean over seeds of the
-  per-seed differences,
-- its standard error sqrt(MSE * c'(X'X)^- c), with MSE the residual mean square pooled over
-  all settings (with a complete design: sqrt(2 * MSE / n_seeds)),
-- residual df = n_obs - rank(X) ((S - 1)(n - 1) for S settings and n complete seeds),
+- estimate: mean(d),
+- standard error sd(d) / sqrt(n), df = n - 1,
 - a (1 - alpha) t-interval and a two-sided t p-value on those df.
 
-With only the two settings of the contrast and complete seeds this is exactly the paired
-t-test over seeds (scipy.stats.ttest_rel). `holm` adjusts the p-values of the family of
-contrasts in one table (Holm's step-down, which controls the family-wise error rate under any
-dependence between the contrasts, and they are dependent: they share the pooled MSE and the
-Original baselines).
+With fewer than 2 pairs there is no standard error, interval or p-value (NaN). `holm` adjusts
+the p-values of the family of contrasts in one table (Holm's step-down, which controls the
+family-wise error rate under any dependence between the contrasts; they are dependent, as GAN
+rows share their Original's runs).
 
 Why pairing by seed: runs with the same seed share the initial weights, the data order and
 the augmentation draws, so part of their luck is common; comparing within a seed keeps that
-shared part out of the error. Why pooling over settings: the paired t-test at 3 seeds has 2
-df (t quantile 4.30); pooling the residual variance of a 13-setting table gives 24 df
-(quantile 2.06), so much shorter intervals and more power - valid under the assumption below
-that the seed-to-seed spread is similar across settings.
+shared part out of the error. It also keeps a failed seed from biasing the estimate: a seed
+either enters both sides of the difference or neither.
 
-Why not the seed-resampling bootstrap used before: it resampled the 3 seeds with
+Why each contrast on its own differences, not a model of the whole table
+------------------------------------------------------------------------
+The previous procedure fitted one additive model y = setting + seed + error to every run of
+the table and pooled the residual variance over all settings: at 3 seeds a 13-setting table
+gets 24 df (t quantile 2.06) instead of the paired test's 2 (4.30), so much shorter intervals
+and more power - but only if every setting varies as much between seeds as every other. A
+setting that trains less stably than the rest gets the table's average spread as its error,
+too small, and false positives follow. In tests/test_inference_simulation.py (binomial
+accuracies on the 624 test images, seed-to-seed SD 0.026, 4,000 tables per cell) the pooled
+test of one unstable GAN setting rejected a true null in 8.4-9.0% of 13-setting tables at 1.5x
+the others' spread and 15-18% at 2x (6.7-7.4% and 8.6-9.9% with 4 settings), with interval
+coverage down to 82%; the other rows then became conservative. Pooling only where a test of
+equal spread does not reject does not repair it: with 2-4 df per setting such a pretest
+rarely rejects (an F-test of the row's spread against the table's: 6-29% of 13-setting tables
+at 1.5-2x), and pooling unless it rejected still gave 8-9% at 1.5x and 12-15% at 2x.
+The paired t-test uses nothing but the row's own differences, so its level is exact for any
+spread of the other settings (and of its own), and it measured 4.5-5.9% in every cell of
+that grid (2, 4 and 13 settings; 3 and 5 seeds; seed luck shared by all settings of a seed or
+drawn per run). The price is power: for a true +5-point gain the paired test at 3 seeds finds
+it in 23% of tables when the seed luck is drawn per run and 67% when it is shared (5 seeds:
+53% and 99%), where the pooled model, valid only at equal spread, had 42-51% and 96-99% at 3
+seeds in 4- and 13-setting tables. Holm over many GAN rows costs more (printed by that test).
+
+Why not the seed-resampling bootstrap used before that: it resampled the 3 seeds with
 replacement, so its replicates see only (n - 1)/n = 2/3 of the seed variance of the mean and
 its percentile interval has no small-sample (t with 2 df) widening: with 3 seeds the interval
 is roughly [smallest, largest] per-seed difference, so under no true difference the seed
@@ -41,47 +53,38 @@ instead of 5% (tests/test_inference.py simulates it). It also resampled the test
 which widened it again, but by accident rather than by design: that counts the per-image
 flips between runs a second time (they are already in the seed spread), so its error rate
 depended on how much of the run-to-run spread is such flips (4-9% in our simulations at the
-same 2.6-point spread). The procedure here holds its level at 3 and 5 seeds in that
-simulation (and at 1 seed it makes no claim, see below).
+same 2.6-point spread).
 
 What it assumes
 ---------------
-- Additivity: a setting shifts the metric by the same amount at every seed (no
-  setting-by-seed interaction beyond the noise).
-- Equal spread: the run-to-run noise sigma is the same for every setting in the table. A
-  setting that trains much less stably than the others (check the per-setting std over seeds)
-  breaks the pooling; then fall back to the paired t-test of that pair alone (a table of just
-  those two settings).
-- Independent runs, and seeds missing at random (a run did not fail because of its metric).
-- Approximately normal noise; t-procedures are robust to the mild skew of accuracies, which
-  the simulation in the tests checks with per-image Bernoulli predictions.
+- Independent training runs, and seeds missing at random (a run did not fail because of its
+  metric).
+- Approximately normal per-seed differences; t-procedures are robust to the mild skew of
+  accuracies, which the simulations check with binomial and per-image Bernoulli test counts.
+- Nothing about the other settings of the table: their spread, or whether they finished.
 - The population is "new training runs scored on this 624-image test set". The test images
   are fixed, so the interval is about training variation, not about drawing another test set.
 
 What one seed cannot tell
 -------------------------
-With one run per setting the residual df are 0: the difference of two runs mixes the
-setting's effect with run-to-run training luck (2.5-3 accuracy points between seeds in
-practice), and nothing in the data measures that luck. Then p, SE and the interval are NaN.
-`paired_test_set_interval` gives, for one pair of runs, the uncertainty from the test images
-only (which images happen to be in the test set). It says nothing about training variance, so it
-must not be read as a test of the setting: in the simulation it "rejects" a true null far
-more often than 5%.
+With one paired seed the difference of two runs mixes the setting's effect with run-to-run
+training luck (2.5-3 accuracy points between seeds in practice), and nothing in the data
+measures that luck. Then p, SE and the interval are NaN. `paired_test_set_interval` gives,
+for one pair of runs, the uncertainty from the test images only (which images happen to be
+in the test set). It says nothing about training variance, so it must not be read as a test
+of the setting: in the simulation it "rejects" a true null far more often than 5%.
 
 Pure numpy/scipy/pandas: callers pass DataFrames; nothing here talks to MLflow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-# A contrast c is estimable iff c lies in the row space of X; allow float noise of pinv.
-_ESTIMABLE_TOL = 1e-8
 
 
 @dataclass(frozen=True)
@@ -90,97 +93,48 @@ class Contrast:
 
     setting: str
     baseline: str
-    estimate: float  # least-squares setting - baseline
-    se: float  # NaN when df == 0
-    df: int  # residual df of the pooled fit
+    estimate: float  # mean of the per-seed differences setting - baseline
+    se: float  # NaN with fewer than 2 pairs
+    df: int  # n_pairs - 1 (0 with fewer than 2 pairs)
     ci_low: float
     ci_high: float
-    p: float  # two-sided t p-value, NaN when df == 0
+    p: float  # two-sided paired t p-value, NaN with fewer than 2 pairs
     n_pairs: int  # seeds where both settings have a run
     per_seed: dict[int, float]  # seed -> setting - baseline, paired seeds only
     effect_size_dz: float  # Cohen's d_z of the per-seed differences
 
 
-@dataclass(frozen=True)
-class BlockFit:
-    """Least-squares fit of y = setting + seed + error for k response columns at once.
-
-    The design (which setting and seed each row is) is shared by the k columns, so one fit
-    serves k metrics or k simulated studies.
-    """
-
-    settings: tuple[str, ...]  # the first len(settings) columns of the design, in this order
-    coef: np.ndarray  # (p, k) minimum-norm least-squares solution
-    xtx_pinv: np.ndarray  # (p, p) (X'X)^+ = X^+ (X^+)'
-    row_space: np.ndarray  # (p, p) X^+ X: projector onto the estimable directions
-    df: int  # n_obs - rank(X)
-    mse: np.ndarray  # (k,) residual mean square; NaN when df == 0
-
-    def contrast(self, setting: str, baseline: str,
-                 alpha: float = 0.05) -> dict[str, np.ndarray]:
-        """estimate, se, ci_low, ci_high, p (each shape (k,)) of mu[setting] - mu[baseline].
-
-        All NaN if either setting has no run or no seed links them (not estimable).
-        """
-        k = self.coef.shape[1]
-        nan = np.full(k, np.nan)
-        if setting not in self.settings or baseline not in self.settings:
-            return dict.fromkeys(("estimate", "se", "ci_low", "ci_high", "p"), nan)
-        c = np.zeros(len(self.coef))
-        c[self.settings.index(setting)] += 1.0
-        c[self.settings.index(baseline)] -= 1.0
-        if not np.allclose(c @ self.row_space, c, atol=_ESTIMABLE_TOL):
-            return dict.fromkeys(("estimate", "se", "ci_low", "ci_high", "p"), nan)
-        estimate = c @ self.coef
-        se = np.sqrt(self.mse * (c @ self.xtx_pinv @ c))
-        return {"estimate": estimate, "se": se, **_t_inference(estimate, se, self.df, alpha)}
-
-
 def _t_inference(estimate: np.ndarray, se: np.ndarray, df: int,
                  alpha: float) -> dict[str, np.ndarray]:
-    """t-interval and two-sided p-value; NaN without residual df."""
+    """t-interval and two-sided p-value; NaN without df."""
     if df <= 0:
         nan = np.full_like(estimate, np.nan)
         return {"ci_low": nan, "ci_high": nan.copy(), "p": nan.copy()}
     half = stats.t.ppf(1 - alpha / 2, df) * se
     with np.errstate(divide="ignore", invalid="ignore"):
         p = 2 * stats.t.sf(np.abs(estimate / se), df)
-    # A zero residual (perfectly additive data): certain if the estimate is 0, else not.
+    # Identical differences at every seed: certain if they are 0, else not.
     p = np.where(se == 0, np.where(estimate == 0, 1.0, 0.0), p)
     return {"ci_low": estimate - half, "ci_high": estimate + half, "p": p}
 
 
-def _one_hot(labels: Sequence) -> tuple[list, np.ndarray]:
-    levels = list(dict.fromkeys(labels))
-    index = {level: i for i, level in enumerate(levels)}
-    columns = np.zeros((len(labels), len(levels)))
-    columns[np.arange(len(labels)), [index[x] for x in labels]] = 1.0
-    return levels, columns
+def paired_t(differences: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """The paired t-test over seeds of per-seed differences, along the last axis.
 
-
-def fit_blocks(settings: Sequence[str], seeds: Sequence[int], values: np.ndarray) -> BlockFit:
-    """Fit the additive setting + seed model to `values` ((n,) or (n, k), all finite).
-
-    Row i of `values` is the run (settings[i], seeds[i]). Every setting gets its own column
-    and so does every seed; the pseudo-inverse resolves the one redundancy (and any more an
-    incomplete design brings), and rank(X) gives the residual df.
+    `differences` has shape (..., n): n paired seeds (all finite) for each of any number of
+    contrasts or simulated studies. Returns estimate (the mean difference), se, df (n - 1),
+    ci_low, ci_high and p, each of the leading shape; se, interval and p are NaN when n < 2,
+    the estimate when n == 0.
     """
-    y = np.asarray(values, dtype=float)
-    y = y[:, None] if y.ndim == 1 else y
-    if not len(settings) == len(seeds) == len(y):
-        raise ValueError("settings, seeds and values must have one entry per run")
-    if not np.isfinite(y).all():
-        raise ValueError("values must be finite: drop runs without the metric first")
-    names, setting_columns = _one_hot(list(settings))
-    _, seed_columns = _one_hot(list(seeds))
-    x = np.hstack([setting_columns, seed_columns])
-    x_pinv = np.linalg.pinv(x)
-    coef = x_pinv @ y
-    df = len(y) - int(np.linalg.matrix_rank(x))
-    rss = ((y - x @ coef) ** 2).sum(axis=0)
-    mse = rss / df if df > 0 else np.full(y.shape[1], np.nan)
-    return BlockFit(settings=tuple(names), coef=coef, xtx_pinv=x_pinv @ x_pinv.T,
-                    row_space=x_pinv @ x, df=df, mse=mse)
+    d = np.asarray(differences, dtype=float)
+    if not np.isfinite(d).all():
+        raise ValueError("differences must be finite: keep only the seeds both settings have")
+    n = d.shape[-1]
+    nan = np.full(d.shape[:-1], np.nan)
+    estimate = d.mean(axis=-1) if n else nan
+    se = d.std(axis=-1, ddof=1) / np.sqrt(n) if n > 1 else nan.copy()
+    return {"estimate": estimate, "se": se, "df": max(n - 1, 0),
+            **_t_inference(estimate, se, n - 1, alpha)}
 
 
 def per_seed_differences(runs: pd.DataFrame, value: str, setting: str,
@@ -208,7 +162,7 @@ def _clean(runs: pd.DataFrame, value: str) -> pd.DataFrame:
     data = data.dropna(subset=[value])
     data["setting"] = data["setting"].astype(str)
     data["seed"] = data["seed"].astype(int)
-    # A rerun of a seed repeats that seed's shared luck; it is not a new block. The caller
+    # A rerun of a seed repeats that seed's shared luck; it is not a new pair. The caller
     # chooses which run counts (the Table 1 code keeps the first and notes the others).
     duplicated = data.duplicated(["setting", "seed"])
     if duplicated.any():
@@ -218,31 +172,25 @@ def _clean(runs: pd.DataFrame, value: str) -> pd.DataFrame:
     return data
 
 
-def seed_block_contrasts(runs: pd.DataFrame, value: str, pairs: Iterable[tuple[str, str]],
-                         alpha: float = 0.05) -> dict[str, Contrast]:
-    """Each (setting, baseline) pair's contrast on `value`, keyed by setting.
+def paired_contrasts(runs: pd.DataFrame, value: str, pairs: Iterable[tuple[str, str]],
+                     alpha: float = 0.05) -> dict[str, Contrast]:
+    """Each (setting, baseline) pair's paired t-test on `value` over their shared seeds.
 
     `runs` has one row per finished run with columns setting, seed and `value`; runs whose
-    `value` is NaN are dropped. Every setting in `runs` enters the fit and so the pooled
-    residual variance, whether or not it is in a pair.
+    `value` is NaN are dropped. A pair uses only its own two settings' runs: other settings
+    of the table do not enter its test.
     """
     data = _clean(runs, value)
-    pairs = list(pairs)
-    fit = fit_blocks(data["setting"].tolist(), data["seed"].tolist(),
-                     data[value].to_numpy()) if len(data) else None
     result = {}
     for setting, baseline in pairs:
         if setting in result:
             raise ValueError(f"setting {setting} appears in more than one pair")
         per_seed = per_seed_differences(data, value, setting, baseline)
-        if fit is None:
-            numbers = {k: np.nan for k in ("estimate", "se", "ci_low", "ci_high", "p")}
-        else:
-            numbers = {k: float(v[0]) for k, v in fit.contrast(setting, baseline, alpha).items()}
-        result[setting] = Contrast(setting=setting, baseline=baseline,
-                                   df=fit.df if fit is not None else 0,
+        numbers = paired_t(np.array(list(per_seed.values())), alpha)
+        result[setting] = Contrast(setting=setting, baseline=baseline, df=numbers.pop("df"),
                                    n_pairs=len(per_seed), per_seed=per_seed,
-                                   effect_size_dz=cohens_dz(per_seed.values()), **numbers)
+                                   effect_size_dz=cohens_dz(per_seed.values()),
+                                   **{k: float(v) for k, v in numbers.items()})
     return result
 
 

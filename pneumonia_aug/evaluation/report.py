@@ -25,9 +25,12 @@ _COLORS = {"Original": "tab:gray", "DCGAN": "tab:blue", "CGAN": "tab:orange"}
 TITLE = "Test results beside Tung et al. Table 1"
 LEGEND_SEEDS = (
     "Ours: mean ± SD over seeds [95% t-interval of the mean]; paper: Tung et al. Table 1 (one "
-    "run each). Δacc: test accuracy minus Original at the same r, from a model with seeds as "
-    "blocks and the spread between seeds pooled over the table's settings; [95% CI] and p "
-    "(two-sided) are across training runs; p adj: Holm-adjusted over the table's GAN rows.")
+    "run each). Δacc, ΔAUROC: the setting minus Original at the same r, seed by seed, averaged "
+    "over the n seeds both finished (n pairs, in the cell); [95% CI] and p (two-sided) are "
+    "across training runs, from the paired t-test over those seeds (each row on its own "
+    "differences, so a setting that trains less stably than the others does not distort the "
+    "other rows); no p-value with fewer than 2 pairs (one pair: the bracket covers the test "
+    "set only); p adj: Holm-adjusted over the table's GAN rows.")
 LEGEND_ONE_SEED = (
     "ONE SEED per setting: one training run each, so nothing here measures how much a setting "
     "varies between training runs (seed to seed, test accuracy moves by a few points). No "
@@ -50,7 +53,7 @@ def _fmt_stat(row: pd.Series, metric: str) -> str:
 
 
 def _fmt_delta(row: pd.Series, metric: str) -> tuple[str, str, str]:
-    """(Δ [interval] (what it is over), p, p adjusted)."""
+    """(Δ [interval] (what it is over), n pairs; p; p adjusted)."""
     delta = row[f"delta_{metric}"]
     if pd.isna(delta):
         return "", "", ""
@@ -59,6 +62,8 @@ def _fmt_delta(row: pd.Series, metric: str) -> tuple[str, str, str]:
     if pd.notna(lo):
         text += f" [{lo:+.3f}, {hi:+.3f}]" + (" (test set only)" if row["interval"] == TEST_SET
                                               else "")
+    pairs = int(row["n_paired_seeds"])
+    text += f", {pairs} pair" + ("s" if pairs != 1 else "")
     p, adj = row[f"delta_{metric}_p"], row[f"delta_{metric}_p_holm"]
     if row["interval"] != SEEDS or pd.isna(p):
         return text, "", ""
@@ -66,7 +71,8 @@ def _fmt_delta(row: pd.Series, metric: str) -> tuple[str, str, str]:
 
 
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as short strings: ours next to the paper's value per metric, then Δacc and p."""
+    """The table as short strings: ours next to the paper's value per metric, then ΔAcc and
+    ΔAUROC with their p-values."""
     rows = []
     for _, row in table.iterrows():
         out = {"setting": row["setting"], "n": str(int(row["n_runs"]))}
@@ -77,6 +83,7 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
                 digits = 5 if metric == "accuracy" else 3  # as printed in Table 1
                 out[f"paper {metric}"] = "" if pd.isna(paper) else f"{paper:.{digits}f}"
         out["Δacc vs Original"], out["p"], out["p adj"] = _fmt_delta(row, "accuracy")
+        out["ΔAUROC vs Original"], out["p AUROC"], out["p adj AUROC"] = _fmt_delta(row, "auroc")
         rows.append(out)
     return pd.DataFrame(rows)
 
@@ -164,7 +171,7 @@ def bar_chart(table: pd.DataFrame, scale: Scale, error: str = "ci") -> Figure:
     ax.set_ylabel("test accuracy")
     p = scale.parts
     subtitle = (f"profile {scale.profile}, {p.get('image_size')} px, {p.get('epochs')} epochs, "
-                f"{len(scale.seeds)} seed(s)"
+                f"{scale.per_setting} seed(s) per setting"
                 + ("" if scale.comparable_with_paper else "; not comparable with the paper"))
     ax.set_title(f"Test accuracy per setting\n{subtitle}", fontsize=10)
     fig.tight_layout()

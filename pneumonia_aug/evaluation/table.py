@@ -7,10 +7,10 @@ talks to MLflow.
 `summarize` turns runs (one row per classifier run) into one row per setting:
 - mean, std and a 95% t-interval over seeds for every test metric, and the paper's value;
 - for a GAN setting, the difference to `Original` at the same real fraction r in test
-  accuracy and AUROC from the seed-blocked model of `evaluation.inference` (calibrated at
-  3-5 seeds: CI and p across training runs, Holm-adjusted over the table's GAN rows,
-  per-seed differences, Cohen's d_z). With one seed there is no p-value: the row gives the
-  difference and a test-set-only interval, labelled as such;
+  accuracy and AUROC, paired by seed (`evaluation.inference`): the paired t-test over the
+  seeds both settings finished (CI and p across training runs, Holm-adjusted over the
+  table's GAN rows, per-seed differences, Cohen's d_z). With fewer than 2 paired seeds there
+  is no p-value: one pair gives the difference and a test-set-only interval, labelled as such;
 - which expected (setting, seed) runs are missing or failed, and whether every run scored
   the same test images.
 `evaluation.report` presents it.
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pneumonia_aug.evaluation.inference import holm, paired_test_set_interval, seed_block_contrasts
+from pneumonia_aug.evaluation.inference import holm, paired_contrasts, paired_test_set_interval
 from pneumonia_aug.evaluation.metrics import THRESHOLD
 from pneumonia_aug.settings import ORIGINAL, PAPER_TABLE1, Setting, parse_setting
 
@@ -124,7 +124,7 @@ def _test_set_only(setting: str, base: str, done: pd.DataFrame, predictions: dic
 
 def _deltas(done: pd.DataFrame, gan_settings: list[str], predictions: dict,
             notes: dict[str, list[str]]) -> dict[str, dict]:
-    """Delta columns per GAN setting from one seed-blocked fit over every finished run."""
+    """Delta columns per GAN setting: its paired t-test against its Original over their seeds."""
     pairs = [(s, baseline_of(parse_setting(s))) for s in gan_settings]
     rows = {s: _no_delta(b) for s, b in pairs}
     for setting, base in pairs:
@@ -132,7 +132,7 @@ def _deltas(done: pd.DataFrame, gan_settings: list[str], predictions: dict,
             notes[setting].append(f"no finished {base} runs to compare with")
     frame = done.rename(columns={f"test_{m}": m for m in DELTA_METRICS})
     for metric in DELTA_METRICS:
-        contrasts = seed_block_contrasts(frame, metric, pairs)
+        contrasts = paired_contrasts(frame, metric, pairs)
         adjusted = holm({s: c.p for s, c in contrasts.items()})
         for setting, c in contrasts.items():
             if not c.n_pairs:
@@ -144,11 +144,11 @@ def _deltas(done: pd.DataFrame, gan_settings: list[str], predictions: dict,
                 f"{prefix}_p": c.p, f"{prefix}_p_holm": adjusted[setting],
                 f"{prefix}_dz": c.effect_size_dz,
                 f"{prefix}_per_seed": ";".join(f"{k}:{v:+.4f}" for k, v in c.per_seed.items()),
-                "n_paired_seeds": c.n_pairs, "interval": SEEDS if c.df > 0 else ""})
+                "n_paired_seeds": c.n_pairs, "interval": SEEDS if c.n_pairs > 1 else ""})
     for setting, base in pairs:
         row = rows[setting]
         if row["n_paired_seeds"] and row["interval"] != SEEDS:
-            # No residual df: one seed. Only the test set's own sampling can be shown.
+            # One paired seed: only the test set's own sampling can be shown.
             row.update(_test_set_only(setting, base, done, predictions, notes[setting]))
         elif not row["n_paired_seeds"] and base in set(done["setting"]):
             notes[setting].append(f"no seed shared with {base}")

@@ -184,8 +184,9 @@ def run_compare(cfg: CompareConfig, run_ids: list[str] | None = None,
     predictions = {rid: p for rid in finished["run_id"]
                    if (p := tracking.read_csv_artifact(rid, PREDICTIONS_ARTIFACT)) is not None}
     table = summarize(runs, predictions, sel.expected_settings, sel.expected_seeds)
-    seeds = sorted(set(sel.expected_seeds) | set(finished["seed"]))
-    scale = Scale(sel.key, runs["parts"].iloc[0], tuple(seeds))
+    counts = table["n_runs"]  # finished runs per setting, one per seed
+    scale = Scale(sel.key, runs["parts"].iloc[0], tuple(sorted(set(finished["seed"]))),
+                  (int(counts.min()), int(counts.max())))
     paths = write_reports(table, scale, Path(cfg.output_dir))
     markdown = paths["table1.md"].read_text()
     if len(markdown) > DESCRIPTION_LIMIT:
