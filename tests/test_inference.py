@@ -123,7 +123,7 @@ def test_paired_test_set_interval_by_hand():
         paired_test_set_interval(a, b[:-1])
 
 
-def test_missing_settings_duplicates_and_unpaired_settings():
+def test_duplicates_and_unpaired_settings():
     runs = _runs({"Original-1.0-0.0": [0.85, 0.86], "DCGAN-1.0-0.6": [0.87, 0.90]}, [0, 1])
     c = paired_contrasts(runs, "accuracy", [("CGAN-1.0-0.6", "Original-1.0-0.0")])
     assert np.isnan(c["CGAN-1.0-0.6"].estimate) and c["CGAN-1.0-0.6"].n_pairs == 0

@@ -13,9 +13,9 @@ import logging
 import click
 
 from pneumonia_aug.cli_types import UserErrorGroup
+from pneumonia_aug.config import DATA_DIR_HELP
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
 
-DATA_DIR_HELP = "Kermany folder [default: $PNEUMONIA_AUG_DATA_DIR, else data/chest_xray]"
 OUTPUT_HELP = "markdown file whose section for this device is replaced ('' = none)"
 
 

@@ -68,12 +68,6 @@ def _finished(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"].astype(str).str.upper() == FINISHED]
 
 
-def missing_settings(runs: pd.DataFrame, expected_settings: Iterable[str]) -> list[str]:
-    """Expected settings (any spelling) without a single FINISHED run, in Table 1's order."""
-    done = {parse_setting(s).name for s in _finished(runs)["setting"]}
-    return ordered({parse_setting(s).name for s in expected_settings} - done)
-
-
 def seed_stats(values: pd.Series) -> dict:
     """mean, std (ddof=1) and the 95% t-interval over seeds; NaN where n is too small."""
     values = values.dropna().astype(float)
