@@ -73,6 +73,7 @@ CHECKPOINTS_DIR = "checkpoints"
 GENERATED_DIR = "generated"  # a generate run's PNGs, read by GAN settings
 STUDY_RUNS_ARTIFACT = "study/runs.json"  # the runs a study used, reused ones included
 TABLE_OUTPUTS = ("table1.md", "table1.csv", "table1.html", "accuracy.png")
+FOREST_PLOT = "forest.png"  # compare's picture of the claim (logged, kept in the store)
 
 # ---- registry -----------------------------------------------------------------------------
 CLASSIFIER_MODEL = "pneumonia-chexnet"

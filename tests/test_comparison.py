@@ -17,7 +17,13 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from pneumonia_aug.evaluation.groups import Scale
-from pneumonia_aug.evaluation.report import bar_chart, to_csv, to_html, to_markdown
+from pneumonia_aug.evaluation.report import (
+    accuracy_chart,
+    forest_plot,
+    to_csv,
+    to_html,
+    to_markdown,
+)
 from pneumonia_aug.evaluation.table import PAPER_TABLE1_VALUES, summarize
 from pneumonia_aug.settings import PAPER_TABLE1
 
@@ -233,13 +239,26 @@ def test_reports_state_scale_and_what_one_seed_cannot_tell(study, one_seed, tmp_
     assert "Not comparable with the paper's numbers" in markdown
     assert "| DCGAN-1.0-0.6 |" in markdown and "0.92468" in markdown
     assert "seed 3 (FAILED run dcgan-failed)" in markdown and "Holm" in markdown
-    fig = bar_chart(table, scale)
+    fig = accuracy_chart(table, scale)
     assert isinstance(fig, Figure)
-    bars = [c for c in fig.axes[0].containers if isinstance(c, BarContainer)]
-    assert len(bars) == 1 and len(bars[0]) == len(table)
+    assert not [c for c in fig.axes[0].containers if isinstance(c, BarContainer)]  # points
+    assert len(fig.axes[0].containers) == len(table)  # one point with its interval each
     assert "not comparable with the paper" in fig.axes[0].get_title()
-    page = to_html(table, scale, fig)
-    assert "data:image/png;base64," in page and "Scale: profile quick" in page
+    forest = forest_plot(table, scale)
+    gan_rows = table[table["delta_accuracy"].notna()]
+    labels = [t.get_text().split("\n")[0] for t in forest.axes[0].get_yticklabels()]
+    assert sorted(labels) == sorted(gan_rows["setting"])
+    # the winner's point sits at its Δ, its seeds' dots at their own differences
+    winner_y = len(labels) - 1 - labels[::-1].index("DCGAN-1.0-0.6")
+    points = [line for line in forest.axes[0].lines if line.get_marker() == "o"
+              and list(line.get_ydata()) == [winner_y]]
+    assert points and points[0].get_xdata()[0] == pytest.approx(winner["delta_accuracy"])
+    dots = [line for line in forest.axes[0].lines if line.get_marker() == "."
+            and list(line.get_ydata())[:1] == [winner_y - 0.18]]
+    per_seed = [float(v.split(":")[1]) for v in winner["delta_accuracy_per_seed"].split(";")]
+    assert sorted(dots[0].get_xdata()) == pytest.approx(sorted(per_seed))
+    page = to_html(table, scale, fig, forest)
+    assert page.count("data:image/png;base64,") == 2 and "Scale: profile quick" in page
     assert "src='http" not in page and "<link" not in page
     path = to_csv(table, tmp_path / "results.csv")
     assert pd.read_csv(path)["setting"].tolist() == table["setting"].tolist()
@@ -250,8 +269,9 @@ def test_reports_state_scale_and_what_one_seed_cannot_tell(study, one_seed, tmp_
     text = to_markdown(single, scale1)
     assert "ONE SEED per setting" in text and "No p-values" in text
     assert "(test set only), 1 pair |" in text
-    legend = [t.get_text() for t in bar_chart(single, scale1).axes[0].get_legend().get_texts()]
-    assert "no error bars: one seed" in legend
+    legend = [t.get_text() for t in
+              accuracy_chart(single, scale1).axes[0].get_legend().get_texts()]
+    assert "no interval: one seed" in legend
 
 
 def test_only_the_paper_profile_on_full_data_is_comparable():

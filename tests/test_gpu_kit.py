@@ -182,6 +182,7 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
         assert not [line for line in conn.iterdump() if str(work / "mlruns") in line]
     assert (tmp_path / "results" / "table1.md").read_text() == (out / "table1.md").read_text()
     assert "(32 px, batch 4)" in (tmp_path / "benchmarks.md").read_text()
+    assert (tmp_path / "results" / "forest.png").stat().st_size > 1000  # from the store
     stage_times = (tmp_path / "results" / layout.STAGE_TIMES).read_text()
     assert "up to 2 stages at once" in stage_times
     rows = [line for line in stage_times.splitlines() if line.startswith("| ") and "FINISHED"

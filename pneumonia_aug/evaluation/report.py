@@ -1,4 +1,5 @@
-"""Table 1 as reports: Markdown, CSV, a self-contained HTML page and a bar chart.
+"""Table 1 as reports: Markdown, CSV, a self-contained HTML page, the accuracy of each setting
+and the claim as a picture (each GAN row's difference from its Original: a forest plot).
 
 Pure presentation of the frame `evaluation.table.summarize` returns and the group's `Scale`
 (`evaluation.groups`): every report states at what scale its numbers were made, what its
@@ -15,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from pneumonia_aug.evaluation.groups import Scale
-from pneumonia_aug.evaluation.table import PAPER_METRICS, SEEDS, TEST_SET
+from pneumonia_aug.evaluation.table import PAPER_METRICS, PAPER_TABLE1_VALUES, SEEDS, TEST_SET
 from pneumonia_aug.settings import parse_setting
 
 _COLORS = {"Original": "tab:gray", "DCGAN": "tab:blue", "CGAN": "tab:orange"}
@@ -126,10 +128,13 @@ def _png_bytes(figure: bytes | str | Path | Figure) -> bytes:
     return figure if isinstance(figure, bytes) else Path(figure).read_bytes()
 
 
-def to_html(table: pd.DataFrame, scale: Scale, figure: bytes | str | Path | Figure,
+def to_html(table: pd.DataFrame, scale: Scale, *figures: bytes | str | Path | Figure,
             title: str = TITLE) -> str:
-    """A single self-contained page: inline CSS and the chart as a base64 PNG, no external files."""
-    png = base64.b64encode(_png_bytes(figure)).decode("ascii")
+    """A single self-contained page: inline CSS and the charts (the accuracy per setting, the
+    forest plot) as base64 PNGs, no external files."""
+    images = "".join(f"<img alt='figure {i + 1}' src='data:image/png;base64,"
+                     f"{base64.b64encode(_png_bytes(f)).decode('ascii')}'>"
+                     for i, f in enumerate(figures))
     found = "".join(f"<li>{html.escape(line)}</li>" for line in problems(table)) or "<li>none</li>"
     style = ("body{font-family:sans-serif;margin:2em;color:#222}"
              "table{border-collapse:collapse;font-size:0.9em}"
@@ -140,13 +145,21 @@ def to_html(table: pd.DataFrame, scale: Scale, figure: bytes | str | Path | Figu
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p class='scale'>{html.escape(scale.line())}</p>"
             f"<p>{html.escape(legend(scale))}</p>{display_frame(table).to_html(index=False)}"
-            f"<img alt='test accuracy per setting' src='data:image/png;base64,{png}'>"
+            f"{images}"
             f"<h2>Missing or failed runs and notes</h2><ul>{found}</ul></body></html>")
 
 
-def bar_chart(table: pd.DataFrame, scale: Scale, error: str = "ci") -> Figure:
-    """Test accuracy per setting (one bar per row), error bars = 95% CI or std over seeds (none
-    with one seed, and the legend says so), the paper's values as markers."""
+def _subtitle(scale: Scale) -> str:
+    p = scale.parts
+    return (f"profile {scale.profile}, {p.get('image_size')} px, {p.get('epochs')} epochs, "
+            f"{scale.per_setting} seed(s) per setting"
+            + ("" if scale.comparable_with_paper else "; not comparable with the paper"))
+
+
+def accuracy_chart(table: pd.DataFrame, scale: Scale, error: str = "ci") -> Figure:
+    """Test accuracy per setting as a point with its 95% CI or SD over seeds (no interval with
+    one seed, and the legend says so), the paper's values as markers. Points, not bars: the
+    axis starts well above zero, where a bar's length would mean nothing."""
     if error not in ("ci", "std"):
         raise ValueError(f"error must be 'ci' or 'std', not {error!r}")
     x = np.arange(len(table))
@@ -155,24 +168,71 @@ def bar_chart(table: pd.DataFrame, scale: Scale, error: str = "ci") -> Figure:
     sources = [parse_setting(s).source for s in table["setting"]]
     fig = Figure(figsize=(max(7, 0.6 * len(table) + 3), 5))
     ax = fig.subplots()
-    ax.bar(x, mean, yerr=None if scale.one_seed else yerr.to_numpy(float), capsize=3,
-           color=[_COLORS[s] for s in sources])
+    for i, source in enumerate(sources):
+        ax.errorbar(x[i], mean[i], yerr=None if scale.one_seed else float(yerr.iloc[i]),
+                    fmt="o", markersize=8, capsize=4, color=_COLORS[source])
     paper = ax.scatter(x, table["paper_accuracy"], marker="D", color="black", zorder=3,
                        label="paper (Table 1)")
-    handles = [Patch(color=_COLORS[s], label=f"{s} (ours)") for s in _COLORS if s in sources]
-    bars = ("no error bars: one seed" if scale.one_seed else
-            f"error bars: {'95% CI' if error == 'ci' else 'SD'} over seeds")
+    handles = [Line2D([], [], marker="o", linestyle="", color=_COLORS[s], label=f"{s} (ours)")
+               for s in _COLORS if s in sources]
+    bars = ("no interval: one seed" if scale.one_seed else
+            f"lines: {'95% CI' if error == 'ci' else 'SD'} over seeds")
     handles.append(Patch(color="white", label=bars))
     ax.legend(handles=handles + [paper], loc="upper left",
-              bbox_to_anchor=(1.0, 1.0))  # off the bars
+              bbox_to_anchor=(1.0, 1.0))  # off the points
     ax.set_xticks(x, table["setting"], rotation=45, ha="right")
-    low = np.nanmin(np.r_[mean, table["paper_accuracy"].to_numpy(float), 1.0])
-    ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    low = np.nanmin(np.r_[mean - np.nan_to_num(yerr.to_numpy(float)),
+                          table["paper_accuracy"].to_numpy(float), 1.0])
+    ax.set_ylim(max(0.0, low - 0.05), 1.0)
     ax.set_ylabel("test accuracy")
-    p = scale.parts
-    subtitle = (f"profile {scale.profile}, {p.get('image_size')} px, {p.get('epochs')} epochs, "
-                f"{scale.per_setting} seed(s) per setting"
-                + ("" if scale.comparable_with_paper else "; not comparable with the paper"))
-    ax.set_title(f"Test accuracy per setting\n{subtitle}", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"Test accuracy per setting\n{_subtitle(scale)}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _per_seed(text: str) -> list[float]:
+    """The `delta_*_per_seed` cell ("0:+0.0120;1:-0.0300") as values."""
+    return [float(item.split(":")[1]) for item in str(text).split(";") if ":" in item]
+
+
+def forest_plot(table: pd.DataFrame, scale: Scale) -> Figure:
+    """Each GAN row's Δ test accuracy against its Original at the same r: the mean as a point,
+    its interval as a line (95% CI over seeds, or over the test set only with one pair), each
+    seed's own difference as a dot, the paper's Δ as a diamond, and zero as a line."""
+    gan = table[table["delta_accuracy"].notna()].reset_index(drop=True)
+    fig = Figure(figsize=(8, 1.2 + 0.7 * max(1, len(gan))))
+    ax = fig.subplots()
+    ax.axvline(0, color="grey", linewidth=1)
+    if gan.empty:
+        ax.text(0.5, 0.5, "no GAN row with a finished Original to compare with",
+                ha="center", va="center", transform=ax.transAxes)
+    paper_values = PAPER_TABLE1_VALUES
+    for i, row in gan.iterrows():
+        y = len(gan) - 1 - i
+        color = _COLORS[parse_setting(row["setting"]).source]
+        low, high = row["delta_accuracy_ci_low"], row["delta_accuracy_ci_high"]
+        if np.isfinite(low) and np.isfinite(high):
+            ax.plot([low, high], [y, y], color=color, linewidth=2,
+                    linestyle="-" if row["interval"] == SEEDS else "--")
+        ax.plot(row["delta_accuracy"], y, "o", color=color, markersize=9)
+        seeds = _per_seed(row["delta_accuracy_per_seed"])
+        ax.plot(seeds, [y - 0.18] * len(seeds), ".", color="black", alpha=0.6)
+        paper = (paper_values.get(row["setting"], {}).get("accuracy", np.nan)
+                 - paper_values.get(row["baseline"], {}).get("accuracy", np.nan))
+        if np.isfinite(paper):
+            ax.plot(paper, y, "D", color="black", markersize=6, fillstyle="none")
+    ax.set_yticks(range(len(gan)), [f"{s}\n- {b}" for s, b in
+                                    zip(gan["setting"][::-1], gan["baseline"][::-1],
+                                        strict=True)])
+    ax.set_ylim(-0.7, max(1, len(gan)) - 0.3)
+    ax.set_xlabel("Δ test accuracy (GAN setting minus its Original)")
+    handles = [Line2D([], [], marker="o", linestyle="-", color="tab:blue",
+                      label="mean, 95% CI over seeds (dashed: test set only)"),
+               Line2D([], [], marker=".", linestyle="", color="black", label="each seed"),
+               Line2D([], [], marker="D", linestyle="", color="black", fillstyle="none",
+                      label="paper's Δ (Table 1)")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_title(f"Augmentation against its Original\n{_subtitle(scale)}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -26,12 +26,14 @@ import io
 import tarfile
 from pathlib import Path
 
+from pneumonia_aug.contract import FOREST_PLOT
 from pneumonia_aug.kit.layout import LEFT_BEHIND, STORE_ARTIFACTS, STORE_DB
 
 ALWAYS_LEFT = (("*.pt", "model weights or a training checkpoint"),)
 TIERS = (("*/generated/*", "a generated image"),
          ("*/models/m-*/artifacts/code/*", "a copy of the package source in a logged model"))
-KEEP = (STORE_DB, "*/table1.*", "*/accuracy.png", "*/study/runs.json")  # never dropped
+KEEP = (STORE_DB, "*/table1.*", "*/accuracy.png", f"*/{FOREST_PLOT}",  # never dropped
+        "*/study/runs.json")
 PACKED = (".png", ".jpg", ".jpeg", ".pt", ".gz", ".xz", ".zip")  # already compressed
 XZ_PRESET = 3
 

@@ -18,6 +18,8 @@ import sqlite3
 from pathlib import Path
 
 from pneumonia_aug import tracking
+from pneumonia_aug.contract import COMPARE, FOREST_PLOT, TAG_STAGE
+from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.kit import safetar, stage_times
 from pneumonia_aug.kit.layout import (
     BENCH,
@@ -92,6 +94,8 @@ def import_results(source: Path, store_dir: Path | None, results_dir: Path | Non
     if (store_dir / STORE_DB).is_file():
         (results_dir / STAGE_TIMES).write_text(stage_times_page(store_dir, result))
         summary["copied"].append(STAGE_TIMES)
+        if forest_from_store(store_dir, results_dir):
+            summary["copied"].append(FOREST_PLOT)
     if benchmarks and (source / BENCH).is_file():
         summary["benchmark_sections"] = merge_bench(source / BENCH, benchmarks)
     return summary
@@ -117,6 +121,20 @@ def stage_times_page(store_dir: Path, result: dict) -> str:
              "is table1.md's; each run's epochs are in the table.")
     return stage_times.markdown(rows, f"Stage times of the {study['profile']} study",
                                 scale)
+
+
+def forest_from_store(store_dir: Path, results_dir: Path) -> bool:
+    """The newest compare run's forest plot (it travels inside the store: the files brought
+    back are few), into the results folder; False when there is none."""
+    with tracking.reading_store(f"sqlite:///{(store_dir / STORE_DB).resolve()}"):
+        experiment = tracking.experiment_id(EXPERIMENT)
+        runs = tracking.search_runs([experiment], f"tags.{TAG_STAGE} = '{COMPARE}'",
+                                    newest_first=True, max_results=1) if experiment else []
+        try:
+            return bool(runs) and tracking.download_artifacts(
+                runs[0].info.run_id, FOREST_PLOT, results_dir).is_file()
+        except TrackingError:
+            return False  # a compare of older code drew no forest plot
 
 
 def merge_bench(bench: Path, benchmarks: Path) -> list[str]:

@@ -9,8 +9,9 @@ Either way the runs are split by comparison key (`evaluation.groups`): one table
 never a row that mixes groups. Found groups are listed; `group` picks one, else the study's
 only group or the experiment's newest complete group is taken.
 
-Writes `table1.md`, `table1.csv`, `table1.html` (self-contained) and `accuracy.png` to
-`output_dir`, each stating the group's scale, and logs them to a compare run whose
+Writes `table1.md`, `table1.csv`, `table1.html` (self-contained), `accuracy.png` and
+`forest.png` (each GAN row's difference from its Original) to `output_dir`, each stating the
+group's scale, and logs them to a compare run whose
 description holds the table.
 """
 
@@ -26,6 +27,7 @@ from pneumonia_aug import tracking
 from pneumonia_aug.config import CompareConfig
 from pneumonia_aug.contract import (
     COMPARE,
+    FOREST_PLOT,
     PREDICTIONS_ARTIFACT,
     STUDY,
     STUDY_RUNS_ARTIFACT,
@@ -158,12 +160,14 @@ def select_runs(cfg: CompareConfig, experiment: str, run_ids: list[str] | None =
 
 def write_reports(table: pd.DataFrame, scale: Scale, output_dir: Path) -> dict[str, Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: output_dir / name for name in TABLE_OUTPUTS}
+    paths = {name: output_dir / name for name in (*TABLE_OUTPUTS, FOREST_PLOT)}
     paths["table1.md"].write_text(report.to_markdown(table, scale))
     report.to_csv(table, paths["table1.csv"])
-    figure = report.bar_chart(table, scale)
-    figure.savefig(paths["accuracy.png"], dpi=120, bbox_inches="tight")
-    paths["table1.html"].write_text(report.to_html(table, scale, paths["accuracy.png"]))
+    report.accuracy_chart(table, scale).savefig(paths["accuracy.png"], dpi=120,
+                                                bbox_inches="tight")
+    report.forest_plot(table, scale).savefig(paths[FOREST_PLOT], dpi=120, bbox_inches="tight")
+    paths["table1.html"].write_text(report.to_html(table, scale, paths["accuracy.png"],
+                                                   paths[FOREST_PLOT]))
     return paths
 
 
