@@ -41,7 +41,8 @@ from pneumonia_aug.evaluation.groups import comparison_parts, key_tags
 from pneumonia_aug.serving import packaging, registry
 from pneumonia_aug.settings import parse_setting
 from pneumonia_aug.stages import describe
-from pneumonia_aug.stages.runs import TrainingStage, code_version, execute
+from pneumonia_aug.stages.provenance import code_version
+from pneumonia_aug.stages.runs import TrainingStage, execute
 from pneumonia_aug.stages.synthetic import fetch_synthetic, find_synthetic_run
 from pneumonia_aug.training.classifier import ClassifierResult, train_classifier
 
