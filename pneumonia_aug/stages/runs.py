@@ -79,7 +79,7 @@ class TrainingStage:
         """The data (anything with `.dataset_digest`), on every rank."""
         raise NotImplementedError
 
-    def log_inputs(self, data) -> None:
+    def log_inputs(self, data, dist) -> None:
         """A new run only: datasets and counts."""
 
     def train(self, data, dist, checkpoint: dict | None, metric_log: MetricLog | None,
@@ -151,7 +151,7 @@ def execute(stage: TrainingStage, resume_run_id: str = "") -> str:
             else:
                 tracking.log_params(stage.params)
                 tracking.set_tags({TAG_DATASET_DIGEST: data.dataset_digest})
-                stage.log_inputs(data)
+                stage.log_inputs(data, dist)
             checkpoint = resume.checkpoint if resume else None
             dist.broadcast((run_id, upstream, checkpoint))
             with local_checkpoint(run_id, cfg.cache_dir) as path:
