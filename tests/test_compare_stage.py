@@ -20,14 +20,14 @@ QUICK = {"image_size": "32", "epochs": "5", "batch_size": "32", "lr": "0.001",
          "code_version": "c" * 40}
 
 
-def _log_classifier_run(setting, seed, correct, parts=QUICK, status="FINISHED"):
+def _log_classifier_run(setting, seed, correct, parts=QUICK, status="FINISHED", extra=None):
     """A classifier run whose first `correct` of N_IMAGES test images are right."""
     y = np.array([0, 1] * (N_IMAGES // 2))
     right = np.arange(N_IMAGES) < correct
     probs = np.where(right, np.where(y == 1, 0.9, 0.1), np.where(y == 1, 0.1, 0.9))
     with mlflow.start_run(run_name=f"{setting}-s{seed}") as run:
         mlflow.set_tags({"stage": "train_classifier", "setting": setting, "seed": seed,
-                         **key_tags(parts)})
+                         **key_tags(parts), **(extra or {})})
         mlflow.log_metrics({"test_accuracy": correct / N_IMAGES, "test_precision": 0.8,
                             "test_recall": 0.9, "test_specificity": 0.7, "test_f1": 0.85,
                             "test_auroc": 0.9 + seed / 100})
@@ -139,6 +139,49 @@ def test_a_study_compares_its_own_runs_and_refuses_mixed_groups(tracking_uri, tm
     assert result.exit_code == 2 and "fall into 2 comparison groups" in result.output
     result, _ = _compare(tmp_path, "--parent-run-id", study.info.run_id)
     assert result.exit_code == 0
+
+
+def test_precision_and_world_size_split_groups_and_the_refusal_names_them(tracking_uri,
+                                                                          tmp_path):
+    mlflow.set_experiment("cmp")
+    gpu = QUICK | {"precision": "bf16", "world_size": "2"}
+    runs = [_log_classifier_run("Original-1.0-0.0", 0, 20, QUICK | {"precision": "fp32",
+                                                                   "world_size": "1"}),
+            _log_classifier_run("Original-1.0-0.0", 1, 30, gpu)]
+    with mlflow.start_run(run_name="study"):
+        mlflow.set_tag("stage", "study")
+        mlflow.log_dict({"used": [{"stage": "train_classifier", "run_id": r} for r in runs],
+                         "failed": []}, STUDY_RUNS_ARTIFACT)
+    result, _ = _compare(tmp_path)
+    assert result.exit_code == 2 and "fall into 2 comparison groups" in result.output
+    assert "they differ in precision bf16 / fp32; world_size 1 / 2" in result.output
+    result, table = _compare(tmp_path, "--group", comparison_key(gpu))
+    assert result.exit_code == 0 and table.loc["Original-1.0-0.0", "n_runs"] == 1
+    assert "bf16 precision, world size 2" in (tmp_path / "out" / "table1.md").read_text()
+
+
+def test_a_row_never_mixes_generated_sets(tracking_uri, tmp_path):
+    """A GAN setting's runs of two generated sets in one group: the newest set's are kept, the
+    others left out by name."""
+    mlflow.set_experiment("cmp")
+    for seed in (0, 1):
+        _log_classifier_run("Original-1.0-0.0", seed, 20)
+    old = [_log_classifier_run("DCGAN-1.0-0.6", seed, 24, extra={
+        "synthetic_run_id": "gen-old", "generated_set": "set-old"}) for seed in (0, 1)]
+    new = [_log_classifier_run("DCGAN-1.0-0.6", seed, 36, extra={
+        "synthetic_run_id": "gen-new", "generated_set": "set-new"}) for seed in (0, 1)]
+    result, table = _compare(tmp_path, "--source", "experiment")
+    assert result.exit_code == 0, result.output
+    assert table.loc["DCGAN-1.0-0.6", "n_runs"] == 2
+    assert table.loc["DCGAN-1.0-0.6", "accuracy_mean"] == pytest.approx(36 / 40)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("cmp").experiment_id
+    (compare_run,) = client.search_runs([experiment], "tags.stage = 'compare'")
+    compared = mlflow.artifacts.load_dict(f"runs:/{compare_run.info.run_id}/compared_runs.json")
+    assert set(compared["run_ids"]) & set(old + new) == set(new)
+    (note,) = compared["left_out"]
+    assert note.startswith("DCGAN-1.0-0.6: its runs differ in generated_set (")
+    assert all(r in note for r in old) and "kept those of set-new" in note
 
 
 def test_compare_without_runs_says_what_to_do(tracking_uri, tmp_path):

@@ -73,6 +73,7 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, small_real_data, trac
     run = _run(client, setting)
     assert run.data.tags["setting"] == "DCGAN-1.0-0.6"
     assert run.data.tags["synthetic_run_id"] == generated  # the newest finished DCGAN generate run
+    assert run.data.tags["generated_set"] == inp.dataset.digest  # the images it drew from
     assert run.data.metrics["n_train_generated"] == round(0.6 * 30)
     inputs = {d.dataset.name for d in run.inputs.dataset_inputs}
     assert inputs == {"train", "val", "test", "synthetic"}

@@ -39,6 +39,10 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert tags["real_fraction"] == "1.0" and tags["synthetic_fraction"] == "0.0"
     assert (tags["seed"] == "0" and len(tags["git_commit"]) >= 7
             and len(tags["dataset_digest"]) == 16)
+    # what the comparison key holds besides the params: on the CPU fp32, one process
+    assert tags["cmp.precision"] == "fp32" and tags["cmp.world_size"] == "1"
+    assert tags["cmp.code_version"] == tags["code_version"] != "unknown"
+    assert int(tags["cpu_threads"]) >= 1 and "generated_set" not in tags
     assert run.data.params["image_size"] == "32" and run.data.params["weight_decay"] == "1e-05"
     # The paper's lr is for batch 16: linear scaling doubles it at batch 32, and Adam used that.
     assert run.data.params["lr"] == "0.001" and run.data.params["lr_scaling"] == "linear"

@@ -53,6 +53,9 @@ class ClassifierData:
     data_dir: Path
     dataset_digest: str
     skipped: list[SkippedFile] = field(default_factory=list)
+    # A GAN setting's: the digest of all the generated images it drew from, as the generate
+    # run logged it (`tracking.manifest_digest`); set by the stage, which knows the run.
+    generated_digest: str = ""
 
 
 def index_generated(folder: str | Path, gan: str) -> pd.DataFrame:

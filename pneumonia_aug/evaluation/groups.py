@@ -1,10 +1,15 @@
-"""Which classifier runs may share a table: the comparison key, and the scale it stands for.
+"""Which classifier runs may share a table, and a row: the comparison key, the generated set,
+and the scale a group stands for.
 
 Two runs are comparable when everything that shapes their test numbers, other than the
 setting and the seed, is the same: the resolved training parameters, the validation split,
-the data (digest), the debug cap and the code version. Every classifier run records these
-parts as tags (`cmp.<part>`) and their digest as `comparison_key`; `compare` builds one table
-per key and never averages runs of different keys in one row.
+the data (digest), the debug cap, the code version (`stages.provenance`), the training
+precision (`bf16` autocast on CUDA, `fp32` on the CPU) and the world size (the number of
+training processes). Every classifier run records these parts as tags (`cmp.<part>`) and
+their digest as `comparison_key`; `compare` builds one table per key and never averages runs
+of different keys in one row. A GAN setting's run also records the digest of the generated
+images it drew from (`generated_set`): runs share a row only when they drew from the same set.
+Runs made before a part was recorded read it as `unknown`.
 
 `Scale` says, in words, at what scale a group was made (profile, size, epochs, the seeds that
 finished, cap) and whether its numbers can stand beside the paper's.
@@ -14,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pneumonia_aug.config import PROFILES
 
 KEY_TAG = "comparison_key"
 PART_PREFIX = "cmp."
+UNKNOWN = "unknown"  # a part a run did not record (made before it was part of the key)
 # The classifier config fields that shape the test numbers (the setting and seed aside).
 CONFIG_PARTS = ("image_size", "epochs", "batch_size", "lr", "lr_scaling", "weight_decay",
                 "lr_factor", "lr_patience", "crop_scale_min", "pretrained",
@@ -27,10 +34,12 @@ CONFIG_PARTS = ("image_size", "epochs", "batch_size", "lr", "lr_scaling", "weigh
 PAPER_PROFILE = "paper"
 
 
-def comparison_parts(config: dict, dataset_digest: str, code_version: str) -> dict[str, str]:
+def comparison_parts(config: dict, dataset_digest: str, code_version: str, precision: str,
+                     world_size: int) -> dict[str, str]:
     """The parts of a run's comparison key, as strings (what MLflow tags hold)."""
     parts = {name: str(config[name]) for name in CONFIG_PARTS if name in config}
-    return parts | {"dataset_digest": dataset_digest, "code_version": code_version}
+    return parts | {"dataset_digest": dataset_digest, "code_version": code_version,
+                    "precision": precision, "world_size": str(world_size)}
 
 
 def comparison_key(parts: dict[str, str]) -> str:
@@ -44,6 +53,15 @@ def key_tags(parts: dict[str, str]) -> dict[str, str]:
 
 def parts_from_tags(tags: dict) -> dict[str, str]:
     return {k.removeprefix(PART_PREFIX): v for k, v in tags.items() if k.startswith(PART_PREFIX)}
+
+
+def differing_parts(parts: Iterable[dict[str, str]]) -> str:
+    """The parts that differ between runs, with their values (`epochs 5 / 10; precision bf16 /
+    unknown`): what a message about runs kept apart names."""
+    parts = list(parts)
+    names = sorted({name for p in parts for name in p})
+    values = {name: sorted({p.get(name, UNKNOWN) for p in parts}) for name in names}
+    return "; ".join(f"{name} {' / '.join(v)}" for name, v in values.items() if len(v) > 1)
 
 
 def profile_of(parts: dict[str, str]) -> str:
@@ -100,6 +118,8 @@ class Scale:
                    if p.get("real_subset") == "fixed" else
                    "kept subset drawn per seed, GANs learned from all real images (the "
                    "authors' way: r < 1 rows mix augmentation with withheld images)")
+                + f"; {p.get('precision', UNKNOWN)} precision, world size "
+                + f"{p.get('world_size', UNKNOWN)}"
                 + f"; data {p.get('dataset_digest')}, code {p.get('code_version', '')[:12]}"
                 + f", group {self.key}.")
         if not self.comparable_with_paper:

@@ -23,6 +23,7 @@ from pneumonia_aug.kit import image
 from pneumonia_aug.kit.data import compact_copy
 from pneumonia_aug.kit.layout import DATA, DATA_ARCHIVE, MANIFEST, MAX_CARRIED, MIB, WHEELS
 from pneumonia_aug.kit.wheels import WheelError, download
+from pneumonia_aug.stages.provenance import code_version, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,6 @@ def working_tree_bytes(root: Path, leave_out: Path) -> int | None:
         if name and path.is_file() and not path.resolve().is_relative_to(leave_out.resolve()):
             total += path.stat().st_size
     return total
-
-
-def _code_version() -> str:
-    from pneumonia_aug.stages.runs import code_version
-
-    return code_version()
 
 
 def _data_archive(source: Path, archive: Path, image_size: int, workers: int) -> dict:
@@ -108,7 +103,8 @@ def prepare(kit_dir: Path, data_dir: Path, image_size: int, python_version: str,
     _check(sizes)
     manifest = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "code_version": _code_version(),
+        "code_version": code_version(),
+        "git_commit": git_commit(),
         "python_version": python_version,
         "data": data,
         "wheels": {w.name: w.stat().st_size for w in wheel_files},

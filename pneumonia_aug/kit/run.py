@@ -42,6 +42,7 @@ from pneumonia_aug.kit.layout import (
 )
 from pneumonia_aug.kit.pack import pack_store
 from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
+from pneumonia_aug.stages.provenance import CODE_VERSION_ENV, COMMIT_ENV
 
 REPO = Path(__file__).resolve().parents[2]  # the working tree that travelled with the call
 EXPERIMENT = "pneumonia-aug"
@@ -123,8 +124,10 @@ class KitRun:
             "MLFLOW_TRACKING_URI": f"sqlite:///{self.work / STORE_DB}",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "PNEUMONIA_AUG_CACHE_DIR": str(self.work / "cache"),
-            # no .git travels: the code version is the one prepare recorded
-            "PNEUMONIA_AUG_GIT_COMMIT": self.manifest["code_version"],
+            # no .git travels: the code version and commit are those prepare recorded (a kit
+            # prepared before the commit was recorded apart has its commit as code version)
+            CODE_VERSION_ENV: self.manifest["code_version"],
+            COMMIT_ENV: self.manifest.get("git_commit", self.manifest["code_version"]),
         })
 
     def step(self, name: str, args: list[str], deadline: float) -> Outcome:

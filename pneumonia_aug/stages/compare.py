@@ -6,8 +6,11 @@ Which runs (`CompareConfig.source`):
   `experiment`).
 - `experiment`: every classifier run of the experiment.
 Either way the runs are split by comparison key (`evaluation.groups`): one table per group,
-never a row that mixes groups. Found groups are listed; `group` picks one, else the study's
-only group or the experiment's newest complete group is taken.
+never a row that mixes groups. Found groups are listed with the key parts they differ in;
+`group` picks one, else the study's only group or the experiment's newest complete group is
+taken. Nor does a row mix generated sets: where a GAN setting's runs of the group drew from
+several, the runs of the set of its newest run are kept and the others left out, named in the
+log and in `compared_runs.json`.
 
 Writes `table1.md`, `table1.csv`, `table1.html` (self-contained), `accuracy.png` and
 `forest.png` (each GAN row's difference from its Original) to `output_dir`, each stating the
@@ -18,7 +21,7 @@ description holds the table.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -32,14 +35,22 @@ from pneumonia_aug.contract import (
     STUDY,
     STUDY_RUNS_ARTIFACT,
     TABLE_OUTPUTS,
+    TAG_GENERATED_SET,
     TAG_SEED,
     TAG_SETTING,
     TAG_STAGE,
+    TAG_SYNTHETIC_RUN,
     TRAIN_CLASSIFIER,
 )
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation import report
-from pneumonia_aug.evaluation.groups import KEY_TAG, Scale, parts_from_tags
+from pneumonia_aug.evaluation.groups import (
+    KEY_TAG,
+    UNKNOWN,
+    Scale,
+    differing_parts,
+    parts_from_tags,
+)
 from pneumonia_aug.evaluation.table import METRICS, baseline_of, summarize
 from pneumonia_aug.settings import parse_setting
 from pneumonia_aug.stages import describe
@@ -53,7 +64,7 @@ UNKEYED = "(no comparison key: made before keys were recorded)"
 
 def classifier_runs(experiment_ids: list[str], run_ids: list[str] | None = None) -> pd.DataFrame:
     """One row per classifier run (all of the experiments', or those in `run_ids`): run_id,
-    setting, seed, status, start_time, key, parts, test_* metrics."""
+    setting, seed, status, start_time, key, parts, generated_set, test_* metrics."""
     query = f"tags.{TAG_STAGE} = '{TRAIN_CLASSIFIER}'"
     if run_ids is not None:
         ids = ", ".join(f"'{r}'" for r in run_ids) or "''"
@@ -64,11 +75,36 @@ def classifier_runs(experiment_ids: list[str], run_ids: list[str] | None = None)
         rows.append({"run_id": run.info.run_id, "setting": tags.get(TAG_SETTING, ""),
                      "seed": int(tags.get(TAG_SEED, -1)), "status": run.info.status,
                      "start_time": run.info.start_time, "key": tags.get(KEY_TAG, UNKEYED),
-                     "parts": parts_from_tags(tags),
+                     "parts": parts_from_tags(tags), "generated_set": _generated_set(tags),
                      **{f"test_{m}": metrics.get(f"test_{m}", float("nan")) for m in METRICS}})
     columns = ["run_id", "setting", "seed", "status", "start_time", "key", "parts",
-               *(f"test_{m}" for m in METRICS)]
+               "generated_set", *(f"test_{m}" for m in METRICS)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _generated_set(tags: dict) -> str:
+    """The generated images a GAN setting's run drew from (their digest); `unknown` for a GAN
+    run made before it was recorded; "" for an Original run."""
+    return tags.get(TAG_GENERATED_SET) or (UNKNOWN if tags.get(TAG_SYNTHETIC_RUN) else "")
+
+
+def one_set_per_row(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The runs, each setting's drawn from one generated set: where they drew from several,
+    the runs of the set of the setting's newest run; and one line per setting so cut."""
+    keep = pd.Series(True, index=runs.index)
+    notes = []
+    for setting, row in runs.groupby("setting", sort=False):
+        counts = row["generated_set"].value_counts()
+        if len(counts) < 2:
+            continue
+        newest = row.loc[row["start_time"].idxmax(), "generated_set"]
+        left_out = row[row["generated_set"] != newest]
+        keep[left_out.index] = False
+        notes.append(f"{setting}: its runs differ in generated_set ("
+                     + ", ".join(f"{s} by {n} runs" for s, n in counts.items())
+                     + f"); kept those of {newest} (the newest), left out "
+                     + ", ".join(left_out["run_id"]))
+    return runs[keep], notes
 
 
 @dataclass
@@ -81,6 +117,7 @@ class Selection:
     expected_settings: list[str]
     expected_seeds: list[int]
     study_run_id: str = ""
+    left_out: list[str] = field(default_factory=list)  # runs cut from a row (one_set_per_row)
 
 
 def _complete(runs: pd.DataFrame) -> bool:
@@ -103,6 +140,15 @@ def describe_groups(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _groups_text(runs: pd.DataFrame, sep: str = "; ") -> str:
+    """The groups found, and the key parts they differ in."""
+    lines = describe_groups(runs)
+    if len(lines) > 1:
+        firsts = runs.groupby("key", sort=False)["parts"].first()
+        lines.append(f"they differ in {differing_parts(firsts) or 'no recorded part'}")
+    return sep.join(lines)
+
+
 def choose_group(runs: pd.DataFrame, group: str, study: bool) -> str:
     """The key to tabulate: `group` (a key or its start), else the only one of a study, else
     the newest complete group (by its newest run)."""
@@ -111,18 +157,18 @@ def choose_group(runs: pd.DataFrame, group: str, study: bool) -> str:
         matches = [k for k in keys if k.startswith(group)]
         if len(matches) != 1:
             raise PneumoniaAugError(f"group {group!r} matches {len(matches)} of the groups found:"
-                                    f" {'; '.join(describe_groups(runs))}")
+                                    f" {_groups_text(runs)}")
         return matches[0]
     if len(keys) == 1:
         return keys[0]
     if study:
         raise PneumoniaAugError(f"the study's runs fall into {len(keys)} comparison groups "
-                                f"({'; '.join(describe_groups(runs))}): pass --group KEY")
+                                f"({_groups_text(runs)}): pass --group KEY")
     newest = runs.groupby("key")["start_time"].max().sort_values(ascending=False)
     complete = [k for k in newest.index if _complete(runs[runs["key"] == k])]
     chosen = (complete or list(newest.index))[0]
     log.info("comparison groups found (taking %s; --group picks another):\n  %s", chosen,
-             "\n  ".join(describe_groups(runs)))
+             _groups_text(runs, "\n  "))
     return chosen
 
 
@@ -152,10 +198,12 @@ def select_runs(cfg: CompareConfig, experiment: str, run_ids: list[str] | None =
                                 f"{' for study ' + study if study else ''}: run "
                                 "train_classifier (or the main study) first")
     key = choose_group(runs, cfg.group, study=run_ids is not None)
-    chosen = runs[runs["key"] == key]
+    chosen, left_out = one_set_per_row(runs[runs["key"] == key])
+    for note in left_out:
+        log.warning("group %s, %s", key, note)
     settings = list(expected_settings or []) or sorted(set(chosen["setting"]))
     return Selection(chosen, key, describe_groups(runs), settings,
-                     list(expected_seeds or []), study)
+                     list(expected_seeds or []), study, left_out)
 
 
 def write_reports(table: pd.DataFrame, scale: Scale, output_dir: Path) -> dict[str, Path]:
@@ -203,7 +251,8 @@ def run_compare(cfg: CompareConfig, run_ids: list[str] | None = None,
         tracking.log_params({**cfg.to_dict(), "n_runs": len(runs), "study_run_id": sel.study_run_id,
                              **(extra_params or {})})
         tracking.log_dict({"run_ids": runs["run_id"].tolist(), "group": sel.key,
-                           "groups_found": sel.groups}, "compared_runs.json")
+                           "groups_found": sel.groups, "left_out": sel.left_out},
+                          "compared_runs.json")
         for path in paths.values():
             tracking.log_artifact(path)
         for row in table.itertuples():

@@ -1,10 +1,12 @@
 """Run reuse for the study, safe when several studies (or parallel stages) run at once.
 
-The key of a stage run is a digest of the entry point, the code version (the commit plus a
-digest of uncommitted changes), the parameters (normalised, since MLflow returns params as
-strings) and the upstream run ids. So an interrupted study continues where it stopped, a
-second identical call launches nothing new, and a changed parameter reruns exactly the runs
-that depend on it. Code of unknown version (no git, no baked-in commit) never reuses a run.
+The key of a stage run is a digest of the entry point, the code version (`stages.provenance`:
+the code and dependency files at HEAD plus any uncommitted or untracked change to them, so a
+commit of docs or tests alone keeps every run reusable), the parameters (normalised, since
+MLflow returns params as strings) and the upstream run ids. So an interrupted study continues
+where it stopped, a second identical call launches nothing new, and a changed parameter
+reruns exactly the runs that depend on it. Code of unknown version (no git, no baked-in
+version) never reuses a run.
 
 **Claims.** MLflow has no unique constraint on tags, so two studies that reach the same stage
 at the same moment would both launch it. `claim_or_reuse` prevents that optimistically:
@@ -57,7 +59,7 @@ from pneumonia_aug.contract import (
     TAG_DUPLICATE_OF,
     TAG_RUN_KEY,
 )
-from pneumonia_aug.stages.runs import UNKNOWN, code_version
+from pneumonia_aug.stages.provenance import UNKNOWN, code_version
 
 log = logging.getLogger(__name__)
 LIVE = ("RUNNING", "SCHEDULED")

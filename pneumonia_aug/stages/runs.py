@@ -17,15 +17,12 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
-import os
-import subprocess
 from pathlib import Path
 
 from pneumonia_aug import tracking
 from pneumonia_aug.contract import (
+    TAG_CODE_VERSION,
     TAG_DATASET_DIGEST,
     TAG_GIT_COMMIT,
     TAG_RESUMED_AFTER,
@@ -41,48 +38,16 @@ from pneumonia_aug.stages.checkpoints import (
     sigterm_as_interrupt,
 )
 from pneumonia_aug.stages.outbox import MetricLog
+from pneumonia_aug.stages.provenance import code_version, git_commit
 from pneumonia_aug.training import distributed
 
 log = logging.getLogger(__name__)
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-COMMIT_ENV = "PNEUMONIA_AUG_GIT_COMMIT"  # baked into the Docker image, which has no .git
-UNKNOWN = "unknown"
-
-
-@functools.cache
-def git_commit() -> str:
-    """The commit of the code that runs: `$PNEUMONIA_AUG_GIT_COMMIT` (set in the Docker image),
-    else `git rev-parse HEAD`, else "unknown". Read once per process: the code that runs is
-    what was imported, whatever happens to the checkout later."""
-    if os.environ.get(COMMIT_ENV):
-        return os.environ[COMMIT_ENV]
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,
-                             text=True, timeout=10, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return UNKNOWN
-
-
-@functools.cache
-def code_version() -> str:
-    """The commit, plus a digest of uncommitted changes, so edited code never counts as the
-    commit's (run reuse, comparison groups). Read once per process, like `git_commit`: a
-    study whose checkout is edited while it runs still records one version for its runs."""
-    commit = git_commit()
-    if os.environ.get(COMMIT_ENV):
-        return commit  # an image: its code is the baked-in commit, and it has no .git
-    try:
-        diff = subprocess.run(["git", "diff", "HEAD", "--", "."], cwd=PACKAGE_DIR,
-                              capture_output=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        diff = b""
-    return f"{commit}+{hashlib.sha256(diff).hexdigest()[:8]}" if diff else commit
 
 
 def stage_tags(stage: str, **tags) -> dict:
-    """The tags every stage run carries (stage, code version) plus its own."""
-    return {TAG_STAGE: stage, TAG_GIT_COMMIT: git_commit(), **tags}
+    """The tags every stage run carries (stage, commit, code version) plus its own."""
+    return {TAG_STAGE: stage, TAG_GIT_COMMIT: git_commit(), TAG_CODE_VERSION: code_version(),
+            **tags}
 
 
 class TrainingStage:
@@ -114,7 +79,7 @@ class TrainingStage:
         """The data (anything with `.dataset_digest`), on every rank."""
         raise NotImplementedError
 
-    def log_inputs(self, data) -> None:
+    def log_inputs(self, data, dist) -> None:
         """A new run only: datasets and counts."""
 
     def train(self, data, dist, checkpoint: dict | None, metric_log: MetricLog | None,
@@ -186,7 +151,7 @@ def execute(stage: TrainingStage, resume_run_id: str = "") -> str:
             else:
                 tracking.log_params(stage.params)
                 tracking.set_tags({TAG_DATASET_DIGEST: data.dataset_digest})
-                stage.log_inputs(data)
+                stage.log_inputs(data, dist)
             checkpoint = resume.checkpoint if resume else None
             dist.broadcast((run_id, upstream, checkpoint))
             with local_checkpoint(run_id, cfg.cache_dir) as path:

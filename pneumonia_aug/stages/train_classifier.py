@@ -2,10 +2,12 @@
 
 Logged to the run (docs/stages.md, "What a classifier run logs"): the resolved config as params and
 `config.json`; tags `setting`, `gan`, `real_fraction`, `synthetic_fraction`, `seed`,
-`git_commit`, `dataset_digest` (and `synthetic_run_id` for GAN settings); the
-train/val/test manifests as dataset inputs; per-epoch losses and validation metrics; test
-metrics of the best weights; plots; per-image test predictions; the model, registered as
-`pneumonia-chexnet`; the tag `world_size` (processes under torchrun, 1 otherwise).
+`git_commit`, `code_version`, `dataset_digest` (and `synthetic_run_id` and `generated_set`
+for GAN settings); the comparison key and its parts (`evaluation.groups`: precision and world
+size among them); `cpu_threads`; the train/val/test manifests as dataset inputs; per-epoch
+losses and validation metrics; test metrics of the best weights; plots; per-image test
+predictions; the model, registered as `pneumonia-chexnet`; the tag `world_size` (processes
+under torchrun, 1 otherwise).
 
 The run itself (checks, resume, checkpoint, failure) is `stages.runs.execute`.
 """
@@ -17,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from pneumonia_aug import tracking
 from pneumonia_aug.config import ClassifierConfig
@@ -25,8 +28,10 @@ from pneumonia_aug.contract import (
     PLOTS_DIR,
     PREDICTIONS_ARTIFACT,
     SKIPPED_ARTIFACT,
+    TAG_CPU_THREADS,
     TAG_DEBUG_SUBSET,
     TAG_GAN,
+    TAG_GENERATED_SET,
     TAG_MODEL_VERSION,
     TAG_SEED,
     TAG_SETTING,
@@ -41,9 +46,11 @@ from pneumonia_aug.evaluation.groups import comparison_parts, key_tags
 from pneumonia_aug.serving import packaging, registry
 from pneumonia_aug.settings import parse_setting
 from pneumonia_aug.stages import describe
-from pneumonia_aug.stages.runs import TrainingStage, code_version, execute
+from pneumonia_aug.stages.provenance import code_version
+from pneumonia_aug.stages.runs import TrainingStage, execute
 from pneumonia_aug.stages.synthetic import fetch_synthetic, find_synthetic_run
 from pneumonia_aug.training.classifier import ClassifierResult, train_classifier
+from pneumonia_aug.training.distributed import pick_device, precision
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +95,24 @@ class ClassifierStage(TrainingStage):
         generated = (fetch_synthetic(synthetic_run_id, self.gan, self.cfg.cache_dir)
                      if synthetic_run_id else None)
         c = self.cfg
-        return load_classifier_data(self.setting, generated, data_dir=c.data_dir,
+        data = load_classifier_data(self.setting, generated, data_dir=c.data_dir,
                                     split_seed=c.split_seed, seed=c.seed, image_size=c.image_size,
                                     real_fraction_scope=c.real_fraction_scope,
                                     cache_dir=c.cache_dir,
                                     max_images_per_split=c.max_images_per_split,
                                     real_subset=c.real_subset)
+        if generated is None:
+            return data
+        return replace(data, generated_digest=tracking.manifest_digest(generated))
 
-    def log_inputs(self, data: ClassifierData) -> None:
-        # What must match for two runs to share a table (evaluation.groups).
-        tracking.set_tags(key_tags(comparison_parts(self.params, data.dataset_digest,
-                                                    code_version())))
+    def log_inputs(self, data: ClassifierData, dist) -> None:
+        # What must match for two runs to share a table, and a row (evaluation.groups).
+        parts = comparison_parts(self.params, data.dataset_digest, code_version(),
+                                 precision(pick_device(self.cfg.device)), dist.world_size)
+        tags = key_tags(parts) | {TAG_CPU_THREADS: torch.get_num_threads()}
+        if data.generated_digest:
+            tags[TAG_GENERATED_SET] = data.generated_digest
+        tracking.set_tags(tags)
         counts = {f"n_{name}": len(getattr(data, name).labels) for name in SUBSETS}
         train = data.train.manifest
         counts["n_train_generated"] = int((train["origin"] != "real").sum())

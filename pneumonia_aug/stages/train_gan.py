@@ -89,7 +89,7 @@ class GANStage(TrainingStage):
                              normal_only=self.gan is Gan.DCGAN, real_fraction=cfg.real_fraction,
                              real_fraction_scope=cfg.real_fraction_scope)
 
-    def log_inputs(self, data: GANData) -> None:
+    def log_inputs(self, data: GANData, dist) -> None:
         tracking.log_metrics({"n_train": len(data.train.labels),
                               "n_skipped_files": len(data.skipped)})
         tracking.log_manifest(data.train.manifest, "gan_train", source=str(data.data_dir))

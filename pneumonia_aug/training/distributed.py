@@ -42,11 +42,16 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def precision(device: torch.device, bf16: bool | None = None) -> str:
+    """The training precision, as runs record it: `bf16` (autocast) on CUDA (`bf16=None`), else
+    `fp32`; or as asked (the memory estimate runs the CUDA precision on the CPU)."""
+    return "bf16" if (device.type == "cuda" if bf16 is None else bf16) else "fp32"
+
+
 def autocast(device: torch.device, bf16: bool | None = None):
-    """The training precision: bf16 autocast on CUDA (`bf16=None`), or as asked (the memory
-    estimate runs the CUDA precision on the CPU)."""
-    enabled = device.type == "cuda" if bf16 is None else bf16
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    """Autocast to the training precision (`precision`)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16,
+                          enabled=precision(device, bf16) == "bf16")
 
 
 def derived_seed(seed: int, rank: int) -> int:
