@@ -1,6 +1,7 @@
 """`predict`: pneumonia probability, label and a Grad-CAM overlay for each image.
 
-Loads a registered classifier (`models:/pneumonia-chexnet@champion` by default). Every image
+Loads a registered classifier (`models:/pneumonia-chexnet@champion` by default; when no
+version holds the alias it stops before loading, naming the versions there are). Every image
 format the data layer reads works; an unreadable file gets a message and the rest still run.
 The overlay is drawn on the original image at its own resolution (at most 1024 px on its long
 side), captioned with the label and probability, with the heatmap's colour scale below it.
@@ -19,6 +20,7 @@ from pneumonia_aug.data.images import ImageDecodeError, open_grayscale, stretch
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation.gradcam import gradcam, overlay
 from pneumonia_aug.evaluation.metrics import THRESHOLD
+from pneumonia_aug.serving.registry import check_alias
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class Prediction:
 def predict_images(model_uri: str, images: list[str], output_dir: str | Path) -> list[Prediction]:
     if not images:
         raise PneumoniaAugError("give at least one image file to predict")
+    check_alias(model_uri)
     model = tracking.load_python_model(model_uri)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
