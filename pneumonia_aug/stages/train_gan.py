@@ -165,8 +165,9 @@ class GANStage(TrainingStage):
             metadata={"train_gan_run_id": run_id}, description=tracking.run_description(run_id))
         version = str(info.registered_model_version)
         registry.set_newest(gan, version)
-        tracking.describe_version(generator_model_name(gan), version,
-                                  describe.generator_version(cfg, data.dataset_digest, run_id))
+        name = generator_model_name(gan)
+        tracking.describe_version(name, version, describe.generator_version(
+            cfg, data.dataset_digest, run_id, name, version))
         tracking.set_tags({TAG_MODEL_VERSION: version, "model_uri": info.model_uri})
         log.info("run %s: %s generator registered as %s version %s (alias newest)",
                  run_id, gan.display, generator_model_name(gan), version)
