@@ -29,6 +29,10 @@ class SyntheticDataMissingError(PneumoniaAugError):
     """A GAN setting for which no generated images can be found."""
 
 
+class ModelVersionError(PneumoniaAugError):
+    """A registered model's alias that no version holds (e.g. no `@champion` yet)."""
+
+
 class TrackingError(PneumoniaAugError):
     """The tracking server or artifact store cannot be reached or refuses us."""
 

@@ -46,7 +46,10 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, small_real_data, trac
     assert "plots/losses.png" in plots and "quality/closest_pairs.png" in quality
     assert ({a.path for a in client.list_artifacts(dcgan, "checkpoints")}
             == {"checkpoints/checkpoint.pt"})
-    assert client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest").run_id == dcgan
+    version = client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest")
+    assert version.run_id == dcgan
+    assert ('load_model("models:/pneumonia-dcgan-generator/1")' in version.description
+            and ".generate(16, 0)" in version.description)  # the version's page: how to load it
 
     cgan = _ok(mlflow_run("train_gan", {**common, "model": "cgan", "epochs": 1, "batch_size": 32,
                                         "max_images": 64, "sample_every": 0, "eval_images": 16},

@@ -24,6 +24,13 @@ from pneumonia_aug.serving import packaging
 SERVING = packaging.PACKAGE_DIR / "serving"
 
 
+def test_the_registered_description_names_every_column_the_model_answers():
+    columns = [c[1] for c in packaging.CLASSIFIER_OUTPUTS]
+    assert columns == ["probability", "label", "error"]  # what serving/pyfunc.py answers
+    output = packaging.CLASSIFIER_ABOUT.split("- **Output:**", 1)[1].split("\n- ", 1)[0]
+    assert all(f"`{column}`" in output for column in columns)
+
+
 def test_a_model_ships_only_the_code_it_needs():
     chexnet = [str(p) for p in packaging.model_code(SERVING / "mlflow_chexnet.py")]
     assert chexnet == ["__init__.py", "contract.py", "data/__init__.py", "data/images.py",

@@ -1,6 +1,6 @@
 """`predict` on a real registered classifier (one tiny run): file names with spaces and commas,
-overlays drawn on the original image, the exit code, MLflow's download bars, the README's
-Python snippet."""
+figures drawn on the original image (no heatmap at 32 px), the exit code, MLflow's download
+bars, the README's Python snippet."""
 
 from __future__ import annotations
 
@@ -77,12 +77,17 @@ def test_names_with_spaces_overlays_at_the_original_size_and_exit_codes(store, t
     rows = [line.split("\t") for line in proc.stdout.strip().splitlines()]
     assert [r[0] for r in rows] == [str(spaced), str(large)]
     assert all(0 <= float(r[1]) <= 1 and r[2] in ("NORMAL", "PNEUMONIA") for r in rows)
-    # The overlay is the original image (capped at 1024 px), under a caption band.
+    # The figure is the original image (capped at 1024 px), under a caption band. A 32 px
+    # model's Grad-CAM has no spatial resolution: no heatmap, the image alone, and the reason
+    # in the caption and in a warning.
     small, big = (Image.open(r[3]) for r in rows)
-    assert small.width == 600 and 400 < small.height < 460
-    assert big.width == 1024 and 768 < big.height < 840
+    assert small.width == 600 and 400 < small.height < 560
+    assert big.width == 1024 and 768 < big.height < 960
     band = np.asarray(small.convert("L"))[: small.height - 400]
     assert band.max() == 255 and np.median(band) == 0  # white text on black
+    pixels = np.asarray(small)
+    assert (pixels.max(axis=2) == pixels.min(axis=2)).all()  # gray: no heatmap drawn
+    assert proc.stderr.count("no heatmap: at 32 px the last feature map is 1x1") == 2
 
     broken = tmp_path / "broken scan.jpeg"
     broken.write_bytes(b"not an image")

@@ -102,6 +102,12 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert model.tags["mlflow.note.content"] == note.split("\n\n**Result**")[0]
     assert version.description.startswith("CheXNet on Original-1.0-0.0, seed 0, 32 px")
     assert tags["dataset_digest"] in version.description and run.info.run_id in version.description
+    # The version's page: its test metrics, how to load it, its test accuracy as a tag.
+    assert f"test accuracy {metrics['test_accuracy']:.3f}, recall" in version.description
+    assert (f'mlflow.pyfunc.load_model("models:/pneumonia-chexnet/{version.version}")'
+            in version.description)
+    assert f"predict --model models:/pneumonia-chexnet/{version.version}" in version.description
+    assert float(version.tags["test_accuracy"]) == pytest.approx(metrics["test_accuracy"])
     assert "**Input:**" in client.get_registered_model("pneumonia-chexnet").description
     # A debug-capped run is registered but never @champion.
     assert tags["champion_version"].startswith("none")

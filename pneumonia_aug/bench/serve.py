@@ -194,6 +194,10 @@ def run_serve_bench(model: str, url: str = "", requests: int = 500, clients: int
     """Serve `model` (unless `url` is given), send the requests, write the section."""
     if requests < 1 or clients < 1:
         raise PneumoniaAugError("--requests and --clients must be at least 1")
+    if not url and model.startswith("models:/"):
+        from pneumonia_aug.serving.registry import check_alias
+
+        check_alias(model)
     kinds = request_kinds(xray_files(data_dir))
     plan = draw(kinds, requests, seed)
     settings = {"date": datetime.date.today().isoformat(), "model": url or model,

@@ -33,7 +33,14 @@ import torch
 from packaging.version import Version
 
 from pneumonia_aug import tracking
-from pneumonia_aug.contract import CLASSIFIER_MODEL, Gan, generator_model_name
+from pneumonia_aug.contract import (
+    CLASSIFIER_MODEL,
+    ERROR_COLUMN,
+    LABEL_COLUMN,
+    PROBABILITY_COLUMN,
+    Gan,
+    generator_model_name,
+)
 from pneumonia_aug.serving.pyfunc import (
     CONFIG_ARTIFACT,
     IMAGE_COLUMN,
@@ -46,8 +53,8 @@ PACKAGE = PACKAGE_DIR.name
 MODEL_ENTRIES = ("mlflow_chexnet.py", "mlflow_generator.py")  # the models-from-code files
 CLASSIFIER_INPUTS = [("string", IMAGE_COLUMN)]
 # Not required: a row that cannot be read has only an `error` (serving/pyfunc.py).
-CLASSIFIER_OUTPUTS = [("double", "probability", False), ("string", "label", False),
-                      ("string", "error", False)]
+CLASSIFIER_OUTPUTS = [("double", PROBABILITY_COLUMN, False), ("string", LABEL_COLUMN, False),
+                      ("string", ERROR_COLUMN, False)]
 GENERATOR_INPUTS = [("long", "n"), ("long", "seed"), ("string", "label", False)]
 GENERATOR_OUTPUTS = [("long", "row"), ("long", "index"), ("string", "image")]
 
@@ -139,21 +146,24 @@ def _copy_code(folder: Path) -> Path:
     return root
 
 
-CLASSIFIER_ABOUT = """CheXNet (DenseNet121, one sigmoid output) trained on a mix of real and \
+CLASSIFIER_ABOUT = f"""CheXNet (DenseNet121, one sigmoid output) trained on a mix of real and \
 GAN-generated pediatric chest X-rays (Kermany et al. 2018), reproducing Tung et al., "Better \
 Pneumonia Diagnosis with GAN-enabling Data Augmentation".
 
 - **Input:** a DataFrame with a column `image`: base64-encoded image files (JPEG, PNG, TIFF, \
 16-bit, RGB... anything the project's data layer reads); each is made 8-bit grayscale and \
 stretched to the version's `image_size`.
-- **Output:** per image `probability` (of PNEUMONIA) and `label` (`PNEUMONIA` at >= 0.5, else \
-`NORMAL`).
+- **Output:** one row per image, three columns: `{PROBABILITY_COLUMN}` (of PNEUMONIA), \
+`{LABEL_COLUMN}` (`PNEUMONIA` at >= 0.5, else `NORMAL`) and `{ERROR_COLUMN}` (empty, or why the \
+image could not be read; `{PROBABILITY_COLUMN}` and `{LABEL_COLUMN}` are then empty).
 - **Load:** `mlflow.pyfunc.load_model("models:/pneumonia-chexnet/<version>")` (or \
-`@champion`: the full-data version with the lowest validation loss), then `.predict(frame)`; \
+`@champion`: the full-data version with the lowest validation loss; a debug-capped study \
+promotes none), then `.predict(frame)`; \
 `mlflow models serve -m models:/pneumonia-chexnet@champion --env-manager local`. Models from \
 code, weights a plain `state_dict`: loads with `MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`.
 
-Each version's description names its setting, seed, image size, data digest and run."""
+Each version's description names its setting, seed, image size, data digest and run, its test \
+metrics, and how to load it."""
 
 GENERATOR_ABOUT = """The {gan} generator of Tung et al., "Better Pneumonia Diagnosis with \
 GAN-enabling Data Augmentation": draws {what} pediatric chest X-rays (8-bit grayscale).

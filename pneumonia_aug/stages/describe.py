@@ -13,7 +13,15 @@ import logging
 
 from pneumonia_aug import tracking
 from pneumonia_aug.config import ClassifierConfig, GANConfig, GenerateConfig
-from pneumonia_aug.contract import N_GENERATED, TAG_STUDY_RUN, TAG_TRAIN_GAN_RUN
+from pneumonia_aug.contract import (
+    ERROR_COLUMN,
+    IMAGE_COLUMN,
+    LABEL_COLUMN,
+    N_GENERATED,
+    PROBABILITY_COLUMN,
+    TAG_STUDY_RUN,
+    TAG_TRAIN_GAN_RUN,
+)
 from pneumonia_aug.data.kermany import default_data_dir
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.settings import Setting
@@ -66,28 +74,51 @@ def classifier_run(cfg: ClassifierConfig, setting: Setting, synthetic_run_id: st
     return text
 
 
+def _test_metrics(metrics: dict) -> str:
+    return (f"test accuracy {metrics['accuracy']:.3f}, recall {metrics['recall']:.3f}, "
+            f"specificity {metrics['specificity']:.3f}, AUROC {metrics['auroc']:.3f}")
+
+
 def classifier_result(metrics: dict, best_epoch: int, model: str, version: str) -> str:
-    return (f"**Result** (weights of epoch {best_epoch}, lowest validation loss): test accuracy "
-            f"{metrics['accuracy']:.3f}, recall {metrics['recall']:.3f}, specificity "
-            f"{metrics['specificity']:.3f}, AUROC {metrics['auroc']:.3f}. Registered as "
+    return (f"**Result** (weights of epoch {best_epoch}, lowest validation loss): "
+            f"{_test_metrics(metrics)}. Registered as "
             f"[{model} v{version}]({tracking.model_version_page(model, version)}).")
 
 
-def version_of_run(what: str, image_size: int, cap: str, digest: str, run_id: str) -> str:
+def version_of_run(what: str, image_size: int, cap: str, digest: str, run_id: str,
+                   load: str, result: str = "") -> str:
     """A registered version's description: what it was trained on, its size, its debug cap
-    (`cap`, "" for none), data, run."""
+    (`cap`, "" for none), data, run, its `result` if any, then how to load it (`load`: Python
+    lines)."""
+    result = f" **Result:** {result}." if result else ""
     return (f"{what}, {image_size} px{cap}. Data digest `{digest}`. Trained in run "
-            f"{run_link(run_id)} (`{run_id}`).")
+            f"{run_link(run_id)} (`{run_id}`).{result}\n\n**Load** (with `MLFLOW_TRACKING_URI` "
+            f"naming this store):\n\n```python\n{load}\n```")
 
 
-def classifier_version(cfg: ClassifierConfig, digest: str, run_id: str) -> str:
+def classifier_version(cfg: ClassifierConfig, digest: str, run_id: str, metrics: dict,
+                       model: str, version: str) -> str:
+    """What the version was trained on, its test metrics, and how to load it from Python or
+    run `pneumonia-aug predict` with it."""
+    uri = f"models:/{model}/{version}"
+    answers = ", ".join((PROBABILITY_COLUMN, LABEL_COLUMN, ERROR_COLUMN))
+    load = ("import base64\nfrom pathlib import Path\n\nimport mlflow\nimport pandas as pd\n\n"
+            f'model = mlflow.pyfunc.load_model("{uri}")\n'
+            'image = base64.b64encode(Path("x.jpeg").read_bytes()).decode()\n'
+            f'print(model.predict(pd.DataFrame({{"{IMAGE_COLUMN}": [image]}})))  # {answers}')
     return version_of_run(f"CheXNet on {cfg.setting}, seed {cfg.seed}", cfg.image_size,
-                          _cap(cfg.max_images_per_split), digest, run_id)
+                          _cap(cfg.max_images_per_split), digest, run_id, load,
+                          _test_metrics(metrics)) + (
+        f"\n\nOr `pneumonia-aug predict --model {uri} x.jpeg`: label, probability and a "
+        "Grad-CAM figure per image.")
 
 
-def generator_version(cfg: GANConfig, digest: str, run_id: str) -> str:
+def generator_version(cfg: GANConfig, digest: str, run_id: str, model: str,
+                      version: str) -> str:
+    load = (f'import mlflow\n\ngenerator = mlflow.pyfunc.load_model("models:/{model}/{version}")\n'
+            "images = generator.unwrap_python_model().generate(16, 0)  # 16 uint8 arrays, seed 0")
     return version_of_run(f"{cfg.gan.display} generator, seed {cfg.seed}", cfg.image_size,
-                          _cap(cfg.max_images, "training images"), digest, run_id)
+                          _cap(cfg.max_images, "training images"), digest, run_id, load)
 
 
 def gan_run(cfg: GANConfig) -> str:

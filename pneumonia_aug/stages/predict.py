@@ -1,9 +1,12 @@
 """`predict`: pneumonia probability, label and a Grad-CAM overlay for each image.
 
-Loads a registered classifier (`models:/pneumonia-chexnet@champion` by default). Every image
+Loads a registered classifier (`models:/pneumonia-chexnet@champion` by default; when no
+version holds the alias it stops before loading, naming the versions there are). Every image
 format the data layer reads works; an unreadable file gets a message and the rest still run.
 The overlay is drawn on the original image at its own resolution (at most 1024 px on its long
-side), captioned with the label and probability.
+side), captioned with the label and probability, with the heatmap's colour scale below it.
+Where the map has no spatial resolution (a 32 px model) or no contrast, the figure shows the
+image alone and its caption says why (`evaluation/gradcam.py`); a warning says so too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pneumonia_aug.data.images import ImageDecodeError, open_grayscale, stretch
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation.gradcam import gradcam, overlay
 from pneumonia_aug.evaluation.metrics import THRESHOLD
+from pneumonia_aug.serving.registry import check_alias
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class Prediction:
 def predict_images(model_uri: str, images: list[str], output_dir: str | Path) -> list[Prediction]:
     if not images:
         raise PneumoniaAugError("give at least one image file to predict")
+    check_alias(model_uri)
     model = tracking.load_python_model(model_uri)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -45,9 +50,13 @@ def predict_images(model_uri: str, images: list[str], output_dir: str | Path) ->
             results.append(Prediction(path, None, None, None, str(exc)))
             continue
         # The model sees the image as it was trained: stretched to its working size.
-        probability, heat = gradcam(model.net, stretch(picture, model.image_size))
-        label = "PNEUMONIA" if probability >= THRESHOLD else "NORMAL"
+        cam = gradcam(model.net, stretch(picture, model.image_size))
+        label = "PNEUMONIA" if cam.probability >= THRESHOLD else "NORMAL"
+        caption = f"{label}   P(pneumonia) = {cam.probability:.3f}"
+        if cam.reason:
+            log.warning("%s: %s", path, cam.reason)
+            caption += f"\n{cam.reason}"
         target = out / f"{Path(path).stem}_gradcam.png"
-        overlay(picture, heat, f"{label}   P(pneumonia) = {probability:.3f}").save(target)
-        results.append(Prediction(path, probability, label, str(target)))
+        overlay(picture, cam.heatmap, caption).save(target)
+        results.append(Prediction(path, cam.probability, label, str(target)))
     return results

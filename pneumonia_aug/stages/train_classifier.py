@@ -175,9 +175,10 @@ class ClassifierStage(TrainingStage):
         tracking.tag_version(CLASSIFIER_MODEL, version, {
             registry.VAL_LOSS_TAG: result.best_val_loss, TAG_SETTING: cfg.setting,
             TAG_SEED: cfg.seed, registry.IMAGE_SIZE_TAG: cfg.image_size,
-            registry.DEBUG_CAP_TAG: cfg.max_images_per_split, "run_id": run_id})
-        tracking.describe_version(CLASSIFIER_MODEL, version,
-                                  describe.classifier_version(cfg, data.dataset_digest, run_id))
+            registry.DEBUG_CAP_TAG: cfg.max_images_per_split,
+            registry.TEST_ACCURACY_TAG: result.test_metrics["accuracy"], "run_id": run_id})
+        tracking.describe_version(CLASSIFIER_MODEL, version, describe.classifier_version(
+            cfg, data.dataset_digest, run_id, result.test_metrics, CLASSIFIER_MODEL, version))
         champion = registry.promote_champion()
         tracking.set_tags({"model_uri": info.model_uri, TAG_MODEL_VERSION: version,
                            "champion_version": champion or "none (no full-data version yet)"})

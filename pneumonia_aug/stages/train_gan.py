@@ -31,7 +31,7 @@ from pneumonia_aug.contract import (
 )
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
-from pneumonia_aug.errors import TrackingError
+from pneumonia_aug.errors import ModelVersionError, TrackingError
 from pneumonia_aug.evaluation import plots
 from pneumonia_aug.models.gan import NORMAL, Generator
 from pneumonia_aug.models.sampling import fixed_noise, generate_images
@@ -55,8 +55,9 @@ def _feature_extractor(model_uri: str, device: torch.device):
     if not model_uri:
         return None
     try:
+        registry.check_alias(model_uri, "--feature-model-uri")
         classifier = tracking.load_python_model(model_uri)
-    except TrackingError as exc:
+    except (TrackingError, ModelVersionError) as exc:
         log.warning("no GAN quality metrics: %s", exc)
         return None
     return XrayFeatures(classifier.net.to(device))
@@ -164,8 +165,9 @@ class GANStage(TrainingStage):
             metadata={"train_gan_run_id": run_id}, description=tracking.run_description(run_id))
         version = str(info.registered_model_version)
         registry.set_newest(gan, version)
-        tracking.describe_version(generator_model_name(gan), version,
-                                  describe.generator_version(cfg, data.dataset_digest, run_id))
+        name = generator_model_name(gan)
+        tracking.describe_version(name, version, describe.generator_version(
+            cfg, data.dataset_digest, run_id, name, version))
         tracking.set_tags({TAG_MODEL_VERSION: version, "model_uri": info.model_uri})
         log.info("run %s: %s generator registered as %s version %s (alias newest)",
                  run_id, gan.display, generator_model_name(gan), version)

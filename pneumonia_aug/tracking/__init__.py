@@ -74,6 +74,7 @@ from pneumonia_aug.tracking.records import (
     use_experiment,
 )
 from pneumonia_aug.tracking.registry import (
+    alias_version,
     describe_registered_model,
     describe_version,
     load_python_model,
@@ -105,7 +106,7 @@ from pneumonia_aug.tracking.ui import (
 __all__ = [
     "DESCRIPTION_TAG", "EXPERIMENT_KIND_TAG", "MODEL_TRAINING_KIND", "PARENT_TAG",
     "TAG_VALUE_LIMIT", "active_experiment_id", "active_run_id", "add_to_description",
-    "adopting", "artifact_uri", "create_run", "current_run_id", "delete_run",
+    "adopting", "alias_version", "artifact_uri", "create_run", "current_run_id", "delete_run",
     "describe_registered_model", "describe_run", "describe_version", "download_artifacts",
     "ensure_reachable", "experiment_id", "failure_line", "is_outage", "latest_finished_run",
     "load_python_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image",

@@ -69,6 +69,17 @@ def model_versions(name: str) -> list:
     return MlflowClient().search_model_versions(f"name='{name}'")
 
 
+def alias_version(name: str, alias: str) -> str | None:
+    """The version `models:/NAME@ALIAS` points at; None when the model or the alias does not
+    exist."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise TrackingError(f"cannot look up {name}@{alias}: {first_line(exc)}") from exc
+
+
 def tag_version(name: str, version: str, tags: dict) -> None:
     client = MlflowClient()
     for key, value in tags.items():
