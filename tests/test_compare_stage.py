@@ -69,7 +69,7 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     # the failed run is listed by seed, not dropped
     assert (table.loc["CGAN-1.0-0.6", "n_runs"] == 0
             and f"seed 0 (FAILED run {failed})" in table.loc["CGAN-1.0-0.6", "missing_or_failed"])
-    assert "| DCGAN-1.0-0.6 |" in result.output and "0.89423" in result.output
+    assert "| DCGAN-1.0-0.6 |" in result.output and "| Original-1.0-0.0 | 0.894 |" in result.output
     assert "Scale: profile quick" in result.output and "Not comparable" in result.output
     # the header counts the runs that finished: no seed 3, none of CGAN-1.0-0.6
     assert "seeds 0,1,2 (0-3 finished per setting)" in result.output

@@ -220,6 +220,12 @@ def test_a_run_scored_on_other_test_images_is_named(study):
     table = summarize(runs, short).set_index("setting")
     assert "run Original-1.0-0.0-s1 scored 30 test images, not the 40" in \
         table.loc["Original-1.0-0.0", "note"]
+    other = dict(predictions)  # as many images, 5 of them others: a different draw
+    swapped = predictions["Original-1.0-0.0-s1"].copy()
+    swapped.loc[swapped.index[:5], "sha256"] = [f"other-{i}" for i in range(5)]
+    other["Original-1.0-0.0-s1"] = swapped
+    note = summarize(runs, other).set_index("setting").loc["Original-1.0-0.0", "note"]
+    assert "scored another draw of 40 test images than the others (5 differ)" in note
 
 
 def test_reports_state_scale_and_what_one_seed_cannot_tell(study, one_seed, tmp_path):
@@ -230,14 +236,20 @@ def test_reports_state_scale_and_what_one_seed_cannot_tell(study, one_seed, tmp_
     assert "seeds 0,1,2 (1-3 finished per setting)" in markdown
     assert "at most 500 images" in markdown
     assert "paired t-test over those seeds" in markdown and "fewer than 2 pairs" in markdown
-    assert "| ΔAUROC vs Original |" in markdown
+    blocks = markdown.split("\n\n**")
+    assert [b.split("**")[0] for b in blocks[1:4]] == [
+        "Ours: mean ± SD over seeds [95% interval]", "Paper: Tung et al. Table 1 (one run each)",
+        "Each GAN setting against its Original (paired over seeds)"]
+    assert all(len(line.split(" | ")) <= 10 for line in markdown.splitlines())  # no 17 columns
     winner = table.set_index("setting").loc["DCGAN-1.0-0.6"]
-    assert (f"| {winner['delta_accuracy']:+.3f} [{winner['delta_accuracy_ci_low']:+.3f}, "
-            f"{winner['delta_accuracy_ci_high']:+.3f}], 3 pairs |") in markdown
-    assert (f"| {winner['delta_auroc']:+.3f} [{winner['delta_auroc_ci_low']:+.3f}, "
-            f"{winner['delta_auroc_ci_high']:+.3f}], 3 pairs |") in markdown
+    assert (f"| DCGAN-1.0-0.6 | Original-1.0-0.0 | 3 | {winner['delta_accuracy']:+.3f} "
+            f"[{winner['delta_accuracy_ci_low']:+.3f}, {winner['delta_accuracy_ci_high']:+.3f}]"
+            f" | {winner['delta_accuracy_p']:.3f} | {winner['delta_accuracy_p_holm']:.3f} | "
+            f"{winner['delta_auroc']:+.3f} [{winner['delta_auroc_ci_low']:+.3f}, "
+            f"{winner['delta_auroc_ci_high']:+.3f}] |") in markdown
     assert "Not comparable with the paper's numbers" in markdown
-    assert "| DCGAN-1.0-0.6 |" in markdown and "0.92468" in markdown
+    assert "| DCGAN-1.0-0.6 | 0.925 | 0.995 | 0.896 |" in markdown  # one precision
+    assert "0.92468" not in markdown
     assert "seed 3 (FAILED run dcgan-failed)" in markdown and "Holm" in markdown
     fig = accuracy_chart(table, scale)
     assert isinstance(fig, Figure)
@@ -268,7 +280,8 @@ def test_reports_state_scale_and_what_one_seed_cannot_tell(study, one_seed, tmp_
     scale1 = Scale("abc123", PARTS, (0,), (1, 1))
     text = to_markdown(single, scale1)
     assert "ONE SEED per setting" in text and "No p-values" in text
-    assert "(test set only), 1 pair |" in text
+    assert "| DCGAN-1.0-0.6 | Original-1.0-0.0 | 1 | +0.500 [+0.338, +0.662] (test set only) |  |" \
+        in text  # one pair: no p-value
     legend = [t.get_text() for t in
               accuracy_chart(single, scale1).axes[0].get_legend().get_texts()]
     assert "no interval: one seed" in legend

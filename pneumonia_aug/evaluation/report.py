@@ -26,17 +26,18 @@ from pneumonia_aug.settings import parse_setting
 _COLORS = {"Original": "tab:gray", "DCGAN": "tab:blue", "CGAN": "tab:orange"}
 TITLE = "Test results beside Tung et al. Table 1"
 LEGEND_SEEDS = (
-    "Ours: mean ± SD over seeds [95% t-interval of the mean]; paper: Tung et al. Table 1 (one "
-    "run each). Δacc, ΔAUROC: the setting minus Original at the same r, seed by seed, averaged "
-    "over the n seeds both finished (n pairs, in the cell); [95% CI] and p (two-sided) are "
-    "across training runs, from the paired t-test over those seeds (each row on its own "
-    "differences, so a setting that trains less stably than the others does not distort the "
-    "other rows); no p-value with fewer than 2 pairs (one pair: the bracket covers the test "
-    "set only); p adj: Holm-adjusted over the table's GAN rows.")
+    "Ours: mean ± SD over seeds [95% t-interval of the mean, kept inside 0-1; "
+    "'uninformative' where wider than 0.5]; paper: Tung et al. Table 1 (one run each). "
+    "Δ accuracy, Δ AUROC: the setting minus its Original at the same r, seed by seed, averaged "
+    "over the seeds both finished (pairs); [95% CI] and p (two-sided) are across training "
+    "runs, from the paired t-test over those seeds (each row on its own differences, so a "
+    "setting that trains less stably than the others does not distort the other rows); no "
+    "p-value with fewer than 2 pairs (one pair: the bracket covers the test set only); p adj: "
+    "Holm-adjusted over the table's GAN rows.")
 LEGEND_ONE_SEED = (
     "ONE SEED per setting: one training run each, so nothing here measures how much a setting "
     "varies between training runs (seed to seed, test accuracy moves by a few points). No "
-    "p-values. Δacc is the difference between two single runs; its [interval] covers only "
+    "p-values. Δ accuracy is the difference between two single runs; its [interval] covers only "
     "which images happen to be in the test set (test set only), not training variance, so it "
     "cannot say that augmentation helps. Ours: the run's value; paper: Tung et al. Table 1.")
 
@@ -45,49 +46,69 @@ def legend(scale: Scale) -> str:
     return LEGEND_ONE_SEED if scale.one_seed else LEGEND_SEEDS
 
 
+UNINFORMATIVE = 0.5  # an interval of a proportion wider than this says nothing: not printed
+
+
 def _fmt_stat(row: pd.Series, metric: str) -> str:
+    """mean ± SD [95% interval], the interval kept inside [0, 1] (proportions), or marked
+    uninformative where it is wider than half that range (two seeds: t = 12.7)."""
     mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
     lo, hi = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
     if pd.isna(mean):
         return "–"
     text = f"{mean:.3f}" + (f" ± {std:.3f}" if pd.notna(std) else "")
-    return text + (f" [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else "")
+    if pd.isna(lo):
+        return text
+    if hi - lo > UNINFORMATIVE:
+        return text + " [uninformative]"
+    return text + f" [{max(lo, 0.0):.3f}, {min(hi, 1.0):.3f}]"
 
 
 def _fmt_delta(row: pd.Series, metric: str) -> tuple[str, str, str]:
-    """(Δ [interval] (what it is over), n pairs; p; p adjusted)."""
+    """(Δ [interval]; p; p adjusted); the interval marked when it covers the test set only."""
     delta = row[f"delta_{metric}"]
     if pd.isna(delta):
-        return "", "", ""
+        return "–", "", ""
     lo, hi = row[f"delta_{metric}_ci_low"], row[f"delta_{metric}_ci_high"]
     text = f"{delta:+.3f}"
     if pd.notna(lo):
         text += f" [{lo:+.3f}, {hi:+.3f}]" + (" (test set only)" if row["interval"] == TEST_SET
                                               else "")
-    pairs = int(row["n_paired_seeds"])
-    text += f", {pairs} pair" + ("s" if pairs != 1 else "")
     p, adj = row[f"delta_{metric}_p"], row[f"delta_{metric}_p_holm"]
     if row["interval"] != SEEDS or pd.isna(p):
         return text, "", ""
-    return text, f"{p:.3g}", f"{adj:.3g}"
+    return text, f"{p:.3f}", f"{adj:.3f}"
 
 
-def display_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as short strings: ours next to the paper's value per metric, then ΔAcc and
-    ΔAUROC with their p-values."""
-    rows = []
+def _fmt_paper(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:.3f}"
+
+
+def display_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The table as three short blocks of strings, one precision throughout: our results per
+    setting; the paper's; each GAN row against its Original (the statistics)."""
+    ours, paper, versus = [], [], []
     for _, row in table.iterrows():
-        out = {"setting": row["setting"], "n": str(int(row["n_runs"]))}
-        for metric in ("accuracy", "recall", "precision", "specificity", "f1", "auroc"):
-            out[metric] = _fmt_stat(row, metric)
-            if metric in PAPER_METRICS:
-                paper = row[f"paper_{metric}"]
-                digits = 5 if metric == "accuracy" else 3  # as printed in Table 1
-                out[f"paper {metric}"] = "" if pd.isna(paper) else f"{paper:.{digits}f}"
-        out["Δacc vs Original"], out["p"], out["p adj"] = _fmt_delta(row, "accuracy")
-        out["ΔAUROC vs Original"], out["p AUROC"], out["p adj AUROC"] = _fmt_delta(row, "auroc")
-        rows.append(out)
-    return pd.DataFrame(rows)
+        ours.append({"setting": row["setting"], "n": str(int(row["n_runs"]))}
+                    | {name: _fmt_stat(row, metric) for metric, name in (
+                        ("accuracy", "accuracy"), ("recall", "recall"),
+                        ("precision", "precision"), ("specificity", "specificity"),
+                        ("f1", "F1"), ("auroc", "AUROC"))})
+        paper.append({"setting": row["setting"]}
+                     | {metric: _fmt_paper(row[f"paper_{metric}"]) for metric in PAPER_METRICS})
+        if parse_setting(row["setting"]).gan:
+            acc, p_acc, adj_acc = _fmt_delta(row, "accuracy")
+            auroc, p_auroc, adj_auroc = _fmt_delta(row, "auroc")
+            versus.append({"setting": row["setting"], "against": row["baseline"],
+                           "pairs": str(int(row["n_paired_seeds"])), "Δ accuracy": acc,
+                           "p": p_acc, "p adj": adj_acc, "Δ AUROC": auroc,
+                           "p (AUROC)": p_auroc, "p adj (AUROC)": adj_auroc})
+    blocks = [("Ours: mean ± SD over seeds [95% interval]", pd.DataFrame(ours)),
+              ("Paper: Tung et al. Table 1 (one run each)", pd.DataFrame(paper))]
+    if versus:
+        blocks.append(("Each GAN setting against its Original (paired over seeds)",
+                       pd.DataFrame(versus)))
+    return blocks
 
 
 def problems(table: pd.DataFrame) -> list[str]:
@@ -101,11 +122,13 @@ def problems(table: pd.DataFrame) -> list[str]:
 
 
 def to_markdown(table: pd.DataFrame, scale: Scale) -> str:
-    frame = display_frame(table)
     cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731
-    lines = [scale.line(), ""]
-    lines += ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in frame.itertuples(index=False)]
+    lines = [scale.line()]
+    for title, frame in display_blocks(table):
+        lines += ["", f"**{title}**", ""]
+        lines += ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+        lines += ["| " + " | ".join(cell(v) for v in r) + " |"
+                  for r in frame.itertuples(index=False)]
     found = problems(table)
     lines += ["", legend(scale), "", "Missing or failed runs and notes:" if found else
               "Missing or failed runs: none."]
@@ -144,7 +167,9 @@ def to_html(table: pd.DataFrame, scale: Scale, *figures: bytes | str | Path | Fi
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p class='scale'>{html.escape(scale.line())}</p>"
-            f"<p>{html.escape(legend(scale))}</p>{display_frame(table).to_html(index=False)}"
+            f"<p>{html.escape(legend(scale))}</p>"
+            + "".join(f"<h2>{html.escape(heading)}</h2>{frame.to_html(index=False)}"
+                      for heading, frame in display_blocks(table)) +
             f"{images}"
             f"<h2>Missing or failed runs and notes</h2><ul>{found}</ul></body></html>")
 

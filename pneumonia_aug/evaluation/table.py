@@ -156,7 +156,10 @@ def _test_set_check(done: pd.DataFrame, predictions: dict) -> dict[str, str]:
     if not sets:
         return {}
     common = pd.Series(list(sets.values())).value_counts().index[0]
-    return {r: f"run {r} scored {len(s)} test images, not the {len(common)} of the others"
+    return {r: (f"run {r} scored {len(s)} test images, not the {len(common)} of the others"
+                if len(s) != len(common) else
+                f"run {r} scored another draw of {len(s)} test images than the others "
+                f"({len(s - common)} differ)")
             for r, s in sets.items() if s != common}
 
 
