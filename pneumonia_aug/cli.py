@@ -183,11 +183,11 @@ def compare_cmd(cfg: CompareConfig) -> None:
 def study_cmd(cfg: StudyConfig, dry_run: bool, plan_gpus: int | None) -> None:
     """Run (or resume) the whole study and print Table 1."""
     if dry_run:
-        from pneumonia_aug.stages.plan import plan_study
+        from pneumonia_aug.study.plan import plan_study
 
         click.echo(plan_study(cfg, plan_gpus))
         return
-    from pneumonia_aug.stages.study import run_study
+    from pneumonia_aug.study.study import run_study
 
     click.echo(run_study(cfg))
 

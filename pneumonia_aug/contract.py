@@ -59,7 +59,7 @@ TAG_MODEL_VERSION = "registered_model_version"
 TAG_RUN_KEY = "run_key"  # the study's reuse key
 TAG_STUDY_RUN = "study_run_id"
 TAG_RESUMED_AFTER = "resumed_after_epoch"
-# Claims (stages/reuse.py): who runs a stage run, that it still lives, and what a loser yielded to.
+# Claims (study/reuse.py): who runs a stage run, that it still lives, and what a loser yielded to.
 TAG_CLAIM_OWNER = "claim.owner"  # host:pid:process start time
 TAG_CLAIM_HEARTBEAT = "claim.heartbeat"  # unix seconds of the owner's last sign of life
 TAG_DUPLICATE_OF = "claim.duplicate_of"  # on a deleted losing run: the run it gave way to

@@ -1,4 +1,4 @@
-"""Claims on a stage key (`stages.reuse.claim_or_reuse`) on a local store, in seconds: a live
+"""Claims on a stage key (`study.reuse.claim_or_reuse`) on a local store, in seconds: a live
 claim is waited for and reused, a dead one (owner gone, or heartbeat stale) is taken over, and
 a stage that fails before opening its run leaves no run. Two processes racing through a real
 server, and two whole studies at once: tests/test_reliability.py.
@@ -19,7 +19,7 @@ from mlflow.entities import ViewType
 from pneumonia_aug import tracking
 from pneumonia_aug.config import Reliability
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.stages.reuse import _start_ticks, claim_or_reuse
+from pneumonia_aug.study.reuse import _start_ticks, claim_or_reuse
 
 FAST = Reliability(claim_poll_s=0.2, claim_heartbeat_s=0.2, claim_stale_s=60)
 KEY, PARAMS = "key-1", {"n": 1}

@@ -10,7 +10,7 @@ import pytest
 
 from pneumonia_aug.contract import TAG_RUN_KEY
 from pneumonia_aug.stages import provenance
-from pneumonia_aug.stages.reuse import find_reusable_run, run_key
+from pneumonia_aug.study.reuse import find_reusable_run, run_key
 
 PARAMS = {"epochs": 2, "lr": 0.001}
 FILES = {"pneumonia_aug/__init__.py": "", "pneumonia_aug/model.py": "WIDTH = 8\n",

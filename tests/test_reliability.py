@@ -265,7 +265,7 @@ RACER = """
 import json, os, sys, time
 from pathlib import Path
 from pneumonia_aug import tracking
-from pneumonia_aug.stages.reuse import claim_or_reuse
+from pneumonia_aug.study.reuse import claim_or_reuse
 
 folder, experiment, keys = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
 (folder / f"ready-{os.getpid()}").touch()  # imported: waiting for the start signal

@@ -14,11 +14,11 @@ from pneumonia_aug import tracking
 from pneumonia_aug.config import ClassifierConfig, StudyConfig
 from pneumonia_aug.contract import TRAIN_CLASSIFIER
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.stages import estimate, plan
-from pneumonia_aug.stages.executors import LocalExecutor, make_executor
-from pneumonia_aug.stages.graph import Node, walk
-from pneumonia_aug.stages.study import Study, study_graph
-from pneumonia_aug.stages.tasks import Task, run_task
+from pneumonia_aug.study import estimate, plan
+from pneumonia_aug.study.executors import LocalExecutor, make_executor
+from pneumonia_aug.study.graph import Node, walk
+from pneumonia_aug.study.study import Study, study_graph
+from pneumonia_aug.study.tasks import Task, run_task
 
 
 def _node(name: str, *deps: str, in_driver: bool = False) -> Node:
@@ -130,8 +130,8 @@ def test_a_stage_process_that_refuses_its_input_leaves_its_claim_nothing(trackin
     process, is deleted there (never opened)."""
     from mlflow import MlflowClient
 
-    from pneumonia_aug.stages.executors import StageFailed
-    from pneumonia_aug.stages.graph import StageCall
+    from pneumonia_aug.study.graph import StageCall
+    from pneumonia_aug.study.outcome import StageFailed
 
     with tracking.start_run("pneumonia-aug", run_name="study") as parent:
         parent_id = parent.info.run_id
@@ -174,7 +174,7 @@ def test_stage_processes_start_with_the_stores_imported_and_the_maps_built(tmp_p
 def test_prefixed_output_marks_each_whole_line():
     import io
 
-    from pneumonia_aug.stages.tasks import _Prefixed
+    from pneumonia_aug.study.tasks import _Prefixed
 
     target = io.StringIO()
     out = _Prefixed(target, "stage s")

@@ -9,7 +9,7 @@ by 7% within an hour, so one round cannot settle a target a few percent away.
 Each study's Table 1 (`table1.csv`) is compared with the baseline's: one thread per stage can
 round differently from torch's own thread count, so "same table" is reported, not assumed.
 
-Standard library only (and `bench.report`, and the names `stages.tasks` shares, which import
+Standard library only (and `bench.report`, and the names `study.tasks` shares, which import
 no torch): the studies run in child processes.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pneumonia_aug.bench.report import STUDY_HEADING, cpu_model, write_section
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.stages.tasks import PARENT_ONLY_ENV
+from pneumonia_aug.study.tasks import PARENT_ONLY_ENV
 
 log = logging.getLogger(__name__)
 SUMMARY = re.compile(r"(\d+) stage runs used, (\d+) launched now, (\d+) failed")

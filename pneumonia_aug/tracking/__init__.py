@@ -6,7 +6,7 @@ so no other module imports `mlflow` (except the pyfunc classes, which subclass M
 Callers use `from pneumonia_aug import tracking` and the names below; the modules:
 
 - `runs.py`: a run's life: `start_run`, `resume_run`, `adopting` (a claimed run continued,
-  `stages/reuse.py`), failures recorded on the run (`record_failure`);
+  `study/reuse.py`), failures recorded on the run (`record_failure`);
 - `records.py`: runs by id (look up, search, create, tag, describe, nest, end, delete) and
   their experiments; `normalize_param`;
 - `active_run.py`: the active run's ids and what is logged into it: params, tags, metrics,

@@ -82,7 +82,7 @@ _adoption: contextvars.ContextVar[_Adoption | None] = contextvars.ContextVar(
 @contextlib.contextmanager
 def adopting(run_id: str) -> Iterator[_Adoption]:
     """The next `start_run` in this thread continues the existing run `run_id` (made by a
-    claim, `stages.reuse`) instead of creating one; `.used` says whether one did. If the block
+    claim, `study.reuse`) instead of creating one; `.used` says whether one did. If the block
     fails before any `start_run` took the run, the run is deleted: a claim nobody opened
     leaves nothing behind (not even in a stage process that was handed it)."""
     adoption = _Adoption(run_id)

@@ -19,9 +19,9 @@ import threading
 from pneumonia_aug import tracking
 from pneumonia_aug.contract import TRAIN_GAN
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.stages.executors import StageFailed, StageInterrupted, stage_outcome
-from pneumonia_aug.stages.graph import StageCall
-from pneumonia_aug.stages.tasks import PARENT_ONLY_ENV, Task, run_task
+from pneumonia_aug.study.graph import StageCall
+from pneumonia_aug.study.outcome import StageFailed, StageInterrupted, stage_outcome
+from pneumonia_aug.study.tasks import PARENT_ONLY_ENV, Task, run_task
 
 log = logging.getLogger(__name__)
 # (CPU cores, GPUs) a stage's task asks for on a cluster with GPUs; without, the cores only.

@@ -32,11 +32,11 @@ from pneumonia_aug.errors import PneumoniaAugError
 log = logging.getLogger(__name__)
 # Imported once by the forkserver the stage processes fork from (nothing there runs them):
 # MLflow's database stores (imported on a process's first call to a sqlite:// or postgresql://
-# store: about 1.2 s), then `stages.preload` warms what logging a model consults.
+# store: about 1.2 s), then `study.preload` warms what logging a model consults.
 PRELOAD = ["torch", "torchvision", "mlflow", "mlflow.store.tracking.sqlalchemy_store",
            "mlflow.store.model_registry.sqlalchemy_store",
            "pneumonia_aug.stages.train_classifier", "pneumonia_aug.stages.train_gan",
-           "pneumonia_aug.stages.generate", "pneumonia_aug.stages.preload"]
+           "pneumonia_aug.stages.generate", "pneumonia_aug.study.preload"]
 # Set by `mlflow run` for the study's own run: a stage process must open runs of its own.
 PARENT_ONLY_ENV = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
@@ -47,7 +47,7 @@ class Task:
     config: dict  # the stage config's fields
     parent_run_id: str  # the study run
     threads: int = 0  # torch CPU threads (0 = leave torch's choice)
-    adopt_run_id: str = ""  # the run the study claimed for this stage (`stages.reuse`)
+    adopt_run_id: str = ""  # the run the study claimed for this stage (`study.reuse`)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

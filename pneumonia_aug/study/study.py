@@ -10,9 +10,9 @@ exactly the runs that depend on it.
 The stages form a graph (`study_graph`): the Original settings x seeds; the feature network
 (the Original run with the lowest validation loss, pinned by version: the X-ray network GAN
 quality is measured with); each GAN needed, its generation, its GAN settings x seeds; compare,
-after every classifier run. `stages.graph.walk` runs each stage once its upstream is done,
-on the executor the config asks for (`stages.executors`: in this process one after another,
-the default; stage processes; Ray tasks). Reuse (`Study.stage`, `stages.reuse`), nesting,
+after every classifier run. `study.graph.walk` runs each stage once its upstream is done,
+on the executor the config asks for (`study.executors`: in this process one after another,
+the default; stage processes; Ray tasks). Reuse (`Study.stage`, `study.reuse`), nesting,
 failure recording and the table are the same whichever runs the stages.
 """
 
@@ -49,10 +49,10 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.settings import PAPER_TABLE1, parse_setting
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.checkpoints import sigterm_as_interrupt
-from pneumonia_aug.stages.executors import make_executor
-from pneumonia_aug.stages.graph import Node, StageCall, walk
-from pneumonia_aug.stages.reuse import claim_or_reuse, run_key
 from pneumonia_aug.stages.runs import stage_tags
+from pneumonia_aug.study.executors import make_executor
+from pneumonia_aug.study.graph import Node, StageCall, walk
+from pneumonia_aug.study.reuse import claim_or_reuse, run_key
 
 log = logging.getLogger(__name__)
 FEATURES = "feature network"  # the driver step between the Original runs and the GANs

@@ -1,9 +1,9 @@
 """`study --dry-run`: the stages the study would run or reuse, and how long it would take.
 
 It walks the study's graph without launching anything: a stage whose upstream is all known
-(reused) is looked up like `Study.stage` would (`stages.reuse.find_reusable_run`, read-only:
+(reused) is looked up like `Study.stage` would (`study.reuse.find_reusable_run`, read-only:
 nothing is claimed or tagged); a stage downstream of one that would run, runs too (its
-upstream run ids will be new). Each stage to run gets an estimate (`stages.estimate`), and
+upstream run ids will be new). Each stage to run gets an estimate (`study.estimate`), and
 the whole study a wall time from replaying the graph on `width` slots in the order the walk
 starts stages.
 """
@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 
 from pneumonia_aug.config import StudyConfig
 from pneumonia_aug.contract import TRAIN_CLASSIFIER
-from pneumonia_aug.stages import estimate
-from pneumonia_aug.stages.executors import cpu_cores
-from pneumonia_aug.stages.graph import Node, StageCall
-from pneumonia_aug.stages.reuse import find_reusable_run, run_key
-from pneumonia_aug.stages.study import (
+from pneumonia_aug.study import estimate
+from pneumonia_aug.study.executors import cpu_cores
+from pneumonia_aug.study.graph import Node, StageCall
+from pneumonia_aug.study.reuse import find_reusable_run, run_key
+from pneumonia_aug.study.study import (
     FEATURES,
     Study,
     parse_seeds,

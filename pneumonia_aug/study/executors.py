@@ -12,7 +12,7 @@ checkpoints kept) and `close()`, and a `width`: how many stages the walk runs at
   cores // N torch threads, each pinned to one GPU round-robin when there are several (with
   one, they share it). Stage processes start in process groups of their own, so Ctrl-C reaches the
   study only, which then sends each stage process one SIGTERM.
-- `RayExecutor` (`stages.ray_executor`): each stage a Ray task.
+- `RayExecutor` (`study.ray_executor`): each stage a Ray task.
 """
 
 from __future__ import annotations
@@ -30,28 +30,12 @@ import time
 from pathlib import Path
 
 from pneumonia_aug import tracking
-from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.stages.graph import StageCall
-from pneumonia_aug.stages.tasks import PARENT_ONLY_ENV, PRELOAD, Task, run_stage, stage_process
+from pneumonia_aug.study.graph import StageCall
+from pneumonia_aug.study.outcome import StageFailed, StageInterrupted, stage_outcome
+from pneumonia_aug.study.tasks import PARENT_ONLY_ENV, PRELOAD, Task, run_stage, stage_process
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 60.0  # for a stopped stage to end its run KILLED (an upload may be under way)
-
-
-class StageFailed(PneumoniaAugError):
-    """A stage that ended without a run to use; the study records it and goes on."""
-
-
-class StageInterrupted(Exception):
-    """A stage stopped because the study is stopping (not a failure to record)."""
-
-
-def stage_outcome(label: str, outcome: dict) -> str:
-    """The run id of a task's outcome, or StageFailed with its error."""
-    if "run_id" in outcome:
-        return outcome["run_id"]
-    kind = "" if outcome.get("user") else "crashed: "
-    raise StageFailed(f"{kind}{outcome.get('error', 'no outcome')}")
 
 
 def cpu_cores() -> int:
@@ -176,7 +160,7 @@ def make_executor(executor: str, max_parallel: int):
     """The executor the study config asks for (its `parent_run_id` is set once the study run
     is open)."""
     if executor == "ray":
-        from pneumonia_aug.stages.ray_executor import RayExecutor
+        from pneumonia_aug.study.ray_executor import RayExecutor
 
         return RayExecutor(max_parallel)
     if max_parallel == 1:

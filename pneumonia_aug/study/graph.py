@@ -4,7 +4,7 @@ A `Node` is one stage (or one quick step in the driver, such as choosing the fea
 network) with the names of the nodes it needs. Its `make` turns their results into the
 `StageCall` that `Study.stage` reuses or launches, or into a value (the feature network's
 URI), or None when an upstream failed. What runs the call (in this process, in a stage
-process, as a Ray task) is the executor's business (`stages.executors`); the walk only keeps
+process, as a Ray task) is the executor's business (`study.executors`); the walk only keeps
 the order: every node after its dependencies, the lowest-numbered ready node first, so one at
 a time is exactly the order the nodes were listed in.
 """
