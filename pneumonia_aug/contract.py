@@ -80,7 +80,7 @@ FOREST_PLOT = "forest.png"  # compare's picture of the claim (logged, kept in th
 
 # ---- registry -----------------------------------------------------------------------------
 CLASSIFIER_MODEL = "pneumonia-chexnet"
-CHAMPION = "champion"  # the classifier version with the lowest validation loss (never test)
+CHAMPION = "champion"  # the classifier version the champion gate let in (serving/champion.py)
 # The newest version of each generator. MLflow reserves the alias name `latest` (its own
 # `models:/NAME/latest` URI means the highest version number), hence `newest`.
 NEWEST = "newest"

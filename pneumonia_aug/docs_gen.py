@@ -1,4 +1,4 @@
-"""The parameter tables of docs/ (stages.md, operations.md), generated from
+"""The parameter tables of docs/ (stages.md, operations.md, serving.md), generated from
 `pneumonia_aug/config.py`, where every default and help text is written once. No torch, no
 MLflow.
 
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pneumonia_aug.config import (
     PROFILES,
+    ChampionGate,
     ClassifierConfig,
     CompareConfig,
     GANConfig,
@@ -71,10 +72,18 @@ def reliability_table() -> str:
     return "\n".join(rows)
 
 
+def champion_table() -> str:
+    rows = ["| threshold | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(ChampionGate):
+        rows.append(f"| `{f.name}` | {f.default:g} | {_cell(f.metadata['help'])} |")
+    return "\n".join(rows)
+
+
 def tables() -> dict[str, str]:
     out = {name: config_table(cls) for name, cls in CONFIGS.items()}
     out["profiles"] = profiles_table()
     out["reliability"] = reliability_table()
+    out["champion"] = champion_table()
     return out
 
 

@@ -1,7 +1,5 @@
-"""What a run may take from upstream: the champion among comparable versions, and generated
-images only from a GAN that learned from the classifier's own training split."""
-
-from types import SimpleNamespace
+"""What a run may take from upstream: generated images only from a GAN that learned from the
+classifier's own training split."""
 
 import mlflow
 import pytest
@@ -9,22 +7,7 @@ import pytest
 from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.contract import Gan
 from pneumonia_aug.errors import SyntheticDataMissingError
-from pneumonia_aug.serving.registry import champion_of
 from pneumonia_aug.stages.synthetic import find_synthetic_run
-
-
-def _version(number, loss, size=256, cap=0):
-    tags = {"best_val_loss": str(loss), "image_size": str(size),
-            "max_images_per_split": str(cap)}
-    return SimpleNamespace(version=str(number), tags=tags)
-
-
-def test_champion_skips_debug_runs_and_smaller_sizes_with_lower_losses():
-    versions = [_version(1, 0.40), _version(2, 0.10, cap=64), _version(3, 0.05, size=32),
-                _version(4, 0.30), _version(5, 0.01, size=32, cap=500)]
-    assert champion_of(versions) == "4"  # not the debug run 2, not the 32 px run 3
-    assert champion_of([_version(2, 0.10, cap=64)]) is None  # debug only: no champion
-    assert champion_of([_version(3, 0.05, size=32), _version(6, 0.07, size=32)]) == "3"
 
 
 def _gan_and_generate(params: dict) -> str:

@@ -157,13 +157,14 @@ stretched to the version's `image_size`.
 `{LABEL_COLUMN}` (`PNEUMONIA` at >= 0.5, else `NORMAL`) and `{ERROR_COLUMN}` (empty, or why the \
 image could not be read; `{PROBABILITY_COLUMN}` and `{LABEL_COLUMN}` are then empty).
 - **Load:** `mlflow.pyfunc.load_model("models:/pneumonia-chexnet/<version>")` (or \
-`@champion`: the full-data version with the lowest validation loss; a debug-capped study \
+`@champion`: the full-data version that did as well as the champion before it on the same \
+test set, see its tags `champion_decision` and `champion_reason`; a debug-capped study \
 promotes none), then `.predict(frame)`; \
 `mlflow models serve -m models:/pneumonia-chexnet@champion --env-manager local`. Models from \
 code, weights a plain `state_dict`: loads with `MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`.
 
 Each version's description names its setting, seed, image size, data digest and run, its test \
-metrics, and how to load it."""
+metrics, how to load it, and whether it became `@champion`."""
 
 GENERATOR_ABOUT = """The {gan} generator of Tung et al., "Better Pneumonia Diagnosis with \
 GAN-enabling Data Augmentation": draws {what} pediatric chest X-rays (8-bit grayscale).

@@ -1,9 +1,8 @@
 """The registry policy: which version an alias points at.
 
-- `pneumonia-chexnet@champion`: among the versions trained on the full data (no debug cap)
-  at the largest image size any of them has, the one with the lowest validation loss (never
-  test). Validation losses of other sizes or of capped subsets are not comparable, so a
-  32 px smoke test or a debug run never becomes champion (it is still registered).
+- `pneumonia-chexnet@champion`: moved by the champion gate (`serving/champion.py`) only when
+  a new version trained on the full data does as well as the champion on the same test set; a
+  debug run never becomes champion (it is still registered).
 - `pneumonia-{dcgan,cgan}-generator@newest`: the newest generator of each GAN.
 
 A classifier alias that no version holds (no `@champion` after a debug-capped study) is
@@ -25,32 +24,11 @@ from pneumonia_aug.contract import (
 )
 from pneumonia_aug.errors import ModelVersionError
 
-VAL_LOSS_TAG = "best_val_loss"  # version tags the champion is chosen by
+VAL_LOSS_TAG = "best_val_loss"  # version tags
 IMAGE_SIZE_TAG = "image_size"
-DEBUG_CAP_TAG = "max_images_per_split"  # 0 = the full data
-TEST_ACCURACY_TAG = "test_accuracy"  # shown, never used to choose
+DEBUG_CAP_TAG = "max_images_per_split"  # 0 = the full data, the only data a champion has
+TEST_ACCURACY_TAG = "test_accuracy"
 LISTED_VERSIONS = 5  # versions an error lists by name; the rest are counted
-
-
-def champion_of(versions: list) -> str | None:
-    """The champion among registry versions (objects with `.version` and `.tags`), or None."""
-    eligible = [v for v in versions if VAL_LOSS_TAG in v.tags and IMAGE_SIZE_TAG in v.tags
-                and v.tags.get(DEBUG_CAP_TAG, "0") == "0"]
-    if not eligible:
-        return None
-    size = max(int(v.tags[IMAGE_SIZE_TAG]) for v in eligible)
-    _, best = min((float(v.tags[VAL_LOSS_TAG]), int(v.version)) for v in eligible
-                  if int(v.tags[IMAGE_SIZE_TAG]) == size)
-    return str(best)
-
-
-def promote_champion(name: str = CLASSIFIER_MODEL) -> str | None:
-    """Point `@champion` at `champion_of` the model's versions; return it (None: no version
-    qualifies yet, and the alias stays where it was)."""
-    best = champion_of(tracking.model_versions(name))
-    if best is not None:
-        tracking.set_alias(name, CHAMPION, best)
-    return best
 
 
 def set_newest(gan: Gan, version: str) -> None:

@@ -43,7 +43,7 @@ from pneumonia_aug.data.dataset import SUBSETS, ClassifierData, load_classifier_
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
 from pneumonia_aug.evaluation import plots
 from pneumonia_aug.evaluation.groups import comparison_parts, key_tags
-from pneumonia_aug.serving import packaging, registry
+from pneumonia_aug.serving import champion, packaging, registry
 from pneumonia_aug.settings import parse_setting
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.provenance import code_version
@@ -179,14 +179,17 @@ class ClassifierStage(TrainingStage):
             registry.TEST_ACCURACY_TAG: result.test_metrics["accuracy"], "run_id": run_id})
         tracking.describe_version(CLASSIFIER_MODEL, version, describe.classifier_version(
             cfg, data.dataset_digest, run_id, result.test_metrics, CLASSIFIER_MODEL, version))
-        champion = registry.promote_champion()
+        decision = champion.promote_champion(version)
         tracking.set_tags({"model_uri": info.model_uri, TAG_MODEL_VERSION: version,
-                           "champion_version": champion or "none (no full-data version yet)"})
+                           "champion_version": decision.champion
+                           or "none (no full-data version yet)"})
         tracking.add_to_description(run_id, describe.classifier_result(
             result.test_metrics, result.best_epoch, CLASSIFIER_MODEL, version))
         log.info("run %s: test accuracy %.3f, recall %.3f, precision %.3f; model %s version %s",
                  run_id, result.test_metrics["accuracy"], result.test_metrics["recall"],
                  result.test_metrics["precision"], CLASSIFIER_MODEL, version)
+        log.info("@champion: version %s %s: %s", version, decision.tags()["champion_decision"],
+                 decision.reason)
 
 def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:
     """Train one setting/seed as an MLflow run, or continue the unfinished run `resume_run_id`

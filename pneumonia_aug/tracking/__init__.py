@@ -12,7 +12,9 @@ Callers use `from pneumonia_aug import tracking` and the names below; the module
 - `active_run.py`: the active run's ids and what is logged into it: params, tags, metrics,
   figures, tables, files, data subsets as dataset inputs (`log_manifest`);
 - `artifacts.py`: a run's artifacts read back;
-- `registry.py`: pyfunc models logged and loaded, registered versions, tags, aliases;
+- `registry.py`: pyfunc models logged and loaded, registered versions, tags, aliases,
+  descriptions;
+- `validation.py`: logged metrics checked against thresholds (MLflow's model validation);
 - `outages.py`: reachability and outages, and what the outbox sends into a run by id;
 - `failures.py`: exceptions as one line; `ui.py`: the UI's reserved tags and page addresses.
 """
@@ -59,6 +61,7 @@ from pneumonia_aug.tracking.records import (
     delete_run,
     describe_run,
     experiment_id,
+    input_digest,
     latest_finished_run,
     metric_history,
     normalize_param,
@@ -74,11 +77,13 @@ from pneumonia_aug.tracking.records import (
     use_experiment,
 )
 from pneumonia_aug.tracking.registry import (
+    add_to_version_description,
     alias_version,
     describe_registered_model,
     describe_version,
     load_python_model,
     log_pyfunc_model,
+    model_version,
     model_version_of,
     model_versions,
     set_alias,
@@ -102,22 +107,23 @@ from pneumonia_aug.tracking.ui import (
     model_version_page,
     run_page,
 )
+from pneumonia_aug.tracking.validation import metric_failures
 
 __all__ = [
     "DESCRIPTION_TAG", "EXPERIMENT_KIND_TAG", "MODEL_TRAINING_KIND", "PARENT_TAG",
     "TAG_VALUE_LIMIT", "active_experiment_id", "active_run_id", "add_to_description",
-    "adopting", "alias_version", "artifact_uri", "create_run", "current_run_id", "delete_run",
-    "describe_registered_model", "describe_run", "describe_version", "download_artifacts",
-    "ensure_reachable", "experiment_id", "failure_line", "is_outage", "latest_finished_run",
-    "load_python_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image",
-    "log_manifest", "log_metric_rows", "log_metrics", "log_params", "log_pyfunc_model",
-    "log_table", "log_text", "manifest_digest", "metric_history", "metric_steps",
-    "model_version_of",
-    "model_version_page", "model_versions", "nested_under", "normalize_param", "now_ms",
-    "reachable", "reading_store",
+    "add_to_version_description", "adopting", "alias_version", "artifact_uri", "create_run",
+    "current_run_id", "delete_run", "describe_registered_model", "describe_run",
+    "describe_version", "download_artifacts", "ensure_reachable", "experiment_id",
+    "failure_line", "input_digest", "is_outage", "latest_finished_run", "load_python_model",
+    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image", "log_manifest",
+    "log_metric_rows", "log_metrics", "log_params", "log_pyfunc_model", "log_table",
+    "log_text", "manifest_digest", "metric_failures", "metric_history", "metric_steps",
+    "model_version", "model_version_of", "model_version_page", "model_versions",
+    "nested_under", "normalize_param", "now_ms", "reachable", "reading_store",
     "read_csv_artifact", "read_dict_artifact", "read_text_artifact", "record_failure",
     "resume_run", "run_description", "run_info", "run_page", "run_tags", "search_runs",
     "set_alias", "set_parent", "set_tags", "single_try", "start_run", "tag_run", "tag_version",
-    "take_adoption", "target_experiment_id", "terminate_run", "tracking_uri", "upload_artifact",
-    "use_experiment", "warm_requirement_checks",
+    "take_adoption", "target_experiment_id", "terminate_run", "tracking_uri",
+    "upload_artifact", "use_experiment", "warm_requirement_checks",
 ]

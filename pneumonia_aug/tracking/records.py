@@ -84,6 +84,15 @@ def search_runs(experiment_ids: list[str], query: str, newest_first: bool = Fals
             return runs[:max_results] if max_results else runs
 
 
+def input_digest(run_id: str, name: str) -> str:
+    """The digest of the run's dataset input named `name` (what `log_manifest` logged), or ""
+    when it has none."""
+    for dataset_input in run_info(run_id).inputs.dataset_inputs:
+        if dataset_input.dataset.name == name:
+            return dataset_input.dataset.digest
+    return ""
+
+
 def metric_history(run_id: str, key: str) -> list:
     """Every logged value of one metric (step, value, timestamp in ms), in logging order."""
     return MlflowClient().get_metric_history(run_id, key)

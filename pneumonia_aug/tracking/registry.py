@@ -80,6 +80,11 @@ def alias_version(name: str, alias: str) -> str | None:
         raise TrackingError(f"cannot look up {name}@{alias}: {first_line(exc)}") from exc
 
 
+def model_version(name: str, version: str):
+    """One version of a registered model (version, tags, run_id, description)."""
+    return MlflowClient().get_model_version(name, str(version))
+
+
 def tag_version(name: str, version: str, tags: dict) -> None:
     client = MlflowClient()
     for key, value in tags.items():
@@ -94,6 +99,12 @@ def describe_registered_model(name: str, text: str) -> None:
 
 def describe_version(name: str, version: str, text: str) -> None:
     MlflowClient().update_model_version(name, str(version), description=text)
+
+
+def add_to_version_description(name: str, version: str, paragraph: str) -> None:
+    """Append a paragraph to the version's description."""
+    note = model_version(name, version).description or ""
+    describe_version(name, version, f"{note}\n\n{paragraph}" if note else paragraph)
 
 
 def set_alias(name: str, alias: str, version: str) -> None:

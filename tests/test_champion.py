@@ -1,0 +1,108 @@
+"""The champion gate: `@champion` moves only to a version trained on the full data that does as
+well as the champion on the same test set, and each version says why. Against a real local
+tracking store, with versions registered from small runs (no training)."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from pneumonia_aug import tracking
+from pneumonia_aug.config import ChampionGate
+from pneumonia_aug.serving.champion import promote_champion
+
+NAME = "pneumonia-chexnet"
+TEST_SET = pd.DataFrame({"relpath": ["test/NORMAL/a.jpeg", "test/PNEUMONIA/b.jpeg"],
+                         "sha256": ["aa", "bb"], "path": ["/x/a.jpeg", "/x/b.jpeg"]})
+
+
+def register(auroc: float, recall: float, cap: int = 0, test_set: pd.DataFrame = TEST_SET,
+             **more: float) -> str:
+    """A version whose training run logged these test metrics and this test set."""
+    with mlflow.start_run() as run:
+        tracking.log_manifest(test_set, "test", source="/x")
+        mlflow.log_metrics({"test_auroc": auroc, "test_recall": recall} | more)
+    client = MlflowClient()
+    if not client.search_registered_models(f"name='{NAME}'"):
+        client.create_registered_model(NAME)
+    return str(client.create_model_version(NAME, source="file:///nowhere",
+                                           run_id=run.info.run_id,
+                                           tags={"max_images_per_split": str(cap)}).version)
+
+
+def champion() -> str:
+    return str(MlflowClient().get_model_version_by_alias(NAME, "champion").version)
+
+
+def tags(version: str) -> dict:
+    return MlflowClient().get_model_version(NAME, version).tags
+
+
+def test_the_first_full_data_version_is_promoted_and_says_why(tracking_uri):
+    debug = register(0.99, 0.99, cap=64)
+    decision = promote_champion(debug)
+    assert not decision.promoted and decision.champion is None
+    assert tags(debug)["champion_decision"] == "kept"
+    assert "debug cap" in tags(debug)["champion_reason"]
+
+    first = register(0.80, 0.90)  # below the sensitivity floor: nothing to compare with yet
+    MlflowClient().update_model_version(NAME, first, description="CheXNet on ...")
+    decision = promote_champion(first)
+    assert decision.promoted and champion() == first
+    assert tags(first)["champion_decision"] == "promoted"
+    assert "first version" in tags(first)["champion_reason"]
+    assert tags(first)["compared_with_version"] == "none"
+    assert tags(first)["test_auroc"] == "0.800"
+    description = MlflowClient().get_model_version(NAME, first).description
+    assert description.startswith("CheXNet on ...\n\n**@champion:** promoted: the first")
+
+
+def test_a_worse_candidate_is_kept_out_and_a_good_one_promoted(tracking_uri):
+    first = register(0.900, 0.96)
+    promote_champion(first)
+
+    lower_auroc = register(0.890, 0.99)  # 0.010 below, margin 0.005
+    decision = promote_champion(lower_auroc)
+    assert not decision.promoted and champion() == first
+    found = tags(lower_auroc)
+    assert found["champion_decision"] == "kept"
+    assert found["compared_with_version"] == first
+    assert found["champion_reason"] == (f"AUROC 0.890 is more than 0.005 below champion "
+                                        f"v{first}'s 0.900")
+    assert (found["test_auroc"], found["champion_test_auroc"]) == ("0.890", "0.900")
+    assert found["test_set_digest"] == found["champion_test_set_digest"] != "none"
+    assert "**@champion:** kept: AUROC 0.890" in \
+        MlflowClient().get_model_version(NAME, lower_auroc).description
+
+    insensitive = register(0.950, 0.94)
+    assert not promote_champion(insensitive).promoted
+    assert tags(insensitive)["champion_reason"] == "sensitivity (test_recall) 0.940 is below 0.95"
+
+    within_margin = register(0.896, 0.95)
+    decision = promote_champion(within_margin)
+    assert decision.promoted and champion() == within_margin
+    assert tags(within_margin)["champion_decision"] == "promoted"
+    assert tags(within_margin)["compared_with_version"] == first
+    assert "AUROC 0.896 vs champion" in tags(within_margin)["champion_reason"]
+
+    # The recall at a chosen operating point, when the run logged one, is the sensitivity.
+    at_operating_point = register(0.930, 0.50, test_op_recall=0.97)
+    assert promote_champion(at_operating_point).promoted
+    assert tags(at_operating_point)["sensitivity_metric"] == "test_op_recall"
+    assert tags(at_operating_point)["test_sensitivity"] == "0.970"
+
+
+def test_another_test_set_or_a_stricter_gate_refuses(tracking_uri):
+    first = register(0.90, 0.96)
+    promote_champion(first)
+    other = register(0.99, 0.99, test_set=TEST_SET.iloc[:1])
+    decision = promote_champion(other)
+    assert not decision.promoted and champion() == first
+    assert tags(other)["champion_reason"].startswith(
+        f"tested on another test set than champion v{first}'s (test digest ")
+    assert tags(other)["test_set_digest"] != tags(other)["champion_test_set_digest"]
+
+    better = register(0.91, 0.97)
+    assert not promote_champion(better, gate=ChampionGate(min_sensitivity=0.98)).promoted
+    assert promote_champion(better).promoted  # the defaults let it in
