@@ -4,7 +4,6 @@ writes through it too."""
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,18 +105,6 @@ class BenchResult:
     peak_mib: float
     memory: list[dict] = field(default_factory=list)
     markdown: str = ""
-
-
-def cpu_model() -> str:
-    """The processor's name, e.g. "Intel(R) Xeon(R) Processor" (Linux), else what Python knows."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return model
 
 
 def compute_ratios(v: dict[str, Variant]) -> dict[str, float]:

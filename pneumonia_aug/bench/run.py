@@ -25,7 +25,6 @@ from pneumonia_aug.bench.report import (
     BenchResult,
     Variant,
     compute_ratios,
-    cpu_model,
     render,
     write_section,
 )
@@ -40,6 +39,7 @@ from pneumonia_aug.bench.variants import (
 from pneumonia_aug.config import PAPER_BATCH_SIZE
 from pneumonia_aug.data.kermany import default_data_dir, resolve_data_dir
 from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.machine import cpu_model
 from pneumonia_aug.models.sizes import gan_stages
 from pneumonia_aug.training.distributed import pick_device
 

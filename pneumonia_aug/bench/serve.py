@@ -31,9 +31,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pneumonia_aug.bench.report import SERVE_HEADING, cpu_model, write_section
+from pneumonia_aug.bench.report import SERVE_HEADING, write_section
 from pneumonia_aug.bench.serve_requests import Kind, problem, request_kinds
 from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.machine import cpu_model
 from pneumonia_aug.services.base import HOST
 from pneumonia_aug.services.processes import free_ports, spawn, start_time, stop_group, wait_ready
 

@@ -29,10 +29,10 @@ from pneumonia_aug.bench.report import (
     STARTUP_FORBIDDEN,
     STARTUP_HEADING,
     STARTUP_TARGET_S,
-    cpu_model,
     write_section,
 )
 from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.machine import cpu_model
 
 HEAVY_MODULES = ("torch", "mlflow", "pandas", "matplotlib")  # reported when imported
 SLOWEST = 3  # third-party imports listed per command

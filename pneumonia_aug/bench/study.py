@@ -9,8 +9,8 @@ by 7% within an hour, so one round cannot settle a target a few percent away.
 Each study's Table 1 (`table1.csv`) is compared with the baseline's: one thread per stage can
 round differently from torch's own thread count, so "same table" is reported, not assumed.
 
-Standard library only (and `bench.report`, and the names `study.tasks` shares, which import
-no torch): the studies run in child processes.
+Standard library only (and `bench.report`, `machine`, and the names `study.tasks` shares,
+which import no torch): the studies run in child processes.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pneumonia_aug.bench.report import STUDY_HEADING, cpu_model, write_section
+from pneumonia_aug.bench.report import STUDY_HEADING, write_section
 from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.machine import cpu_model
 from pneumonia_aug.study.tasks import PARENT_ONLY_ENV
 
 log = logging.getLogger(__name__)

@@ -107,7 +107,7 @@ def nearest_size(figures: tuple[Throughput, ...], image_size: int) -> Throughput
 def this_device(gpus: int | None, image_size: int = 256) -> tuple[Throughput, int]:
     """(figures, GPUs) for this machine, or for `gpus` GPUs when given (0: the CPU), for a
     study at `image_size` px."""
-    from pneumonia_aug.bench.report import cpu_model
+    from pneumonia_aug.machine import cpu_model
 
     if gpus is None:
         import torch
