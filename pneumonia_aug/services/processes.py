@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from pneumonia_aug import machine
 from pneumonia_aug.services.base import HOST, ServiceError
 
 log = logging.getLogger(__name__)
@@ -60,19 +61,10 @@ def require_loopback_unless_auth(host: str, auth: bool) -> None:
                            "a password: add --auth, or keep the default --host 127.0.0.1")
 
 
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks) of `pid`; None if there is none."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    return fields[0], int(fields[2]), int(fields[19])
-
-
-def start_time(pid: int) -> int:
-    stat = _proc_stat(pid)
-    return stat[2] if stat else -1
+def start_time(pid: int) -> float:
+    """When `pid` started (tells it from a later process with the same pid); -1 if gone."""
+    found = machine.process(pid)
+    return found[1] if found else -1
 
 
 def is_alive(service: dict) -> bool:
@@ -81,18 +73,11 @@ def is_alive(service: dict) -> bool:
     if not pid:
         return False
     _reap(pid)
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] not in "ZX" and stat[2] == service["started"]
+    found = machine.process(pid)
+    return found is not None and found == (machine.RUNNING, service["started"])
 
 
-def group_members(pgid: int) -> list[int]:
-    """Running (not zombie) processes of process group `pgid`."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        stat = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
-        if stat and stat[1] == pgid and stat[0] not in "ZX":
-            members.append(int(entry.name))
-    return members
+group_members = machine.group_members
 
 
 def _reap(pid: int) -> None:
@@ -144,7 +129,7 @@ def is_ours(service: dict) -> bool:
     pid = service.get("pid")
     if not pid or is_alive(service):
         return bool(pid)
-    stat = _proc_stat(pid)
-    if stat and stat[2] != service["started"]:
+    found = machine.process(pid)
+    if found and found[1] != service["started"]:
         return False  # the pid now belongs to another program
     return bool(group_members(pid))

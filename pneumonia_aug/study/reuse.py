@@ -49,9 +49,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-from pneumonia_aug import tracking
+from pneumonia_aug import machine, tracking
 from pneumonia_aug.config import Reliability
 from pneumonia_aug.contract import (
     TAG_CLAIM_HEARTBEAT,
@@ -220,25 +219,22 @@ def _heartbeat(run_id: str, limits: Reliability) -> Iterator[None]:
 
 def _owner() -> str:
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+    return f"{socket.gethostname()}:{pid}:{_started(pid)}"
 
 
-def _start_ticks(pid: int) -> int:
-    """The process's start time in clock ticks (tells a live pid from a reused one); -1 if
-    unknown (no /proc)."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return -1
+def _started(pid: int) -> float:
+    """When the process started (tells a live pid from a reused one); -1 if it is gone."""
+    found = machine.process(pid)
+    return found[1] if found else -1
 
 
 def _is_dead(run, limits: Reliability) -> bool:
     """Its owner process on this host is gone, or its heartbeat is older than the limit."""
     tags = run.data.tags
     host, _, rest = tags.get(TAG_CLAIM_OWNER, "").partition(":")
-    pid, _, ticks = rest.partition(":")
-    if host == socket.gethostname() and pid.isdigit() and ticks not in ("", "-1"):
-        if _start_ticks(int(pid)) != int(ticks):
+    pid, _, started = rest.partition(":")
+    if host == socket.gethostname() and pid.isdigit() and started not in ("", "-1"):
+        if _started(int(pid)) != float(started):
             return True
     beat = float(tags.get(TAG_CLAIM_HEARTBEAT) or run.info.start_time / 1000)
     return time.time() - beat > limits.claim_stale_s
