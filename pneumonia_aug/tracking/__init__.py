@@ -12,6 +12,7 @@ Callers use `from pneumonia_aug import tracking` and the names below; the module
 - `active_run.py`: the active run's ids and what is logged into it: params, tags, metrics,
   figures, tables, files, data subsets as dataset inputs (`log_manifest`);
 - `artifacts.py`: a run's artifacts read back;
+- `evaluation.py`: MLflow's classifier evaluation of stored predictions, into the active run;
 - `registry.py`: pyfunc models logged and loaded, registered versions, tags, aliases;
 - `outages.py`: reachability and outages, and what the outbox sends into a run by id;
 - `failures.py`: exceptions as one line; `ui.py`: the UI's reserved tags and page addresses.
@@ -41,6 +42,7 @@ from pneumonia_aug.tracking.artifacts import (
     read_dict_artifact,
     read_text_artifact,
 )
+from pneumonia_aug.tracking.evaluation import evaluate_predictions
 from pneumonia_aug.tracking.failures import failure_line
 from pneumonia_aug.tracking.outages import (
     ensure_reachable,
@@ -108,7 +110,8 @@ __all__ = [
     "TAG_VALUE_LIMIT", "active_experiment_id", "active_run_id", "add_to_description",
     "adopting", "alias_version", "artifact_uri", "create_run", "current_run_id", "delete_run",
     "describe_registered_model", "describe_run", "describe_version", "download_artifacts",
-    "ensure_reachable", "experiment_id", "failure_line", "is_outage", "latest_finished_run",
+    "ensure_reachable", "evaluate_predictions", "experiment_id", "failure_line", "is_outage",
+    "latest_finished_run",
     "load_python_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image",
     "log_manifest", "log_metric_rows", "log_metrics", "log_params", "log_pyfunc_model",
     "log_table", "log_text", "manifest_digest", "metric_history", "metric_steps",
