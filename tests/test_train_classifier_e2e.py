@@ -144,7 +144,7 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert list(out.columns) == ["probability", "label", "threshold", "error"] and len(out) == 3
     assert out["probability"].astype(float).between(0, 1).all() and out["error"].isna().all()
     # The served label is at the run's threshold, on the calibrated probability.
-    assert (out["threshold"].astype(float) == pytest.approx(metrics["threshold"])).all()
+    assert list(out["threshold"]) == pytest.approx([metrics["threshold"]] * 3)
     assert list(out["label"]) == ["PNEUMONIA" if p >= metrics["threshold"] else "NORMAL"
                                   for p in out["probability"]]
     # predict writes Grad-CAM overlays.
