@@ -25,6 +25,8 @@ PRETRAINED_CHOICES = ("none", "imagenet")
 REAL_FRACTION_SCOPES = ("normal", "all")
 REAL_SUBSETS = ("per_seed", "fixed")
 EXECUTORS = ("local", "ray")
+# How a classifier run chooses its operating point on validation (evaluation/operating_point.py).
+THRESHOLD_RULES = ("spec_at_sens95", "youden", "0.5")
 
 
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")  # DiffAugment (Zhao et al. 2020)
@@ -143,6 +145,13 @@ class ClassifierConfig(_Config):
                                       "newest finished one of that GAN in the experiment)")
     max_images_per_split: int = param(0, "debug/test: cap each of train/val/test (0 = all; "
                                          "such runs are not comparable)")
+    threshold_rule: str = param("spec_at_sens95", "operating point of the registered model, "
+                                                  "chosen on the temperature-calibrated "
+                                                  "validation probabilities: spec_at_sens95 "
+                                                  "(highest specificity at sensitivity >= "
+                                                  "0.95), youden (Youden's J) or 0.5 (fixed); "
+                                                  "Table 1 stays at 0.5 (not in the paper)",
+                                THRESHOLD_RULES)
     device: str = param("auto", DEVICE_HELP)
     system_metrics: bool = param(False, SYSTEM_METRICS_HELP)
     experiment_name: str = param(EXPERIMENT_NAME, EXPERIMENT_HELP)

@@ -71,6 +71,7 @@ CONFIG_ARTIFACT = "config.json"  # the resolved config of every training run
 MANIFESTS_DIR = "manifests"
 PLOTS_DIR = "plots"
 PREDICTIONS_ARTIFACT = "predictions/test_predictions.csv"  # per-image test probabilities
+SUBGROUPS_ARTIFACT = "predictions/test_subgroups.csv"  # recall on bacterial / viral pneumonia
 SKIPPED_ARTIFACT = "data/skipped_files.json"
 CHECKPOINTS_DIR = "checkpoints"
 GENERATED_DIR = "generated"  # a generate run's PNGs, read by GAN settings
@@ -89,6 +90,12 @@ DEFAULT_CLASSIFIER_URI = f"models:/{CLASSIFIER_MODEL}@{CHAMPION}"
 # PNEUMONIA is the positive class, called at probability >= 0.5 (docs/protocol.md). Here rather
 # than in `evaluation.metrics` because a registered classifier ships it (few, light modules).
 THRESHOLD = 0.5
+# A classifier run's operating point and temperature, chosen and fitted on validation: logged as
+# metrics under these names and saved under the same keys in the registered version's config,
+# which the served model applies. A version saved without them answers at T = 1 and 0.5.
+THRESHOLD_KEY = "threshold"
+TEMPERATURE_KEY = "temperature"
+TEMPERATURE = 1.0  # no scaling
 
 # The paper generates 4000 NORMAL images per GAN.
 N_GENERATED = 4000
@@ -104,4 +111,6 @@ def newest_generator_uri(gan: Gan | str) -> str:
 
 # ---- serving: the registered classifier's request and response columns --------------------
 IMAGE_COLUMN = "image"  # request: one base64-encoded image file per row
-PROBABILITY_COLUMN, LABEL_COLUMN, ERROR_COLUMN = "probability", "label", "error"  # response
+# response: the calibrated probability, the label at the version's threshold, that threshold
+PROBABILITY_COLUMN, LABEL_COLUMN, THRESHOLD_COLUMN = "probability", "label", "threshold"
+ERROR_COLUMN = "error"

@@ -4,14 +4,20 @@ cannot import the project."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 import sysconfig
+from types import SimpleNamespace
 
+import numpy as np
+import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
+from scipy.special import expit, logit
 
 from conftest import xray_like
 from pneumonia_aug import tracking
@@ -20,13 +26,15 @@ from pneumonia_aug.contract import Gan
 from pneumonia_aug.models.chexnet import CheXNet
 from pneumonia_aug.models.gan import build_gan
 from pneumonia_aug.serving import packaging
+from pneumonia_aug.serving.pyfunc import CONFIG_ARTIFACT, WEIGHTS_ARTIFACT, CheXNetPyfunc
 
 SERVING = packaging.PACKAGE_DIR / "serving"
 
 
 def test_the_registered_description_names_every_column_the_model_answers():
     columns = [c[1] for c in packaging.CLASSIFIER_OUTPUTS]
-    assert columns == ["probability", "label", "error"]  # what serving/pyfunc.py answers
+    # what serving/pyfunc.py answers
+    assert columns == ["probability", "label", "threshold", "error"]
     output = packaging.CLASSIFIER_ABOUT.split("- **Output:**", 1)[1].split("\n- ", 1)[0]
     assert all(f"`{column}`" in output for column in columns)
 
@@ -51,6 +59,31 @@ def test_a_model_ships_only_the_code_it_needs():
 
 # Run with `python -S` and only site-packages on the path: no .pth files, so the editable
 # install of the project is invisible, and nothing but the model's own code can provide it.
+def test_the_served_model_applies_its_temperature_and_threshold(tmp_path):
+    """A version divides its logits by its temperature and calls PNEUMONIA at its threshold;
+    one saved without them (before calibration existed) answers at T = 1 and 0.5."""
+    torch.manual_seed(0)
+    torch.save(CheXNet().state_dict(), tmp_path / "weights.pt")
+    xray_like(0, 48, "PNEUMONIA").save(tmp_path / "x.png")
+    request = pd.DataFrame({"image": [base64.b64encode((tmp_path / "x.png").read_bytes())
+                                      .decode()]})
+    answers = {}
+    for name, extra in (("old", {}), ("new", {"temperature": 4.0, "threshold": 0.3})):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"image_size": 32} | extra))
+        model = CheXNetPyfunc()
+        model.load_context(SimpleNamespace(artifacts={
+            WEIGHTS_ARTIFACT: str(tmp_path / "weights.pt"),
+            CONFIG_ARTIFACT: str(tmp_path / f"{name}.json")}))
+        answers[name] = model.predict(None, request).iloc[0]
+    old, new = answers["old"], answers["new"]
+    assert old["threshold"] == 0.5 and new["threshold"] == 0.3
+    assert new["probability"] == pytest.approx(expit(logit(old["probability"]) / 4), abs=1e-6)
+    for row in (old, new):
+        assert row["label"] == ("PNEUMONIA" if row["probability"] >= row["threshold"]
+                                else "NORMAL")
+    assert np.isfinite([old["probability"], new["probability"]]).all()
+
+
 LOADER = """
 import base64, json, sys
 import mlflow, pandas as pd
@@ -65,6 +98,7 @@ out = classifier.predict(pd.DataFrame({"image": [image]}))
 generator = mlflow.pyfunc.load_model(sys.argv[2])
 drawn = generator.predict(pd.DataFrame({"n": [3], "seed": [1], "label": ["NORMAL"]}))
 print(json.dumps({"before": before, "label": out["label"][0], "drawn": len(drawn),
+                  "threshold": out["threshold"][0],
                   "modules": {k: m.__file__ for k, m in sys.modules.items()
                               if k.startswith("pneumonia_aug")}}))
 """
@@ -80,7 +114,8 @@ def test_models_load_from_their_shipped_code_alone(tracking_uri, tmp_path):
     gan_cfg = GANConfig(model="cgan", image_size=32, seed=1)
     with tracking.start_run("packaging", run_name="models"):
         classifier = packaging.log_classifier_model(CheXNet().state_dict(), cfg.to_dict(),
-                                                    examples, description="A test model.")
+                                                    examples, description="A test model.",
+                                                    temperature=1.5, threshold=0.25)
         generator, _ = build_gan("cgan", 32)
         drawer = packaging.log_generator_model(Gan.CGAN, generator.state_dict(),
                                                gan_cfg.to_dict())
@@ -110,6 +145,7 @@ def test_models_load_from_their_shipped_code_alone(tracking_uri, tmp_path):
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["before"] is None  # the project itself is not importable there
     assert seen["label"] in ("NORMAL", "PNEUMONIA") and seen["drawn"] == 3
+    assert seen["threshold"] == 0.25  # the version's, kept in its config file
     assert all("/code/pneumonia_aug/" in path for path in seen["modules"].values()), seen
     assert "pneumonia_aug.models.sampling" in seen["modules"]
     assert not any(name.startswith(("pneumonia_aug.training", "pneumonia_aug.stages",

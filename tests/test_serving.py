@@ -94,10 +94,12 @@ def test_bad_rows_get_their_error_beside_the_good_rows(server):
     for row, answer in enumerate(answers):
         if row in bad:
             assert answer["probability"] is None and answer["label"] is None, answer
+            assert answer["threshold"] is None, answer
             assert bad[row][1] in answer["error"], (row, answer)
         else:
             assert answer["error"] is None and 0.0 <= answer["probability"] <= 1.0, answer
-            assert answer["label"] in ("NORMAL", "PNEUMONIA")
+            assert answer["label"] == ("PNEUMONIA" if answer["probability"]
+                                       >= answer["threshold"] else "NORMAL"), answer
     # The good rows' answers are the ones they get alone: bad neighbours change nothing.
     status, alone = _post(url, ["image"], good)
     assert status == 200
@@ -162,8 +164,8 @@ def test_the_bench_checker_catches_answers_off_the_contract(tmp_path):
     image.write_bytes(b"\xff\xd8 not really")
     kinds = {k.name: k for k in request_kinds([image] * 4)}
     mixed = kinds["batch: 2 good, 2 bad rows"]
-    good = {"probability": 0.7, "label": "PNEUMONIA", "error": None}
-    bad = {"probability": None, "label": None, "error": "not base64"}
+    good = {"probability": 0.7, "label": "PNEUMONIA", "threshold": 0.6, "error": None}
+    bad = {"probability": None, "label": None, "threshold": None, "error": "not base64"}
 
     def answer(*rows) -> bytes:
         return json.dumps({"predictions": list(rows)}).encode()
@@ -171,6 +173,8 @@ def test_the_bench_checker_catches_answers_off_the_contract(tmp_path):
     assert problem(mixed, 200, answer(good, bad, good, bad)) is None
     assert "expected 200" in problem(mixed, 400, b'{"message": "x"}')
     assert "row 1" in problem(mixed, 200, answer(good, good, good, bad))
+    # The label must be the one the threshold gives.
+    assert "row 0" in problem(mixed, 200, answer({**good, "threshold": 0.8}, bad, good, bad))
     # NaN (what a float column with a missing value becomes) is not JSON.
     assert "not JSON" in problem(mixed, 200, answer({**good, "probability": float("nan")}, bad,
                                                     good, bad))

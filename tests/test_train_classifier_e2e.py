@@ -62,15 +62,32 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert metrics["test_recall"] == pytest.approx(tp / (tp + fn))
     assert metrics["test_specificity"] == pytest.approx(tn / (tn + fp))
 
+    # Temperature and operating point from validation; what they give on test.
+    assert metrics["temperature"] > 0 and 0 < metrics["threshold"] < 1
+    op = {k: metrics[f"test_op_{k}"] for k in ("tn", "fp", "fn", "tp")}
+    assert sum(op.values()) == 64 and op["tp"] + op["fn"] == tp + fn
+    assert metrics["test_op_specificity"] == pytest.approx(op["tn"] / (op["tn"] + op["fp"]))
+    for name in ("test_ece", "test_ece_calibrated", "test_brier", "test_brier_calibrated",
+                 "test_sens_at_spec90", "test_sens_at_spec95", "test_spec_at_sens90",
+                 "test_spec_at_sens95"):
+        assert 0 <= metrics[name] <= 1, name
+    assert metrics["n_test_bacteria"] + metrics["n_test_virus"] == tp + fn
+    assert {"test_recall_bacteria", "test_recall_virus_low", "test_op_recall_virus_high",
+            "test_op_recall_bacteria"} <= set(metrics)
+    # MLflow's evaluation of the served labels agrees with ours.
+    assert metrics["test_op_accuracy_score"] == pytest.approx(metrics["test_op_accuracy"])
+    assert metrics["test_op_true_positives"] == op["tp"]
+
     inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
-    assert set(inputs) == {"train", "val", "test"}
-    assert all(len(d.dataset.digest) == 16 for d in inputs.values())
+    assert set(inputs) == {"train", "val", "test", "test_predictions"}
+    assert all(len(inputs[name].dataset.digest) == 16 for name in ("train", "val", "test"))
     assert {t.value for d in inputs.values() for t in d.tags} >= {"train", "val", "test"}
 
     artifacts = set(_artifacts(client, run.info.run_id))
     assert {"config.json", "manifests/train.csv", "manifests/val.csv", "manifests/test.csv",
             "plots/learning_curves.png", "plots/confusion_matrix.png", "plots/roc.png",
-            "predictions/test_predictions.csv"} <= artifacts
+            "plots/reliability.png", "predictions/test_predictions.csv",
+            "predictions/test_subgroups.csv", "test_op_confusion_matrix.png"} <= artifacts
     local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                 artifact_path="predictions/test_predictions.csv",
                                                 dst_path=str(tmp_path / "dl"))
@@ -79,6 +96,9 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     called = (predictions["probability"] >= 0.5).astype(int)
     assert (called == predictions["y_true"]).mean() == pytest.approx(metrics["test_accuracy"])
     assert ((called == 1) & (predictions["y_true"] == 1)).sum() == tp
+    served = predictions["probability_calibrated"] >= metrics["threshold"]
+    assert (served & (predictions["y_true"] == 1)).sum() == op["tp"]
+    assert (predictions["subtype"] == "bacteria").sum() == metrics["n_test_bacteria"]
 
     (version,) = client.search_model_versions("name='pneumonia-chexnet'")
     assert version.run_id == run.info.run_id and version.tags["max_images_per_split"] == "64"
@@ -92,6 +112,7 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert (linked["test_accuracy"].dataset_name, linked["test_accuracy"].dataset_digest) == \
         ("test", inputs["test"].dataset.digest)
     assert linked["best_val_loss"].dataset_name == "val"
+    assert linked["threshold"].dataset_name == "val" and "test_op_recall" in linked
     # What the UI says: the experiment's kind, the run, the registered model and its version.
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     note = tags["mlflow.note.content"]
@@ -120,9 +141,12 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
         sorted((shared_data / "test" / "NORMAL").glob("*.jpeg"))[:1]
     request = pd.DataFrame({"image": [base64.b64encode(f.read_bytes()).decode() for f in files]})
     out = model.predict(request)
-    assert list(out.columns) == ["probability", "label", "error"] and len(out) == 3
+    assert list(out.columns) == ["probability", "label", "threshold", "error"] and len(out) == 3
     assert out["probability"].astype(float).between(0, 1).all() and out["error"].isna().all()
-    assert set(out["label"]) <= {"NORMAL", "PNEUMONIA"}
+    # The served label is at the run's threshold, on the calibrated probability.
+    assert list(out["threshold"]) == pytest.approx([metrics["threshold"]] * 3)
+    assert list(out["label"]) == ["PNEUMONIA" if p >= metrics["threshold"] else "NORMAL"
+                                  for p in out["probability"]]
     # predict writes Grad-CAM overlays.
     broken = tmp_path / "broken.jpeg"
     broken.write_bytes(b"not an image")

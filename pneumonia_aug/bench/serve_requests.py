@@ -15,7 +15,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pneumonia_aug.contract import ERROR_COLUMN, IMAGE_COLUMN, LABEL_COLUMN, PROBABILITY_COLUMN
+from pneumonia_aug.contract import (
+    ERROR_COLUMN,
+    IMAGE_COLUMN,
+    LABEL_COLUMN,
+    PROBABILITY_COLUMN,
+    THRESHOLD_COLUMN,
+)
 
 LABELS = ("NORMAL", "PNEUMONIA")
 OVERSIZED_PX = (8000, 7000)  # 56 Mpx: over the data layer's 50 Mpx limit
@@ -84,13 +90,15 @@ def problem(kind: Kind, status: int, body: bytes) -> str | None:
 
 
 def _row_problem(row: dict, bad: bool) -> str | None:
-    probability, label, error = (row.get(k) for k in (PROBABILITY_COLUMN, LABEL_COLUMN,
-                                                       ERROR_COLUMN))
+    probability, label, threshold, error = (row.get(k) for k in (
+        PROBABILITY_COLUMN, LABEL_COLUMN, THRESHOLD_COLUMN, ERROR_COLUMN))
     if bad:
-        ok = isinstance(error, str) and error and probability is None and label is None
+        ok = (isinstance(error, str) and error and probability is None and label is None
+              and threshold is None)
         return None if ok else f"a bad row answered {row}"
     ok = (error is None and isinstance(probability, float) and 0.0 <= probability <= 1.0
-          and label in LABELS)
+          and isinstance(threshold, float)
+          and label == LABELS[int(probability >= threshold)])
     return None if ok else f"a good row answered {row}"
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
+from pneumonia_aug.contract import TEMPERATURE
 from pneumonia_aug.models.chexnet import CheXNet
 
 OVERLAY_MAX_SIDE = 1024  # px: readable on a screen, a few hundred kB as PNG
@@ -55,15 +56,16 @@ def why_no_heatmap(cam: np.ndarray, image_size: int) -> str:
     return ""
 
 
-def gradcam(net: CheXNet, image: np.ndarray) -> GradCam:
-    """`image`: `(S, S)` uint8 -> the pneumonia probability and an `(S, S)` heatmap in [0, 1],
-    or no heatmap and the reason (`why_no_heatmap`)."""
+def gradcam(net: CheXNet, image: np.ndarray, temperature: float = TEMPERATURE) -> GradCam:
+    """`image`: `(S, S)` uint8 -> the pneumonia probability sigmoid(logit / temperature) and an
+    `(S, S)` heatmap in [0, 1], or no heatmap and the reason (`why_no_heatmap`). The
+    temperature changes the probability only: the map is scaled to [0, 1] anyway."""
     net.eval()
     x = torch.from_numpy(image).float().div(255.0)[None, None]
     maps = net.features(x).detach().requires_grad_(True)  # (1, 1024, S/32, S/32)
     logit = net.head(maps)
     logit.sum().backward()
-    probability = float(torch.sigmoid(logit).item())
+    probability = float(torch.sigmoid(logit / temperature).item())
     weights = maps.grad.mean(dim=(2, 3), keepdim=True)  # one weight per feature map
     cam = F.relu((weights * maps).sum(dim=1, keepdim=True)).detach()
     reason = why_no_heatmap(cam[0, 0].numpy(), image.shape[0])

@@ -1,10 +1,17 @@
-"""Figures people would rather look at than read: learning curves, confusion matrix, ROC."""
+"""Figures people would rather look at than read: learning curves, confusion matrix, ROC,
+reliability diagram."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 from sklearn.metrics import roc_curve
+
+from pneumonia_aug.evaluation.calibration import (
+    N_BINS,
+    calibration_bins,
+    expected_calibration_error,
+)
 
 
 def learning_curves(history: list[dict], best_epoch: int | None = None):
@@ -54,6 +61,30 @@ def roc_figure(labels: np.ndarray, probs: np.ndarray, auroc: float, title: str =
     ax.set_ylabel("true positive rate (recall)")
     ax.set_title(title)
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(labels: np.ndarray, curves: dict[str, np.ndarray],
+                       title: str = "Test reliability"):
+    """Per equal-width probability bin (`evaluation.calibration`), the fraction of PNEUMONIA
+    against the mean probability, for each named set of probabilities in `curves`, with its
+    ECE; the diagonal is perfect calibration. Below: how many images fall in each bin."""
+    fig = Figure(figsize=(5, 6))
+    ax, ax_count = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    for name, probs in curves.items():
+        bins = [b for b in calibration_bins(labels, probs) if b[0]]
+        ece = expected_calibration_error(labels, probs)
+        ax.plot([b[1] for b in bins], [b[2] for b in bins], marker="o",
+                label=f"{name} (ECE {ece:.3f})")
+        ax_count.hist(probs, bins=np.linspace(0, 1, N_BINS + 1),
+                      histtype="step", label=name)
+    ax.set_ylabel("fraction PNEUMONIA")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax_count.set_xlabel("predicted probability of PNEUMONIA")
+    ax_count.set_ylabel("images")
     fig.tight_layout()
     return fig
 

@@ -38,6 +38,11 @@ from pneumonia_aug.contract import (
     ERROR_COLUMN,
     LABEL_COLUMN,
     PROBABILITY_COLUMN,
+    TEMPERATURE,
+    TEMPERATURE_KEY,
+    THRESHOLD,
+    THRESHOLD_COLUMN,
+    THRESHOLD_KEY,
     Gan,
     generator_model_name,
 )
@@ -54,7 +59,7 @@ MODEL_ENTRIES = ("mlflow_chexnet.py", "mlflow_generator.py")  # the models-from-
 CLASSIFIER_INPUTS = [("string", IMAGE_COLUMN)]
 # Not required: a row that cannot be read has only an `error` (serving/pyfunc.py).
 CLASSIFIER_OUTPUTS = [("double", PROBABILITY_COLUMN, False), ("string", LABEL_COLUMN, False),
-                      ("string", ERROR_COLUMN, False)]
+                      ("double", THRESHOLD_COLUMN, False), ("string", ERROR_COLUMN, False)]
 GENERATOR_INPUTS = [("long", "n"), ("long", "seed"), ("string", "label", False)]
 GENERATOR_OUTPUTS = [("long", "row"), ("long", "index"), ("string", "image")]
 
@@ -153,9 +158,13 @@ Pneumonia Diagnosis with GAN-enabling Data Augmentation".
 - **Input:** a DataFrame with a column `image`: base64-encoded image files (JPEG, PNG, TIFF, \
 16-bit, RGB... anything the project's data layer reads); each is made 8-bit grayscale and \
 stretched to the version's `image_size`.
-- **Output:** one row per image, three columns: `{PROBABILITY_COLUMN}` (of PNEUMONIA), \
-`{LABEL_COLUMN}` (`PNEUMONIA` at >= 0.5, else `NORMAL`) and `{ERROR_COLUMN}` (empty, or why the \
-image could not be read; `{PROBABILITY_COLUMN}` and `{LABEL_COLUMN}` are then empty).
+- **Output:** one row per image, four columns: `{PROBABILITY_COLUMN}` (of PNEUMONIA, \
+calibrated: the logit divided by the version's temperature before the sigmoid), \
+`{LABEL_COLUMN}` (`PNEUMONIA` at probability >= the version's threshold, else `NORMAL`), \
+`{THRESHOLD_COLUMN}` (that threshold) and `{ERROR_COLUMN}` (empty, or why the image could not be \
+read; the other three are then empty). Temperature and threshold were fitted on the validation \
+split, the threshold by the run's `threshold_rule` (by default the highest specificity at \
+sensitivity >= 0.95); versions saved without them answer at temperature 1 and 0.5.
 - **Load:** `mlflow.pyfunc.load_model("models:/pneumonia-chexnet/<version>")` (or \
 `@champion`: the full-data version that did as well as the champion before it on the same \
 test set, see its tags `champion_decision` and `champion_reason`; a debug-capped study \
@@ -211,12 +220,16 @@ def generator_logged_name(gan: Gan, seed: int, real_fraction: float = 1.0) -> st
 
 
 def log_classifier_model(state_dict: dict, config: dict, example_images: list[str | Path],
-                         metadata: dict | None = None, description: str = ""):
+                         metadata: dict | None = None, description: str = "",
+                         temperature: float = TEMPERATURE, threshold: float = THRESHOLD):
     """Log the classifier (named for its setting and seed, with the config as params) and
-    register it as `pneumonia-chexnet`; returns MLflow's ModelInfo."""
+    register it as `pneumonia-chexnet`; returns MLflow's ModelInfo. The served model divides
+    its logits by `temperature` and calls PNEUMONIA at probability >= `threshold` (both kept
+    in the model's config file)."""
     example = pd.DataFrame({IMAGE_COLUMN: [encode_image_file(p) for p in example_images]})
     name = classifier_model_name(config["setting"], config["seed"])
-    info = _log("mlflow_chexnet.py", name, state_dict, config, config, CLASSIFIER_INPUTS,
+    served = config | {TEMPERATURE_KEY: temperature, THRESHOLD_KEY: threshold}
+    info = _log("mlflow_chexnet.py", name, state_dict, served, config, CLASSIFIER_INPUTS,
                 CLASSIFIER_OUTPUTS, example, CLASSIFIER_MODEL, metadata, description)
     tracking.describe_registered_model(CLASSIFIER_MODEL, CLASSIFIER_ABOUT)
     return info

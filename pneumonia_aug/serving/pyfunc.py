@@ -6,12 +6,17 @@ Request (one row per image): a column `image` holding an image file's bytes, bas
     {"dataframe_split": {"columns": ["image"], "data": [["/9j/4AAQSkZJRg..."]]}}
 
 Response, when at least one row holds a readable image: HTTP 200 and one answer per row, in
-order: `probability` (of PNEUMONIA) and `label` at the 0.5 threshold, with `error` null; a row
-that cannot be read (not base64, not an image, over the 50 Mpx limit, empty) gets `error`
-saying why, and null `probability` and `label`. One bad row never fails the others.
+order: `probability` (of PNEUMONIA, calibrated: sigmoid(logit / T) with the version's
+temperature T), `label` (PNEUMONIA at probability >= the version's threshold) and `threshold`
+(the one applied), with `error` null. Both T and the threshold were fitted on validation by
+the training run; a version saved without them answers at T = 1 and 0.5. A row that cannot be
+read (not base64, not an image, over the 50 Mpx limit, empty) gets `error` saying why, and
+null `probability`, `label` and `threshold`. One bad row never fails the others.
 
-    {"predictions": [{"probability": 0.97, "label": "PNEUMONIA", "error": null},
-                     {"probability": null, "label": null, "error": "not base64 (...)"}]}
+    {"predictions": [{"probability": 0.97, "label": "PNEUMONIA", "threshold": 0.62,
+                      "error": null},
+                     {"probability": null, "label": null, "threshold": null,
+                      "error": "not base64 (...)"}]}
 
 A request with no rows, or none readable, is refused whole: HTTP 400 (`INVALID_PARAMETER_VALUE`)
 whose message names every bad row (`row 0: ...`, the first row is 0) and its cause. A request
@@ -43,7 +48,11 @@ from pneumonia_aug.contract import (
     IMAGE_COLUMN,
     LABEL_COLUMN,
     PROBABILITY_COLUMN,
+    TEMPERATURE,
+    TEMPERATURE_KEY,
     THRESHOLD,
+    THRESHOLD_COLUMN,
+    THRESHOLD_KEY,
 )
 from pneumonia_aug.data.images import ImageDecodeError, decode_grayscale
 from pneumonia_aug.models.chexnet import CheXNet
@@ -81,18 +90,20 @@ def encode_image_file(path) -> str:
 
 
 @torch.no_grad()
-def pneumonia_probabilities(net: CheXNet, images: np.ndarray) -> np.ndarray:
-    """`(N, S, S)` uint8 -> `(N,)` pneumonia probabilities, INFERENCE_BATCH images at a time."""
+def pneumonia_probabilities(net: CheXNet, images: np.ndarray,
+                            temperature: float = TEMPERATURE) -> np.ndarray:
+    """`(N, S, S)` uint8 -> `(N,)` pneumonia probabilities sigmoid(logit / temperature),
+    INFERENCE_BATCH images at a time."""
     net.eval()
     out = []
     for start in range(0, len(images), INFERENCE_BATCH):
         x = torch.from_numpy(images[start:start + INFERENCE_BATCH]).unsqueeze(1).float() / 255.0
-        out.append(torch.sigmoid(net(x)).numpy().astype(np.float64))
+        out.append(torch.sigmoid(net(x) / temperature).numpy().astype(np.float64))
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def label_for(probability: float) -> str:
-    return "PNEUMONIA" if probability >= THRESHOLD else "NORMAL"
+def label_for(probability: float, threshold: float = THRESHOLD) -> str:
+    return "PNEUMONIA" if probability >= threshold else "NORMAL"
 
 
 def decode_row(value, size: int) -> np.ndarray:
@@ -122,14 +133,15 @@ def refusal(errors: dict[int, str], n_rows: int) -> ServingError:
                         error_code=INVALID_PARAMETER_VALUE)
 
 
-def response(n_rows: int, probabilities: dict[int, float], errors: dict[int, str]
-             ) -> pd.DataFrame:
+def response(n_rows: int, probabilities: dict[int, float], errors: dict[int, str],
+             threshold: float = THRESHOLD) -> pd.DataFrame:
     """One answer per row. Object columns: missing values stay None, which MLflow writes as
     JSON null (a float column would hold NaN, which it writes as the invalid JSON `NaN`)."""
     probs = [probabilities.get(row) for row in range(n_rows)]
     return pd.DataFrame({
         PROBABILITY_COLUMN: [None if p is None else float(p) for p in probs],
-        LABEL_COLUMN: [None if p is None else label_for(p) for p in probs],
+        LABEL_COLUMN: [None if p is None else label_for(p, threshold) for p in probs],
+        THRESHOLD_COLUMN: [None if p is None else float(threshold) for p in probs],
         ERROR_COLUMN: [errors.get(row) for row in range(n_rows)],
     }, dtype=object)
 
@@ -139,6 +151,9 @@ class CheXNetPyfunc(mlflow.pyfunc.PythonModel):
         with open(context.artifacts[CONFIG_ARTIFACT]) as handle:
             self.config = json.load(handle)
         self.image_size = int(self.config["image_size"])
+        # Fitted on validation by the training run; older versions have neither.
+        self.temperature = float(self.config.get(TEMPERATURE_KEY, TEMPERATURE))
+        self.threshold = float(self.config.get(THRESHOLD_KEY, THRESHOLD))
         self.net = CheXNet()
         state = torch.load(context.artifacts[WEIGHTS_ARTIFACT], map_location="cpu",
                            weights_only=True)
@@ -164,11 +179,12 @@ class CheXNetPyfunc(mlflow.pyfunc.PythonModel):
             log.warning("%d of %d rows unreadable: %s", len(errors), len(model_input),
                         "; ".join(f"row {r}: {c}" for r, c in list(errors.items())[:ROWS_NAMED]))
         probabilities = dict(zip(images, self._probabilities(images), strict=True))
-        return response(len(model_input), probabilities, errors)
+        return response(len(model_input), probabilities, errors, self.threshold)
 
     def _probabilities(self, images: dict[int, np.ndarray]) -> np.ndarray:
         try:
-            return pneumonia_probabilities(self.net, np.stack(list(images.values())))
+            return pneumonia_probabilities(self.net, np.stack(list(images.values())),
+                                           self.temperature)
         except Exception as exc:  # a bug or no memory: the client gets a 500 without our traceback
             log.exception("the model failed on %d readable images", len(images))
             raise ServingError("the model failed on readable images; the server's log has the "

@@ -21,6 +21,7 @@ from pneumonia_aug.contract import (
     PROBABILITY_COLUMN,
     TAG_STUDY_RUN,
     TAG_TRAIN_GAN_RUN,
+    THRESHOLD_COLUMN,
 )
 from pneumonia_aug.data.kermany import default_data_dir
 from pneumonia_aug.errors import TrackingError
@@ -85,6 +86,16 @@ def classifier_result(metrics: dict, best_epoch: int, model: str, version: str) 
             f"[{model} v{version}]({tracking.model_version_page(model, version)}).")
 
 
+def operating_point(metrics: dict, rule: str) -> str:
+    """What the registered model applies, from the run's `threshold`, `temperature` and
+    `test_op_*` metrics."""
+    return (f"**Served:** probability calibrated with temperature {metrics['temperature']:.2f}, "
+            f"label at threshold {metrics['threshold']:.3f} ({rule}, chosen on validation): "
+            f"test recall {metrics['test_op_recall']:.3f}, specificity "
+            f"{metrics['test_op_specificity']:.3f}; ECE {metrics['test_ece']:.3f} -> "
+            f"{metrics['test_ece_calibrated']:.3f}.")
+
+
 def version_of_run(what: str, image_size: int, cap: str, digest: str, run_id: str,
                    load: str, result: str = "") -> str:
     """A registered version's description: what it was trained on, its size, its debug cap
@@ -101,7 +112,7 @@ def classifier_version(cfg: ClassifierConfig, digest: str, run_id: str, metrics:
     """What the version was trained on, its test metrics, and how to load it from Python or
     run `pneumonia-aug predict` with it."""
     uri = f"models:/{model}/{version}"
-    answers = ", ".join((PROBABILITY_COLUMN, LABEL_COLUMN, ERROR_COLUMN))
+    answers = ", ".join((PROBABILITY_COLUMN, LABEL_COLUMN, THRESHOLD_COLUMN, ERROR_COLUMN))
     load = ("import base64\nfrom pathlib import Path\n\nimport mlflow\nimport pandas as pd\n\n"
             f'model = mlflow.pyfunc.load_model("{uri}")\n'
             'image = base64.b64encode(Path("x.jpeg").read_bytes()).decode()\n'

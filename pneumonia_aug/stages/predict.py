@@ -3,6 +3,8 @@
 Loads a registered classifier (`models:/pneumonia-chexnet@champion` by default; when no
 version holds the alias it stops before loading, naming the versions there are). Every image
 format the data layer reads works; an unreadable file gets a message and the rest still run.
+Probability and label are the served model's: calibrated by the version's temperature, the
+label at its threshold (`serving/pyfunc.py`).
 The overlay is drawn on the original image at its own resolution (at most 1024 px on its long
 side), captioned with the label and probability, with the heatmap's colour scale below it.
 Where the map has no spatial resolution (a 32 px model) or no contrast, the figure shows the
@@ -19,7 +21,7 @@ from pneumonia_aug import tracking
 from pneumonia_aug.data.images import ImageDecodeError, open_grayscale, stretch
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation.gradcam import gradcam, overlay
-from pneumonia_aug.evaluation.metrics import THRESHOLD
+from pneumonia_aug.serving.pyfunc import label_for
 from pneumonia_aug.serving.registry import check_alias
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,8 @@ def predict_images(model_uri: str, images: list[str], output_dir: str | Path) ->
             results.append(Prediction(path, None, None, None, str(exc)))
             continue
         # The model sees the image as it was trained: stretched to its working size.
-        cam = gradcam(model.net, stretch(picture, model.image_size))
-        label = "PNEUMONIA" if cam.probability >= THRESHOLD else "NORMAL"
+        cam = gradcam(model.net, stretch(picture, model.image_size), model.temperature)
+        label = label_for(cam.probability, model.threshold)
         caption = f"{label}   P(pneumonia) = {cam.probability:.3f}"
         if cam.reason:
             log.warning("%s: %s", path, cam.reason)

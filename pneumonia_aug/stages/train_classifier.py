@@ -5,9 +5,11 @@ Logged to the run (docs/stages.md, "What a classifier run logs"): the resolved c
 `git_commit`, `code_version`, `dataset_digest` (and `synthetic_run_id` and `generated_set`
 for GAN settings); the comparison key and its parts (`evaluation.groups`: precision and world
 size among them); `cpu_threads`; the train/val/test manifests as dataset inputs; per-epoch
-losses and validation metrics; test metrics of the best weights; plots; per-image test
-predictions; the model, registered as `pneumonia-chexnet`; the tag `world_size` (processes
-under torchrun, 1 otherwise).
+losses and validation metrics; test metrics of the best weights at 0.5; the temperature and
+operating point fitted on validation and what they give on test (`evaluation.bedside`),
+MLflow's classifier evaluation at that operating point; plots; per-image test predictions;
+the model, registered as `pneumonia-chexnet`, which applies temperature and threshold; the tag
+`world_size` (processes under torchrun, 1 otherwise).
 
 The run itself (checks, resume, checkpoint, failure) is `stages.runs.execute`.
 """
@@ -18,6 +20,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -28,6 +31,7 @@ from pneumonia_aug.contract import (
     PLOTS_DIR,
     PREDICTIONS_ARTIFACT,
     SKIPPED_ARTIFACT,
+    SUBGROUPS_ARTIFACT,
     TAG_CPU_THREADS,
     TAG_DEBUG_SUBSET,
     TAG_GAN,
@@ -36,12 +40,15 @@ from pneumonia_aug.contract import (
     TAG_SEED,
     TAG_SETTING,
     TAG_SYNTHETIC_RUN,
+    TEMPERATURE_KEY,
+    THRESHOLD_KEY,
     TRAIN_CLASSIFIER,
     Gan,
 )
 from pneumonia_aug.data.dataset import SUBSETS, ClassifierData, load_classifier_data
-from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
+from pneumonia_aug.data.kermany import CLASSES, check_layout, resolve_data_dir
 from pneumonia_aug.evaluation import plots
+from pneumonia_aug.evaluation.bedside import Bedside, assess
 from pneumonia_aug.evaluation.groups import comparison_parts, key_tags
 from pneumonia_aug.serving import champion, packaging, registry
 from pneumonia_aug.settings import parse_setting
@@ -145,25 +152,32 @@ class ClassifierStage(TrainingStage):
         test = data.test.manifest
         examples = [test.loc[test["label"] == label, "path"].iloc[0]
                     for label in ("NORMAL", "PNEUMONIA")]
-        test_metrics = {f"test_{k}": v for k, v in result.test_metrics.items()}
+        # Temperature and threshold from validation only; then measured on test.
+        bedside = assess(result.val_logits, data.val.labels, result.test_logits,
+                         data.test.labels, test["subtype"], cfg.threshold_rule)
+        chosen = {k: bedside.metrics.pop(k) for k in (THRESHOLD_KEY, TEMPERATURE_KEY)}
+        test_metrics = {f"test_{k}": v for k, v in result.test_metrics.items()} | bedside.metrics
         try:
             info = packaging.log_classifier_model(
                 result.model.state_dict(), cfg.to_dict(), examples,
                 metadata={"best_val_loss": result.best_val_loss, "setting": cfg.setting},
-                description=tracking.run_description(run_id))
+                description=tracking.run_description(run_id), **chosen)
         except Exception:
-            metric_log(test_metrics, step=0)  # the run keeps its results without a model
+            metric_log(test_metrics | chosen, step=0)  # the run keeps its results without a model
             raise
         # Straight to MLflow, not through `metric_log`: even a resumed run whose first try
         # logged them has a new model to link them to.
         tracking.log_metrics(test_metrics, step=0, model_id=info.model_id, dataset="test")
-        tracking.log_metrics({"best_val_loss": result.best_val_loss}, step=0,
+        tracking.log_metrics({"best_val_loss": result.best_val_loss} | chosen, step=0,
                              model_id=info.model_id, dataset="val")
         metric_log({"best_epoch": result.best_epoch, "train_seconds": result.seconds}, step=0)
         predictions = pd.DataFrame({"relpath": test["relpath"], "sha256": test["sha256"],
+                                    "subtype": test["subtype"],
                                     "y_true": data.test.labels.astype(int),
-                                    "probability": result.test_probs})
+                                    "probability": result.test_probs,
+                                    "probability_calibrated": bedside.test_probs_calibrated})
         tracking.log_table(predictions, PREDICTIONS_ARTIFACT)
+        self._log_bedside(data, bedside, info.model_id)
         tracking.log_figure(plots.learning_curves(result.history, result.best_epoch),
                             f"{PLOTS_DIR}/learning_curves.png")
         tracking.log_figure(plots.confusion_matrix_figure(result.test_metrics),
@@ -171,25 +185,51 @@ class ClassifierStage(TrainingStage):
         tracking.log_figure(plots.roc_figure(data.test.labels, result.test_probs,
                                              result.test_metrics["auroc"]),
                             f"{PLOTS_DIR}/roc.png")
+        tracking.log_figure(plots.reliability_figure(data.test.labels, {
+            "uncalibrated": result.test_probs,
+            f"temperature {bedside.temperature:.2f}": bedside.test_probs_calibrated}),
+            f"{PLOTS_DIR}/reliability.png")
         version = str(info.registered_model_version)
         tracking.tag_version(CLASSIFIER_MODEL, version, {
             registry.VAL_LOSS_TAG: result.best_val_loss, TAG_SETTING: cfg.setting,
             TAG_SEED: cfg.seed, registry.IMAGE_SIZE_TAG: cfg.image_size,
             registry.DEBUG_CAP_TAG: cfg.max_images_per_split,
             registry.TEST_ACCURACY_TAG: result.test_metrics["accuracy"], "run_id": run_id})
+        served = describe.operating_point(test_metrics | chosen, cfg.threshold_rule)
         tracking.describe_version(CLASSIFIER_MODEL, version, describe.classifier_version(
-            cfg, data.dataset_digest, run_id, result.test_metrics, CLASSIFIER_MODEL, version))
+            cfg, data.dataset_digest, run_id, result.test_metrics, CLASSIFIER_MODEL, version)
+            + f"\n\n{served}")
         decision = champion.promote_champion(version)
         tracking.set_tags({"model_uri": info.model_uri, TAG_MODEL_VERSION: version,
                            "champion_version": decision.champion
                            or "none (no full-data version yet)"})
         tracking.add_to_description(run_id, describe.classifier_result(
-            result.test_metrics, result.best_epoch, CLASSIFIER_MODEL, version))
+            result.test_metrics, result.best_epoch, CLASSIFIER_MODEL, version) + f" {served}")
         log.info("run %s: test accuracy %.3f, recall %.3f, precision %.3f; model %s version %s",
                  run_id, result.test_metrics["accuracy"], result.test_metrics["recall"],
                  result.test_metrics["precision"], CLASSIFIER_MODEL, version)
         log.info("@champion: version %s %s: %s", version, decision.tags()["champion_decision"],
                  decision.reason)
+        log.info("served at threshold %.3f (temperature %.2f): test specificity %.3f (%.3f at "
+                 "0.5), recall %.3f", bedside.threshold, bedside.temperature,
+                 test_metrics["test_op_specificity"], result.test_metrics["specificity"],
+                 test_metrics["test_op_recall"])
+
+    @staticmethod
+    def _log_bedside(data: ClassifierData, bedside: Bedside, model_id: str) -> None:
+        """Recall per subtype as a table, and MLflow's classifier evaluation of the served
+        labels (at the chosen threshold) on test: its metrics as `test_op_<MLflow's name>`
+        and its confusion matrix, in the UI's evaluation views, linked to the model."""
+        tracking.log_table(bedside.subgroups, SUBGROUPS_ARTIFACT)
+        classes = np.array(CLASSES)
+        served = pd.DataFrame({
+            "label": data.test.manifest["label"].to_numpy(),
+            "prediction": classes[(bedside.test_probs_calibrated >= bedside.threshold)
+                                  .astype(int)]})
+        tracking.evaluate_predictions(served, "label", "prediction", "test_predictions",
+                                      tuple(classes), model_id=model_id,
+                                      metric_prefix="test_op_")
+
 
 def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:
     """Train one setting/seed as an MLflow run, or continue the unfinished run `resume_run_id`

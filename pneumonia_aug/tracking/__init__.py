@@ -12,6 +12,7 @@ Callers use `from pneumonia_aug import tracking` and the names below; the module
 - `active_run.py`: the active run's ids and what is logged into it: params, tags, metrics,
   figures, tables, files, data subsets as dataset inputs (`log_manifest`);
 - `artifacts.py`: a run's artifacts read back;
+- `evaluation.py`: MLflow's classifier evaluation of stored predictions, into the active run;
 - `registry.py`: pyfunc models logged and loaded, registered versions, tags, aliases,
   descriptions;
 - `validation.py`: logged metrics checked against thresholds (MLflow's model validation);
@@ -43,6 +44,7 @@ from pneumonia_aug.tracking.artifacts import (
     read_dict_artifact,
     read_text_artifact,
 )
+from pneumonia_aug.tracking.evaluation import evaluate_predictions
 from pneumonia_aug.tracking.failures import failure_line
 from pneumonia_aug.tracking.outages import (
     ensure_reachable,
@@ -114,12 +116,12 @@ __all__ = [
     "TAG_VALUE_LIMIT", "active_experiment_id", "active_run_id", "add_to_description",
     "add_to_version_description", "adopting", "alias_version", "artifact_uri", "create_run",
     "current_run_id", "delete_run", "describe_registered_model", "describe_run",
-    "describe_version", "download_artifacts", "ensure_reachable", "experiment_id",
-    "failure_line", "input_digest", "is_outage", "latest_finished_run", "load_python_model",
-    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image", "log_manifest",
-    "log_metric_rows", "log_metrics", "log_params", "log_pyfunc_model", "log_table",
-    "log_text", "manifest_digest", "metric_failures", "metric_history", "metric_steps",
-    "model_version", "model_version_of", "model_version_page", "model_versions",
+    "describe_version", "download_artifacts", "ensure_reachable", "evaluate_predictions",
+    "experiment_id", "failure_line", "input_digest", "is_outage", "latest_finished_run",
+    "load_python_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image",
+    "log_manifest", "log_metric_rows", "log_metrics", "log_params", "log_pyfunc_model",
+    "log_table", "log_text", "manifest_digest", "metric_failures", "metric_history",
+    "metric_steps", "model_version", "model_version_of", "model_version_page", "model_versions",
     "nested_under", "normalize_param", "now_ms", "reachable", "reading_store",
     "read_csv_artifact", "read_dict_artifact", "read_text_artifact", "record_failure",
     "resume_run", "run_description", "run_info", "run_page", "run_tags", "search_runs",

@@ -41,9 +41,12 @@ class ClassifierResult:
     history: list[dict]
     best_epoch: int
     best_val_loss: float
-    test_metrics: dict
+    test_metrics: dict  # at 0.5 (Table 1)
     test_probs: np.ndarray
     seconds: float
+    # The best weights' logits, for calibration and the operating point (evaluation.bedside).
+    val_logits: np.ndarray
+    test_logits: np.ndarray
     extra: dict = field(default_factory=dict)
 
 
@@ -76,11 +79,12 @@ def predict_logits(model: CheXNet, images: torch.Tensor, device: torch.device) -
     return torch.cat(out)
 
 
-def _evaluate(model, images, labels, device) -> tuple[float, np.ndarray, dict]:
+def _evaluate(model, images, labels, device) -> tuple[float, np.ndarray, dict, np.ndarray]:
+    """Loss, probabilities, metrics at 0.5 and logits of `model` on these images."""
     logits = predict_logits(model, images, device)
     loss = F.binary_cross_entropy_with_logits(logits, labels.to(device)).item()
     probs = torch.sigmoid(logits).cpu().numpy()
-    return loss, probs, binary_metrics(labels.cpu().numpy(), probs)
+    return loss, probs, binary_metrics(labels.cpu().numpy(), probs), logits.cpu().numpy()
 
 
 def _train_epoch(net, optimizer, train_x, train_y, cfg: ClassifierConfig, batch: int,
@@ -124,7 +128,8 @@ def train_classifier(
     resume: dict | None = None,
     dist: DistContext = SINGLE,
 ) -> ClassifierResult | None:
-    """Train, keep the lowest-validation-loss weights, evaluate them on test.
+    """Train, keep the lowest-validation-loss weights, evaluate them on test; the result
+    also holds their validation and test logits.
 
     `resume`: a checkpoint of this run; training continues after its epoch, and its last epoch
     is reported again through `on_epoch` (a kill may have landed between saving it and
@@ -177,7 +182,7 @@ def train_classifier(
         # others get its validation loss so that every scheduler lowers the lr alike.
         val_loss = val = None
         if dist.is_main:
-            val_loss, _, val = _evaluate(model, val_x, val_y, device)
+            val_loss, _, val, _ = _evaluate(model, val_x, val_y, device)
         val_loss = dist.broadcast(val_loss)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
@@ -204,9 +209,11 @@ def train_classifier(
     if not dist.is_main:
         return None
     model.load_state_dict(progress["best_model"])
+    val_logits = predict_logits(model, val_x, device).cpu().numpy()
     test_x, test_y = as_tensor(data.test.images, data.test.labels, device)
-    _, test_probs, test_metrics = _evaluate(model, test_x, test_y, device)
+    _, test_probs, test_metrics, test_logits = _evaluate(model, test_x, test_y, device)
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     return ClassifierResult(model, progress["history"], progress["best_epoch"],
                             progress["best_val_loss"], test_metrics, test_probs,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, val_logits=val_logits,
+                            test_logits=test_logits)

@@ -1,0 +1,64 @@
+"""What using the classifier at the bedside needs beyond Table 1's numbers at 0.5: a
+temperature and an operating point fitted on validation only, and on test the calibration
+before and after, the metrics at that operating point, fixed points of the ROC curve and
+recall per pneumonia subtype.
+
+Order: T is fitted on the validation logits (`calibration`), then the threshold is chosen by
+the rule on the CALIBRATED validation probabilities (`operating_point`); test data is only
+ever measured with both. Metric names (docs/stages.md, "What a classifier run logs"):
+`threshold`, `temperature`; `test_op_*` at the threshold; `test_sens_at_spec90` and the like;
+`test_ece`, `test_brier` (uncalibrated) and `test_ece_calibrated`, `test_brier_calibrated`;
+`test_recall_<subtype>` at 0.5 and `test_op_recall_<subtype>` at the threshold, with
+`_low`/`_high` (Wilson 95%) and `n_test_<subtype>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pneumonia_aug.contract import TEMPERATURE, TEMPERATURE_KEY, THRESHOLD, THRESHOLD_KEY
+from pneumonia_aug.evaluation import calibration
+from pneumonia_aug.evaluation.metrics import binary_metrics
+from pneumonia_aug.evaluation.operating_point import choose_threshold, roc_points
+from pneumonia_aug.evaluation.subgroups import recall_by_subtype
+
+
+@dataclass
+class Bedside:
+    temperature: float
+    threshold: float
+    metrics: dict  # every number above, named as logged
+    test_probs_calibrated: np.ndarray
+    subgroups: pd.DataFrame  # recall per subtype, at 0.5 and at the threshold
+
+
+def assess(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
+           test_labels: np.ndarray, test_subtypes, rule: str) -> Bedside:
+    """Fit T and choose the threshold on validation, then measure test with them."""
+    temperature = calibration.fit_temperature(val_logits, val_labels)
+    threshold = choose_threshold(
+        val_labels, calibration.scaled_probabilities(val_logits, temperature), rule)
+    raw = calibration.scaled_probabilities(test_logits, TEMPERATURE)
+    calibrated = calibration.scaled_probabilities(test_logits, temperature)
+    at_op = binary_metrics(test_labels, calibrated, threshold)
+    metrics = {THRESHOLD_KEY: threshold, TEMPERATURE_KEY: temperature,
+               **{f"test_op_{k}": v for k, v in at_op.items() if k != "auroc"},
+               **{f"test_{k}": v for k, v in roc_points(test_labels, raw).items()},
+               "test_ece": calibration.expected_calibration_error(test_labels, raw),
+               "test_ece_calibrated": calibration.expected_calibration_error(test_labels,
+                                                                             calibrated),
+               "test_brier": calibration.brier_score(test_labels, raw),
+               "test_brier_calibrated": calibration.brier_score(test_labels, calibrated)}
+    frames = []
+    for prefix, called in (("test_", raw >= THRESHOLD), ("test_op_", calibrated >= threshold)):
+        rows = recall_by_subtype(test_labels, called, test_subtypes)
+        for row in rows.itertuples():
+            name = f"{prefix}recall_{row.subtype}"
+            metrics |= {name: row.recall, f"{name}_low": row.recall_low,
+                        f"{name}_high": row.recall_high, f"n_test_{row.subtype}": row.n}
+        frames.append(rows.assign(threshold=THRESHOLD if prefix == "test_" else threshold))
+    return Bedside(temperature, threshold, metrics, calibrated,
+                   pd.concat(frames, ignore_index=True))
