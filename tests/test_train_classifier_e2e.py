@@ -87,7 +87,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert {"config.json", "manifests/train.csv", "manifests/val.csv", "manifests/test.csv",
             "plots/learning_curves.png", "plots/confusion_matrix.png", "plots/roc.png",
             "plots/reliability.png", "predictions/test_predictions.csv",
-            "predictions/test_subgroups.csv", "test_op_confusion_matrix.png"} <= artifacts
+            "predictions/test_subgroups.csv", "test_op_confusion_matrix.png",
+            "model_card.md"} <= artifacts
     local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                 artifact_path="predictions/test_predictions.csv",
                                                 dst_path=str(tmp_path / "dl"))
@@ -130,6 +131,15 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert f"predict --model models:/pneumonia-chexnet/{version.version}" in version.description
     assert float(version.tags["test_accuracy"]) == pytest.approx(metrics["test_accuracy"])
     assert "**Input:**" in client.get_registered_model("pneumonia-chexnet").description
+    # The model card, on the version's page: the served threshold with test-set intervals,
+    # subgroups, calibration, limits.
+    card = version.description.split("## Model card: ")[1]
+    assert f"probability >= {metrics['threshold']:.3f}" in card and "Not a medical device" in card
+    n_pos, n_neg = int(tp + fn), int(tn + fp)
+    assert f"sensitivity (recall) {metrics['test_op_recall']:.3f} [" in card
+    assert f"(n = {n_pos})" in card and f"(n = {n_neg})" in card
+    assert f"{metrics['test_ece']:.3f} before and {metrics['test_ece_calibrated']:.3f}" in card
+    assert "bacteria" in card and "debug cap" in card and "patients" in card
     # A debug-capped run is registered but never @champion.
     assert tags["champion_version"].startswith("none")
     with pytest.raises(mlflow.exceptions.MlflowException, match="alias champion not found"):

@@ -53,6 +53,7 @@ from pneumonia_aug.evaluation.groups import comparison_parts, key_tags
 from pneumonia_aug.serving import champion, packaging, registry
 from pneumonia_aug.settings import parse_setting
 from pneumonia_aug.stages import describe
+from pneumonia_aug.stages.model_card import CARD_ARTIFACT, model_card
 from pneumonia_aug.stages.provenance import code_version
 from pneumonia_aug.stages.runs import TrainingStage, execute
 from pneumonia_aug.stages.synthetic import fetch_synthetic, find_synthetic_run
@@ -196,9 +197,14 @@ class ClassifierStage(TrainingStage):
             registry.DEBUG_CAP_TAG: cfg.max_images_per_split,
             registry.TEST_ACCURACY_TAG: result.test_metrics["accuracy"], "run_id": run_id})
         served = describe.operating_point(test_metrics | chosen, cfg.threshold_rule)
+        labels = data.test.labels.astype(int)
+        card = model_card(cfg, test_metrics | chosen, int(labels.sum()),
+                          int((labels == 0).sum()), data.dataset_digest, run_id,
+                          f"models:/{CLASSIFIER_MODEL}/{version}")
+        tracking.log_text(card, CARD_ARTIFACT)
         tracking.describe_version(CLASSIFIER_MODEL, version, describe.classifier_version(
             cfg, data.dataset_digest, run_id, result.test_metrics, CLASSIFIER_MODEL, version)
-            + f"\n\n{served}")
+            + f"\n\n{card}")
         decision = champion.promote_champion(version)
         tracking.set_tags({"model_uri": info.model_uri, TAG_MODEL_VERSION: version,
                            "champion_version": decision.champion

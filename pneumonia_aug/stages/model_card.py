@@ -1,0 +1,80 @@
+"""A registered classifier's model card: what it is for, what it learned from, how well it does
+at the operating point it serves, for whom, how calibrated, what it cannot be trusted for, and
+how to load it. Written from the run's own numbers; logged as `model_card.md` and added to the
+version's description.
+
+Intervals here cover the test set only (Wilson 95% over its images): they say how precisely
+624 X-rays pin down this one trained model, not how much another training run would differ
+(Table 1 measures that over seeds).
+"""
+
+from __future__ import annotations
+
+from pneumonia_aug.config import ClassifierConfig
+from pneumonia_aug.contract import TEMPERATURE_KEY, THRESHOLD_KEY
+from pneumonia_aug.evaluation.subgroups import SUBTYPES, wilson_interval
+
+CARD_ARTIFACT = "model_card.md"
+
+
+def _rate(value: float, n: int) -> str:
+    low, high = wilson_interval(round(value * n), n)
+    return f"{value:.3f} [{low:.3f}, {high:.3f}] (n = {n})"
+
+
+def model_card(cfg: ClassifierConfig, metrics: dict, n_positive: int, n_negative: int,
+               digest: str, run_id: str, uri: str) -> str:
+    """The card as Markdown. `metrics`: the run's `test_*` metrics with `threshold` and
+    `temperature`; `n_positive` / `n_negative`: PNEUMONIA / NORMAL test images."""
+    m = metrics
+    subgroups = "; ".join(
+        f"{s} {_rate(m[f'test_op_recall_{s}'], int(m[f'n_test_{s}']))}"
+        for s in SUBTYPES if f"test_op_recall_{s}" in m and m.get(f"n_test_{s}"))
+    cap = (f"at most {cfg.max_images_per_split} images per split (a debug cap: not for use)"
+           if cfg.max_images_per_split else "the full data")
+    return "\n".join([
+        f"## Model card: {uri}",
+        "",
+        "**Intended use.** Research on pediatric chest X-rays: reproducing and extending Tung et "
+        "al.'s GAN-augmentation study. Not a medical device; not for diagnosis or triage of any "
+        "patient.",
+        "",
+        f"**Training data.** The Kermany pediatric chest X-ray set (Kermany et al., Cell 2018; "
+        f"Mendeley Data doi:10.17632/rscbjbr9sj.2, CC BY 4.0), {cap}, setting {cfg.setting} "
+        f"(seed {cfg.seed}), data digest {digest}; run {run_id}.",
+        "",
+        f"**Input.** One grayscale X-ray (JPEG or PNG, any size), resized to {cfg.image_size} x "
+        f"{cfg.image_size} px and scaled to [0, 1] as in training; DenseNet121 from scratch "
+        f"(pretrained: {cfg.pretrained}), one sigmoid output: P(PNEUMONIA).",
+        "",
+        f"**Operating point.** Label PNEUMONIA at probability >= {m[THRESHOLD_KEY]:.3f}, the "
+        f"threshold the rule `{cfg.threshold_rule}` chose on the validation split (never on "
+        f"test), applied to probabilities calibrated with temperature "
+        f"{m[TEMPERATURE_KEY]:.2f} (also fitted on validation).",
+        "",
+        "**Test results at that point** (Wilson 95% over the test images):",
+        f"- sensitivity (recall) {_rate(m['test_op_recall'], n_positive)}",
+        f"- specificity {_rate(m['test_op_specificity'], n_negative)}",
+        f"- accuracy {_rate(m['test_op_accuracy'], n_positive + n_negative)}",
+        f"- AUROC {m['test_auroc']:.3f}; sensitivity at 95% specificity "
+        f"{m['test_sens_at_spec95']:.3f}, specificity at 95% sensitivity "
+        f"{m['test_spec_at_sens95']:.3f}",
+        f"- at 0.5 instead: sensitivity {m['test_recall']:.3f}, specificity "
+        f"{m['test_specificity']:.3f}",
+        "",
+        f"**Subgroups** (recall at the operating point): {subgroups or 'not measured'}.",
+        "",
+        f"**Calibration.** Expected calibration error (10 equal-width bins) "
+        f"{m['test_ece']:.3f} before and {m['test_ece_calibrated']:.3f} after temperature "
+        f"scaling; Brier score {m['test_brier']:.3f} -> {m['test_brier_calibrated']:.3f}.",
+        "",
+        "**Known limitations.** One hospital (Guangzhou Women and Children's Medical Center), "
+        "children aged one to five only: adults and other sites are out of distribution. The "
+        "official train and test folders may share patients (their overlap is unknown). Labels "
+        "are image-level, from two graders. One training run: another seed moves test accuracy "
+        "by a few points (Table 1's spread). At 32 px the heatmap has no spatial resolution.",
+        "",
+        "**Load it.** `mlflow.pyfunc.load_model(\"" + uri + "\")`, then `predict` on a frame "
+        "with one base64-encoded image file per row; or `pneumonia-aug predict --model "
+        f"{uri} x.jpeg`.",
+    ]) + "\n"
