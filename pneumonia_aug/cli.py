@@ -206,22 +206,22 @@ def study_cmd(cfg: StudyConfig, dry_run: bool, plan_gpus: int | None) -> None:
 @fold_aliases
 def predict_cmd(model_uri: str, output_dir: str, images_file: str, image_list: str,
                 images: tuple[str, ...]) -> None:
-    """Print the pneumonia probability and label of each IMAGE; write Grad-CAM overlays on
-    the original images. Exits 1 when any image could not be read.
+    """Print, under a header line, each IMAGE's pneumonia probability (calibrated by the
+    version's temperature), label and the threshold it was called at (the version's, chosen
+    on validation), tab-separated; write Grad-CAM overlays on the original images. Exits 1
+    when any image could not be read.
 
     MLflow's download progress bars are off; MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true shows
     them."""
     from pneumonia_aug import tracking
-    from pneumonia_aug.stages.predict import predict_images
+    from pneumonia_aug.stages.predict import HEADER, predict_images
 
     paths = [*images, *split_image_list(image_list), *read_images_file(images_file)]
     tracking.ensure_reachable()
     results = predict_images(model_uri, paths, output_dir)
+    click.echo("\t".join(HEADER))
     for r in results:
-        if r.error:
-            click.echo(f"{r.image}\terror: {r.error}")
-        else:
-            click.echo(f"{r.image}\t{r.probability:.4f}\t{r.label}\t{r.heatmap}")
+        click.echo(r.row())
     if any(r.error for r in results):
         sys.exit(1)
 

@@ -74,13 +74,15 @@ def test_names_with_spaces_overlays_at_the_original_size_and_exit_codes(store, t
     (tmp_path / "list.txt").write_text(f"{large}\n\n")
     proc = predict(store, tmp_path, str(spaced), "--images-file", str(tmp_path / "list.txt"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [line.split("\t") for line in proc.stdout.strip().splitlines()]
+    header, *rows = [line.split("\t") for line in proc.stdout.strip().splitlines()]
+    assert header == ["image", "probability", "label", "threshold", "heatmap"]
     assert [r[0] for r in rows] == [str(spaced), str(large)]
-    assert all(0 <= float(r[1]) <= 1 and r[2] in ("NORMAL", "PNEUMONIA") for r in rows)
+    assert all(0 <= float(r[1]) <= 1 and 0 < float(r[3]) < 1 for r in rows)
+    assert all(r[2] == ("PNEUMONIA" if float(r[1]) >= float(r[3]) else "NORMAL") for r in rows)
     # The figure is the original image (capped at 1024 px), under a caption band. A 32 px
     # model's Grad-CAM has no spatial resolution: no heatmap, the image alone, and the reason
     # in the caption and in a warning.
-    small, big = (Image.open(r[3]) for r in rows)
+    small, big = (Image.open(r[4]) for r in rows)
     assert small.width == 600 and 400 < small.height < 560
     assert big.width == 1024 and 768 < big.height < 960
     band = np.asarray(small.convert("L"))[: small.height - 400]
@@ -96,7 +98,7 @@ def test_names_with_spaces_overlays_at_the_original_size_and_exit_codes(store, t
         result = CliRunner().invoke(main, ["predict", "--model", MODEL, "--output-dir",
                                            str(tmp_path / "out"), str(spaced), str(broken)])
     assert result.exit_code == 1  # one of two failed: not a success
-    rows = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    rows = [line.split("\t") for line in result.stdout.strip().splitlines()][1:]
     assert rows[1][0] == str(broken) and rows[1][1].startswith("error: unreadable image")
     assert 0 <= float(rows[0][1]) <= 1  # the readable one still ran
 
@@ -109,8 +111,8 @@ def test_mlflow_run_predict_takes_a_list_with_spaces(store, tmp_path, monkeypatc
                                   "output_dir": tmp_path / "out"}, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line.split("\t") for line in proc.stdout.strip().splitlines() if "\t" in line]
-    assert [r[0] for r in rows] == [str(first), str(second)]
-    assert Image.open(rows[0][3]).width == 100
+    assert [r[0] for r in rows] == ["image", str(first), str(second)]
+    assert Image.open(rows[1][4]).width == 100
 
 
 def readme_snippet() -> str:

@@ -27,13 +27,24 @@ from pneumonia_aug.serving.registry import check_alias
 log = logging.getLogger(__name__)
 
 
+HEADER = ("image", "probability", "label", "threshold", "heatmap")  # what `predict` prints
+
+
 @dataclass
 class Prediction:
     image: str
-    probability: float | None
+    probability: float | None  # calibrated by the version's temperature
     label: str | None
     heatmap: str | None
     error: str | None = None
+    threshold: float | None = None  # the version's: the label is PNEUMONIA at or above it
+
+    def row(self) -> str:
+        """One tab-separated line under `HEADER` (the error in the probability's place)."""
+        if self.error:
+            return f"{self.image}\terror: {self.error}"
+        return (f"{self.image}\t{self.probability:.4f}\t{self.label}\t{self.threshold:.4f}\t"
+                f"{self.heatmap}")
 
 
 def predict_images(model_uri: str, images: list[str], output_dir: str | Path) -> list[Prediction]:
@@ -60,5 +71,6 @@ def predict_images(model_uri: str, images: list[str], output_dir: str | Path) ->
             caption += f"\n{cam.reason}"
         target = out / f"{Path(path).stem}_gradcam.png"
         overlay(picture, cam.heatmap, caption).save(target)
-        results.append(Prediction(path, cam.probability, label, str(target)))
+        results.append(Prediction(path, cam.probability, label, str(target),
+                                  threshold=model.threshold))
     return results
