@@ -129,7 +129,14 @@ def test_readme_snippet_runs_from_anywhere(store, tmp_path):
     code = readme_snippet()
     store_line = "f\"sqlite:///{clone / 'mlflow.db'}\""
     assert store_line in code  # the store is explicit, not the working folder's mlflow.db
+    assert "pneumonia_aug" not in code  # mlflow and pandas are all it needs
+    clone_line = 'Path("~/pneumonia-aug").expanduser()'
+    assert clone_line in code
     code = code.replace(store_line, repr(store["env"]["MLFLOW_TRACKING_URI"]))
+    code = code.replace(clone_line, f"Path({str(REPO)!r})")
+    image_line = 'clone.parent / "shared/data/chest_xray/'
+    assert image_line in code
+    code = code.replace(image_line, f"Path({str(SHARED_DATA)!r}) / \"")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=store["env"],
