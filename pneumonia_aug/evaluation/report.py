@@ -93,7 +93,8 @@ def display_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
                     | {name: _fmt_stat(row, metric) for metric, name in (
                         ("accuracy", "accuracy"), ("recall", "recall"),
                         ("precision", "precision"), ("specificity", "specificity"),
-                        ("f1", "F1"), ("auroc", "AUROC"))})
+                        ("f1", "F1"), ("auroc", "AUROC"), ("ece", "ECE"),
+                        ("brier", "Brier"))})
         paper.append({"setting": row["setting"]}
                      | {metric: _fmt_paper(row[f"paper_{metric}"]) for metric in PAPER_METRICS})
         if parse_setting(row["setting"]).gan:

@@ -28,7 +28,9 @@ from pneumonia_aug.evaluation.inference import holm, paired_contrasts, paired_te
 from pneumonia_aug.evaluation.metrics import THRESHOLD
 from pneumonia_aug.settings import ORIGINAL, PAPER_TABLE1, Setting, parse_setting
 
-METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "auroc")
+# At 0.5 on the raw probabilities (the paper's way); ece and brier: calibration of those
+# probabilities (a run from before they were logged shows none).
+METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "ece", "brier")
 PAPER_METRICS = ("accuracy", "recall", "precision")
 DELTA_METRICS = ("accuracy", "auroc")  # compared with Original
 DELTA_FIELDS = ("", "_se", "_df", "_ci_low", "_ci_high", "_p", "_p_holm", "_dz", "_per_seed")
@@ -208,7 +210,8 @@ def summarize(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame],
                "seeds": ",".join(str(s) for s in sorted(mine["seed"])),
                "n_missing_or_failed": len(missing), "missing_or_failed": "; ".join(missing)}
         for metric in METRICS:
-            for key, value in seed_stats(mine[f"test_{metric}"]).items():
+            column = mine.get(f"test_{metric}", pd.Series(np.nan, index=mine.index))
+            for key, value in seed_stats(column).items():
                 row[f"{metric}_{key}"] = value
         for metric in PAPER_METRICS:
             row[f"paper_{metric}"] = PAPER_TABLE1_VALUES.get(name, {}).get(metric, np.nan)
