@@ -79,7 +79,7 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, small_real_data, trac
     assert run.data.tags["generated_set"] == inp.dataset.digest  # the images it drew from
     assert run.data.metrics["n_train_generated"] == round(0.6 * 30)
     inputs = {d.dataset.name for d in run.inputs.dataset_inputs}
-    assert inputs == {"train", "val", "test", "synthetic"}
+    assert inputs == {"train", "val", "test", "synthetic", "test_predictions"}
     local = mlflow.artifacts.download_artifacts(run_id=setting, artifact_path="manifests",
                                                 dst_path=str(tmp_path / "m"))
     import pandas as pd
