@@ -191,7 +191,7 @@ def test_stack_end_to_end(stack, shared_data, small_real_data, tmp_path, monkeyp
     # 5. The model by alias, in this process, with pickle loading off.
     model = mlflow.pyfunc.load_model(MODEL_URI)
     out = model.predict(pd.DataFrame({"image": [encoded]}))
-    assert list(out.columns) == ["probability", "label", "error"] and len(out) == 1
+    assert list(out.columns) == ["probability", "label", "threshold", "error"] and len(out) == 1
     assert out["error"][0] is None
     assert 0.0 <= out["probability"][0] <= 1.0
     assert out["label"][0] in ("NORMAL", "PNEUMONIA")
@@ -201,9 +201,9 @@ def test_stack_end_to_end(stack, shared_data, small_real_data, tmp_path, monkeyp
     heat_dir = tmp_path / "heat"
     result = _cli("predict", "--model", MODEL_URI, "--output-dir", str(heat_dir), str(xray))
     assert result.returncode == 0, result.stderr[-3000:]
-    image, p, label, heatmap = result.stdout.strip().splitlines()[-1].split("\t")
+    image, p, label, threshold, heatmap = result.stdout.strip().splitlines()[-1].split("\t")
     assert image == str(xray) and float(p) == pytest.approx(probability, abs=1e-3)
-    assert label in ("NORMAL", "PNEUMONIA")
+    assert label == ("PNEUMONIA" if float(p) >= float(threshold) else "NORMAL")
     assert Path(heatmap).parent == heat_dir
     assert Path(heatmap).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

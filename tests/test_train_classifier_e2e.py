@@ -166,15 +166,17 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
                                        str(tmp_path / "heat"),
                                        str(files[0]), str(broken), str(png)])
     assert result.exit_code == 1, result.output  # one image failed: the command did not succeed
-    lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
-    # The CLI's probability is the served model's for the same file.
+    header, *lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
+    assert header == ["image", "probability", "label", "threshold", "heatmap"]
+    # The CLI's probability, label and threshold are the served model's for the same file.
     assert lines[0][0] == str(files[0])
     assert float(lines[0][1]) == pytest.approx(out["probability"][0], abs=1e-4)
-    assert lines[0][2] in ("NORMAL", "PNEUMONIA")
+    assert lines[0][2] == out["label"][0]
+    assert float(lines[0][3]) == pytest.approx(out["threshold"][0], abs=1e-4)
     assert lines[1][0] == str(broken) and lines[1][1].startswith("error: unreadable image")
     assert (lines[2][0] == str(png)
             and float(lines[2][1]) == pytest.approx(float(lines[0][1]), abs=1e-3))
-    overlay = Image.open(lines[0][3])  # drawn on the original, not the 32 px model input
+    overlay = Image.open(lines[0][4])  # drawn on the original, not the 32 px model input
     assert overlay.mode == "RGB" and overlay.width == Image.open(files[0]).width > 32
 
 

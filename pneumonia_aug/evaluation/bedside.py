@@ -56,6 +56,8 @@ def assess(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarr
     for prefix, called in (("test_", raw >= THRESHOLD), ("test_op_", calibrated >= threshold)):
         rows = recall_by_subtype(test_labels, called, test_subtypes)
         for row in rows.itertuples():
+            if not row.n:
+                continue  # no such image in the test set: a table row, no NaN metric
             name = f"{prefix}recall_{row.subtype}"
             metrics |= {name: row.recall, f"{name}_low": row.recall_low,
                         f"{name}_high": row.recall_high, f"n_test_{row.subtype}": row.n}
