@@ -36,6 +36,11 @@ from pneumonia_aug.kit.prepare import KitError
 from pneumonia_aug.kit.run import EXPERIMENT
 
 
+def store_uri(store_dir: Path) -> str:
+    """The tracking URI of the store imported into `store_dir`."""
+    return f"sqlite:///{(store_dir / STORE_DB).resolve()}"
+
+
 def read_result(source: Path) -> dict:
     path = source / RESULT
     if not path.is_file():
@@ -85,7 +90,7 @@ def import_results(source: Path, store_dir: Path | None, results_dir: Path | Non
         summary["locations_rewritten"] = unpack_store(source, store_dir, result["artifact_root"])
         shutil.copyfile(source / LOG, store_dir / LOG)
         summary["mlflow_ui"] = ("mlflow ui --backend-store-uri "
-                                f"sqlite:///{(store_dir / STORE_DB).resolve()}")
+                                + store_uri(store_dir))
     results_dir.mkdir(parents=True, exist_ok=True)
     copied = [name for name in (*TABLE_FILES, BENCH, RESULT) if (source / name).is_file()]
     for name in copied:
@@ -109,7 +114,7 @@ def _device(log: Path) -> str:
 
 def stage_times_page(store_dir: Path, result: dict) -> str:
     """`stages.md`: every stage run of the imported store, with what ran where above it."""
-    with tracking.reading_store(f"sqlite:///{(store_dir / STORE_DB).resolve()}"):
+    with tracking.reading_store(store_uri(store_dir)):
         rows = stage_times.stage_times(EXPERIMENT)
     study = result["study"]
     ended = " (stopped at the budget)" if study["stopped_at_budget"] else ""
@@ -126,7 +131,7 @@ def stage_times_page(store_dir: Path, result: dict) -> str:
 def forest_from_store(store_dir: Path, results_dir: Path) -> bool:
     """The newest compare run's forest plot (it travels inside the store: the files brought
     back are few), into the results folder; False when there is none."""
-    with tracking.reading_store(f"sqlite:///{(store_dir / STORE_DB).resolve()}"):
+    with tracking.reading_store(store_uri(store_dir)):
         experiment = tracking.experiment_id(EXPERIMENT)
         runs = tracking.search_runs([experiment], f"tags.{TAG_STAGE} = '{COMPARE}'",
                                     newest_first=True, max_results=1) if experiment else []
