@@ -106,3 +106,58 @@ def test_another_test_set_or_a_stricter_gate_refuses(tracking_uri):
     better = register(0.91, 0.97)
     assert not promote_champion(better, gate=ChampionGate(min_sensitivity=0.98)).promoted
     assert promote_champion(better).promoted  # the defaults let it in
+
+
+def test_a_champion_that_moved_while_deciding_is_decided_against_again(tracking_uri,
+                                                                        monkeypatch):
+    """Stages ending together: this version read "no champion", then another took the alias
+    before it set it. It decides again against that champion instead of overwriting it."""
+    other, late = register(0.95, 0.97), register(0.90, 0.97)
+    promote_champion(other)  # the other stage, between this one's read and its write
+    real, reads = tracking.alias_version, []
+
+    def first_read_is_stale(name: str, alias: str):
+        reads.append(alias)  # this one's first read predates the other's promotion
+        return None if len(reads) == 1 else real(name, alias)
+
+    monkeypatch.setattr(tracking, "alias_version", first_read_is_stale)
+    decision = promote_champion(late)
+    assert not decision.promoted and decision.compared_with == other
+    assert champion() == other
+
+
+def _set_at(when: float, uri: str, version: str, alias: str) -> None:
+    """One stage process: sets `alias` at the instant `when` (all of them at once)."""
+    import os
+    import time
+
+    mlflow.set_tracking_uri(uri)
+    time.sleep(max(0.0, when - time.time()))
+    try:
+        tracking.set_alias(NAME, alias, version)
+    except Exception as exc:  # the exit code says it; the message helps reading a failure
+        print(f"set_alias failed: {exc}", flush=True)
+        os._exit(1)
+    os._exit(0)
+
+
+def test_processes_creating_one_alias_at_once_all_succeed(tracking_uri):
+    """Several processes create the same new alias at one instant (as three classifier stages
+    of a study did, each the first full-data version): the store refuses all inserts but one;
+    none of them fails, and the alias points at one of their versions."""
+    import multiprocessing
+    import time
+
+    versions = [register(0.9, 0.97) for _ in range(6)]
+    context = multiprocessing.get_context("fork")
+    for round_ in range(4):  # a fresh alias each round: each is a race between creations
+        alias = f"race{round_}"
+        when = time.time() + 1.5
+        procs = [context.Process(target=_set_at, args=(when, tracking_uri, v, alias))
+                 for v in versions]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [p.exitcode for p in procs] == [0] * len(procs), alias
+        assert str(MlflowClient().get_model_version_by_alias(NAME, alias).version) in versions

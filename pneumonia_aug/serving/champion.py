@@ -30,6 +30,7 @@ from pneumonia_aug.serving.registry import DEBUG_CAP_TAG
 TEST_SET = "test"  # the dataset input a training run logs its test manifest as
 AUROC = "test_auroc"
 SENSITIVITIES = ("test_op_recall", "test_recall")  # the first one a run logged
+DECIDE_ATTEMPTS = 3  # decisions when the alias keeps moving under this one (then it is set)
 PROMOTED, KEPT = "promoted", "kept"
 
 
@@ -109,32 +110,44 @@ def compare(candidate: Evidence, champion: Evidence, champion_version: str,
 def promote_champion(version: str, name: str = CLASSIFIER_MODEL,
                      gate: ChampionGate | None = None) -> Decision:
     """Decide whether the newly registered `version` takes `@champion`, move the alias if it
-    does, and write the decision to the version's tags and the end of its description."""
+    does, and write the decision to the version's tags and the end of its description.
+
+    Stages of a study end together: when the alias moved while this one decided (another
+    version promoted meanwhile), it decides again against the new champion (up to
+    `DECIDE_ATTEMPTS` times). Not a lock: two promotions within one round trip of the store
+    can still both move it, the last one winning."""
     gate = gate or ChampionGate()
     candidate = tracking.model_version(name, version)
-    current = tracking.alias_version(name, CHAMPION)
-    cap = candidate.tags.get(DEBUG_CAP_TAG, "")
-    if cap != "0":
-        decision = Decision(False, f"trained with a debug cap ({DEBUG_CAP_TAG} "
-                                   f"{cap or 'not recorded'}): never champion", current)
-    elif current is None:
-        tracking.set_alias(name, CHAMPION, version)
-        decision = Decision(True, "the first version trained on the full data: no champion "
-                                  "to compare with yet", str(version),
-                            values=Evidence.of(candidate).tags())
-    else:
-        ours, theirs = Evidence.of(candidate), Evidence.of(tracking.model_version(name, current))
-        values = ours.tags() | theirs.tags("champion_")
-        why = compare(ours, theirs, current, gate)
-        if why:
-            decision = Decision(False, "; ".join(why), current, current, values)
-        else:
+    for attempt in range(DECIDE_ATTEMPTS):
+        current = tracking.alias_version(name, CHAMPION)
+        decision = _decide(candidate, current, name, gate)
+        if not decision.promoted:
+            break
+        if attempt == DECIDE_ATTEMPTS - 1 or tracking.alias_version(name, CHAMPION) == current:
             tracking.set_alias(name, CHAMPION, version)
-            decision = Decision(
-                True, f"on the same test set, AUROC {_number(ours.auroc)} vs champion "
-                      f"v{current}'s {_number(theirs.auroc)} (at most {gate.auroc_margin:g} "
-                      f"lower allowed), sensitivity {_number(ours.sensitivity)} (at least "
-                      f"{gate.min_sensitivity:g})", str(version), current, values)
+            break
     tracking.tag_version(name, version, decision.tags())
     tracking.add_to_version_description(name, version, decision.paragraph())
     return decision
+
+
+def _decide(candidate, current: str | None, name: str, gate: ChampionGate) -> Decision:
+    """The gate's decision for `candidate` against the version `current` holding the alias."""
+    version = str(candidate.version)
+    cap = candidate.tags.get(DEBUG_CAP_TAG, "")
+    if cap != "0":
+        return Decision(False, f"trained with a debug cap ({DEBUG_CAP_TAG} "
+                               f"{cap or 'not recorded'}): never champion", current)
+    if current is None:
+        return Decision(True, "the first version trained on the full data: no champion to "
+                              "compare with yet", version, values=Evidence.of(candidate).tags())
+    ours, theirs = Evidence.of(candidate), Evidence.of(tracking.model_version(name, current))
+    values = ours.tags() | theirs.tags("champion_")
+    why = compare(ours, theirs, current, gate)
+    if why:
+        return Decision(False, "; ".join(why), current, current, values)
+    return Decision(
+        True, f"on the same test set, AUROC {_number(ours.auroc)} vs champion v{current}'s "
+              f"{_number(theirs.auroc)} (at most {gate.auroc_margin:g} lower allowed), "
+              f"sensitivity {_number(ours.sensitivity)} (at least {gate.min_sensitivity:g})",
+        version, current, values)

@@ -108,7 +108,17 @@ def add_to_version_description(name: str, version: str, paragraph: str) -> None:
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
-    MlflowClient().set_registered_model_alias(name, alias, str(version))
+    """Point `alias` at `version`. Two processes creating the same new alias at one instant
+    (stages of a study ending together): the store refuses the second insert (a unique key,
+    in SQLite and PostgreSQL alike); that call sets it again, now an update of the row the
+    other created (the last one wins, as with any update)."""
+    client = MlflowClient()
+    try:
+        client.set_registered_model_alias(name, alias, str(version))
+    except MlflowException as exc:
+        if "unique" not in str(exc).lower():
+            raise
+        client.set_registered_model_alias(name, alias, str(version))
 
 
 def model_version_of(model_uri: str) -> tuple[str, str]:
