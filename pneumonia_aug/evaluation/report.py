@@ -33,7 +33,9 @@ LEGEND_SEEDS = (
     "runs, from the paired t-test over those seeds (each row on its own differences, so a "
     "setting that trains less stably than the others does not distort the other rows); no "
     "p-value with fewer than 2 pairs (one pair: the bracket covers the test set only); p adj: "
-    "Holm-adjusted over the table's GAN rows.")
+    "Holm-adjusted over the table's GAN rows. A GAN row's seeds all draw from one generated "
+    "set (one GAN run): its interval covers how the classifier varies with that GAN, not how "
+    "much another GAN training run would move it.")
 LEGEND_ONE_SEED = (
     "ONE SEED per setting: one training run each, so nothing here measures how much a setting "
     "varies between training runs (seed to seed, test accuracy moves by a few points). No "
