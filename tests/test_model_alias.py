@@ -78,3 +78,32 @@ def test_bench_serve_and_the_gan_feature_network_say_the_same(tracking_uri, capl
         assert _feature_extractor(CHAMPION_URI, "cpu") is None  # the GAN trains without FID
     assert "no GAN quality metrics: no version of pneumonia-chexnet is @champion" in caplog.text
     assert "Use --feature-model-uri models:/pneumonia-chexnet/1" in caplog.text
+
+
+class _Weighted(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        with open(context.artifacts["weights"], "rb") as f:
+            self.weights = f.read()
+
+    def predict(self, context, model_input):
+        return model_input
+
+
+def test_a_version_whose_weights_stayed_behind_fails_in_one_line(tracking_uri, tmp_path):
+    """A store brought back from an offline GPU machine holds every version but no weights:
+    loading one says which file is missing and why, instead of a traceback."""
+    from pneumonia_aug import tracking
+    from pneumonia_aug.errors import TrackingError
+
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"w")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="m", python_model=_Weighted(),
+                                       artifacts={"weights": str(weights)},
+                                       registered_model_name="left-behind")
+    tracking.load_python_model("models:/left-behind/1")  # whole, it loads
+    (stored,) = (tmp_path / "mlruns").rglob("weights.pt")
+    stored.unlink()
+    with pytest.raises(TrackingError, match="weights.pt is missing from the artifact store"):
+        tracking.load_python_model("models:/left-behind/1")
+    assert info.registered_model_version == 1

@@ -62,6 +62,12 @@ def load_python_model(model_uri: str):
     except MlflowException as exc:
         raise TrackingError(f"cannot load {model_uri}: {first_line(exc)}. "
                             "See the versions in the UI (Models tab) or train one first.") from exc
+    except FileNotFoundError as exc:  # the version is registered, a file of it is not there
+        raise TrackingError(
+            f"cannot load {model_uri}: {exc.filename or exc} is missing from the artifact store "
+            "(a store brought back from an offline GPU machine keeps no weights: its "
+            "left_behind.txt lists them). Use a version trained where its files were kept."
+        ) from exc
 
 
 def model_versions(name: str) -> list:
