@@ -20,3 +20,14 @@ def test_registered_names():
     assert generator_model_name(Gan.CGAN) == generator_model_name("CGAN") == \
         "pneumonia-cgan-generator"
     assert newest_generator_uri("dcgan") == "models:/pneumonia-dcgan-generator@newest"
+
+
+def test_ui_links_open_the_model_training_view():
+    """MLflow 3.17's UI routes by the address's hash and reads `workflowType` from the query
+    inside it; without it an experiment opens in the GenAI view."""
+    from pneumonia_aug import tracking
+
+    assert tracking.run_page("3", "abc") == \
+        "#/experiments/3/runs/abc?workflowType=machine_learning"
+    assert tracking.model_version_page("pneumonia-chexnet", "2") == \
+        "#/models/pneumonia-chexnet/versions/2?workflowType=machine_learning"

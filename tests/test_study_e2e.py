@@ -40,7 +40,8 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     # What the UI says: each run what it is and where its inputs came from, with links; the
     # study holds Table 1 (and its scale line) and links every run it used.
     def link(run):
-        return f"(#/experiments/{experiment}/runs/{run.info.run_id})"
+        return (f"(#/experiments/{experiment}/runs/{run.info.run_id}"
+                "?workflowType=machine_learning)")
 
     (gan,) = [r for r in runs.values() if r.data.tags["stage"] == "train_gan"]
     note = gan_setting.data.tags["mlflow.note.content"]

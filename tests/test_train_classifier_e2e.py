@@ -120,7 +120,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert note.startswith("**CheXNet** (DenseNet121) on **Original-1.0-0.0** (all real images)"
                            ", seed 0, 32 px, 2 epochs, batch 32")
     assert f"test accuracy {metrics['test_accuracy']:.3f}" in note
-    assert "[pneumonia-chexnet v1](#/models/pneumonia-chexnet/versions/1)" in note
+    assert ("[pneumonia-chexnet v1](#/models/pneumonia-chexnet/versions/1"
+            "?workflowType=machine_learning)") in note
     assert model.tags["mlflow.note.content"] == note.split("\n\n**Result**")[0]
     assert version.description.startswith("CheXNet on Original-1.0-0.0, seed 0, 32 px")
     assert tags["dataset_digest"] in version.description and run.info.run_id in version.description
