@@ -101,6 +101,13 @@ TEMPERATURE = 1.0  # no scaling
 N_GENERATED = 4000
 
 
+def run_name(seed: int, what: str) -> str:
+    """A stage run's name, seed first (`s0 DCGAN-1.0-0.6`): the UI's runs table cuts long names
+    at the end, and two seeds of one setting must not look alike there. Names are for people:
+    runs are found by their tags (`stage`, `setting`, `seed`), never by name."""
+    return f"s{seed} {what}"
+
+
 def generator_model_name(gan: Gan | str) -> str:
     """`pneumonia-dcgan-generator` / `pneumonia-cgan-generator`."""
     return f"pneumonia-{Gan.parse(gan).value}-generator"

@@ -25,7 +25,7 @@ def _log_classifier_run(setting, seed, correct, parts=QUICK, status="FINISHED", 
     y = np.array([0, 1] * (N_IMAGES // 2))
     right = np.arange(N_IMAGES) < correct
     probs = np.where(right, np.where(y == 1, 0.9, 0.1), np.where(y == 1, 0.1, 0.9))
-    with mlflow.start_run(run_name=f"{setting}-s{seed}") as run:
+    with mlflow.start_run(run_name=f"s{seed} {setting}") as run:
         mlflow.set_tags({"stage": "train_classifier", "setting": setting, "seed": seed,
                          **key_tags(parts), **(extra or {})})
         mlflow.log_metrics({"test_accuracy": correct / N_IMAGES, "test_precision": 0.8,

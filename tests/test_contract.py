@@ -2,7 +2,7 @@
 
 import pytest
 
-from pneumonia_aug.contract import Gan, generator_model_name, newest_generator_uri
+from pneumonia_aug.contract import Gan, generator_model_name, newest_generator_uri, run_name
 
 
 @pytest.mark.parametrize("text", ["dcgan", "DCGAN", "DcGaN", Gan.DCGAN])
@@ -31,3 +31,7 @@ def test_ui_links_open_the_model_training_view():
         "#/experiments/3/runs/abc?workflowType=machine_learning"
     assert tracking.model_version_page("pneumonia-chexnet", "2") == \
         "#/models/pneumonia-chexnet/versions/2?workflowType=machine_learning"
+
+
+def test_run_names_start_with_the_seed():
+    assert run_name(2, "DCGAN-1.0-0.6") == "s2 DCGAN-1.0-0.6"

@@ -47,9 +47,9 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     note = gan_setting.data.tags["mlflow.note.content"]
     assert note.startswith("**CheXNet** (DenseNet121) on **DCGAN-1.0-0.3** (all real images + "
                            "30% of the generated ones (1200 of 4000)), seed 0, 32 px")
-    assert f"Generated images from generate run [generate-dcgan-s0]{link(generate)}" in note
-    assert f"(GAN run [train_gan-dcgan-s0]{link(gan)})" in note
-    assert f"(GAN run [train_gan-dcgan-s0]{link(gan)})" in generate.data.tags["mlflow.note.content"]
+    assert f"Generated images from generate run [s0 generate-dcgan]{link(generate)}" in note
+    assert f"(GAN run [s0 train_gan-dcgan]{link(gan)})" in note
+    assert f"(GAN run [s0 train_gan-dcgan]{link(gan)})" in generate.data.tags["mlflow.note.content"]
     assert gan.data.tags["mlflow.note.content"].startswith("**DCGAN** trained on the real NORMAL")
     table = (tmp_path / "study" / "table1.md").read_text().strip()
     assert compare.data.tags["mlflow.note.content"].strip() == (

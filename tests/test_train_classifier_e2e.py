@@ -34,6 +34,7 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     experiment = client.get_experiment_by_name("pneumonia-aug")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
+    assert run.info.run_name == "s0 Original-1.0-0.0"  # the seed first: the UI cuts the end
     tags = run.data.tags
     assert tags["setting"] == "Original-1.0-0.0" and tags["gan"] == "none"
     assert tags["real_fraction"] == "1.0" and tags["synthetic_fraction"] == "0.0"

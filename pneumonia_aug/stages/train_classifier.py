@@ -44,6 +44,7 @@ from pneumonia_aug.contract import (
     THRESHOLD_KEY,
     TRAIN_CLASSIFIER,
     Gan,
+    run_name,
 )
 from pneumonia_aug.data.dataset import SUBSETS, ClassifierData, load_classifier_data
 from pneumonia_aug.data.kermany import CLASSES, check_layout, resolve_data_dir
@@ -74,7 +75,7 @@ class ClassifierStage(TrainingStage):
         self.gan = Gan.parse(self.setting.gan) if self.setting.gan else None
         # The run's params: the config, and the learning rate Adam actually ran with.
         self.params = self.cfg.to_dict() | {"lr_effective": self.cfg.effective_lr}
-        self.run_name = f"{self.setting.name}-s{cfg.seed}"
+        self.run_name = run_name(cfg.seed, self.setting.name)
 
     def prepare(self, resume):
         """The data folder and, for a GAN setting, its generate run: checked before the run."""

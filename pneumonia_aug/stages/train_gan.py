@@ -28,6 +28,7 @@ from pneumonia_aug.contract import (
     TRAIN_GAN,
     Gan,
     generator_model_name,
+    run_name,
 )
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
@@ -72,7 +73,8 @@ class GANStage(TrainingStage):
         self.what = self.gan.display
         lr_d, lr_g = cfg.effective_lrs  # derived, logged too: what Adam actually ran with
         self.params = cfg.to_dict() | {"lr_d_effective": lr_d, "lr_g_effective": lr_g}
-        self.run_name = f"{TRAIN_GAN}-{self.gan.value}-s{cfg.seed}"
+        subset = f"-r{cfg.real_fraction:g}" if cfg.real_fraction < 1 else ""
+        self.run_name = run_name(cfg.seed, f"{TRAIN_GAN}-{self.gan.value}{subset}")
         self.extractor = None
 
     def prepare(self, resume):
