@@ -8,6 +8,16 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_curve
 
+from pneumonia_aug.contract import (
+    D_FAKE,
+    D_LOSS,
+    D_REAL,
+    G_LOSS,
+    TRAIN_LOSS,
+    VAL,
+    VAL_LOSS,
+    metric,
+)
 from pneumonia_aug.evaluation.calibration import (
     N_BINS,
     calibration_bins,
@@ -30,11 +40,11 @@ def learning_curves(history: list[dict], best_epoch: int | None = None):
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_metric = fig.subplots(1, 2)
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss", **EPOCH_MARKS)
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation loss",
+    ax_loss.plot(epochs, [h[TRAIN_LOSS] for h in history], label="train loss", **EPOCH_MARKS)
+    ax_loss.plot(epochs, [h[VAL_LOSS] for h in history], label="validation loss",
                  **EPOCH_MARKS)
-    for key in ("val_accuracy", "val_recall", "val_specificity", "val_auroc"):
-        ax_metric.plot(epochs, [h[key] for h in history], label=key.removeprefix("val_"),
+    for measure in ("accuracy", "recall", "specificity", "auroc"):
+        ax_metric.plot(epochs, [h[metric(VAL, measure)] for h in history], label=measure,
                        **EPOCH_MARKS)
     for ax in (ax_loss, ax_metric):
         if best_epoch:
@@ -108,13 +118,13 @@ def gan_losses(history: list[dict], title: str = "GAN losses"):
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_d = fig.subplots(1, 2)
-    ax_loss.plot(epochs, [h["d_loss"] for h in history], label="discriminator loss",
+    ax_loss.plot(epochs, [h[D_LOSS] for h in history], label="discriminator loss",
                  **EPOCH_MARKS)
-    ax_loss.plot(epochs, [h["g_loss"] for h in history], label="generator loss",
+    ax_loss.plot(epochs, [h[G_LOSS] for h in history], label="generator loss",
                  **EPOCH_MARKS)
     ax_loss.set_title(title)
-    ax_d.plot(epochs, [h["d_real"] for h in history], label="mean D(x), real", **EPOCH_MARKS)
-    ax_d.plot(epochs, [h["d_fake"] for h in history], label="mean D(G(z)), generated",
+    ax_d.plot(epochs, [h[D_REAL] for h in history], label="mean D(x), real", **EPOCH_MARKS)
+    ax_d.plot(epochs, [h[D_FAKE] for h in history], label="mean D(G(z)), generated",
               **EPOCH_MARKS)
     ax_d.set_ylim(0, 1)
     ax_d.set_title("Discriminator outputs")

@@ -20,6 +20,7 @@ from pneumonia_aug.config import GenerateConfig
 from pneumonia_aug.contract import (
     GENERATE,
     GENERATED_DIR,
+    N_IMAGES,
     TAG_GAN,
     TAG_SEED,
     TAG_TRAIN_GAN_RUN,
@@ -85,5 +86,5 @@ def run_generate(cfg: GenerateConfig) -> str:
         grid = sample_grid(generator.generator,
                            fixed_noise(64, generator.generator.latent_dim, cfg.seed), grid_labels)
         tracking.log_image(grid, "samples/grid.png")
-        tracking.log_metrics({"n_images": len(images)})
+        tracking.log_metrics({N_IMAGES: len(images)})
         return run.info.run_id
