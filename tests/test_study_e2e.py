@@ -29,6 +29,9 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     assert stages == ["compare", "generate", "train_classifier", "train_classifier", "train_gan"]
     assert all(r.data.tags["mlflow.parentRunId"] == study.info.run_id for r in runs.values())
     assert all(r.info.status == "FINISHED" for r in runs.values())
+    # Each stage was claimed by its key; once ended, its run keeps the key, not the claim.
+    assert all(r.data.tags["run_key"] for r in runs.values())
+    assert not [k for r in runs.values() for k in r.data.tags if k.startswith("claim.")]
     assert study.data.metrics["runs_launched"] == 5
     (gan_setting,) = [r for r in runs.values() if r.data.tags.get("setting") == "DCGAN-1.0-0.3"]
     (generate,) = [r for r in runs.values() if r.data.tags["stage"] == "generate"]
