@@ -382,8 +382,8 @@ class ChampionGate:
     auroc_margin: float = param(0.005, "the candidate's test AUROC may be at most this much "
                                        "below the champion's")
     min_sensitivity: float = param(0.95, "the candidate's test sensitivity (recall of "
-                                         "PNEUMONIA: test_op_recall at a chosen operating "
-                                         "point when its run logged one, else test_recall) "
+                                         "PNEUMONIA: test_op/recall at a chosen operating "
+                                         "point when its run logged one, else test/recall) "
                                          "must be at least this")
 
 

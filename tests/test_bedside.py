@@ -89,7 +89,7 @@ def test_threshold_and_temperature_come_from_validation_only():
         other = assess(val_z, val_y, test_z, labels, test_sub, "spec_at_sens95")
         assert other.threshold == honest.threshold
         assert other.temperature == honest.temperature
-        assert other.metrics["test_op_recall"] != honest.metrics["test_op_recall"]
+        assert other.metrics["test_op/recall"] != honest.metrics["test_op/recall"]
     # ...while other validation labels do move it.
     moved = assess(val_z, rng.permutation(val_y), test_z, test_y, test_sub, "spec_at_sens95")
     assert (moved.threshold, moved.temperature) != (honest.threshold, honest.temperature)
@@ -97,10 +97,11 @@ def test_threshold_and_temperature_come_from_validation_only():
     val_p = expit(val_z / honest.temperature)
     assert (val_p[val_y == 1] >= honest.threshold).mean() >= 0.95
     m = honest.metrics
-    assert m["threshold"] == honest.threshold and m["temperature"] == honest.temperature
-    assert m["n_test_bacteria"] + m["n_test_virus"] == test_y.sum()
-    assert {"test_sens_at_spec90", "test_spec_at_sens95", "test_op_specificity",
-            "test_recall_virus_low", "test_op_recall_bacteria_high"} <= set(m)
+    assert m["chosen/threshold"] == honest.threshold
+    assert m["chosen/temperature"] == honest.temperature
+    assert m["data/n_test_bacteria"] + m["data/n_test_virus"] == test_y.sum()
+    assert {"test/sens_at_spec90", "test/spec_at_sens95", "test_op/specificity",
+            "test/recall_virus_low", "test_op/recall_bacteria_high"} <= set(m)
     # Table 1's 0.5 calls are the same with or without the temperature.
     assert np.array_equal(expit(test_z) >= 0.5, honest.test_probs_calibrated >= 0.5)
 

@@ -18,11 +18,13 @@ TEST_SET = pd.DataFrame({"relpath": ["test/NORMAL/a.jpeg", "test/PNEUMONIA/b.jpe
 
 
 def register(auroc: float, recall: float, cap: int = 0, test_set: pd.DataFrame = TEST_SET,
-             **more: float) -> str:
-    """A version whose training run logged these test metrics and this test set."""
+             more: dict | None = None, names: str = "test/{}") -> str:
+    """A version whose training run logged these test metrics (`names`: how, `test_{}` as
+    runs before the UI's chart sections did) and this test set."""
     with mlflow.start_run() as run:
         tracking.log_manifest(test_set, "test", source="/x")
-        mlflow.log_metrics({"test_auroc": auroc, "test_recall": recall} | more)
+        mlflow.log_metrics({names.format("auroc"): auroc, names.format("recall"): recall}
+                           | (more or {}))
     client = MlflowClient()
     if not client.search_registered_models(f"name='{NAME}'"):
         client.create_registered_model(NAME)
@@ -77,7 +79,7 @@ def test_a_worse_candidate_is_kept_out_and_a_good_one_promoted(tracking_uri):
 
     insensitive = register(0.950, 0.94)
     assert not promote_champion(insensitive).promoted
-    assert tags(insensitive)["champion_reason"] == "sensitivity (test_recall) 0.940 is below 0.95"
+    assert tags(insensitive)["champion_reason"] == "sensitivity (test/recall) 0.940 is below 0.95"
 
     within_margin = register(0.896, 0.95)
     decision = promote_champion(within_margin)
@@ -87,10 +89,24 @@ def test_a_worse_candidate_is_kept_out_and_a_good_one_promoted(tracking_uri):
     assert "AUROC 0.896 vs champion" in tags(within_margin)["champion_reason"]
 
     # The recall at a chosen operating point, when the run logged one, is the sensitivity.
-    at_operating_point = register(0.930, 0.50, test_op_recall=0.97)
+    at_operating_point = register(0.930, 0.50, more={"test_op/recall": 0.97})
     assert promote_champion(at_operating_point).promoted
-    assert tags(at_operating_point)["sensitivity_metric"] == "test_op_recall"
+    assert tags(at_operating_point)["sensitivity_metric"] == "test_op/recall"
     assert tags(at_operating_point)["test_sensitivity"] == "0.970"
+
+
+def test_runs_logged_under_the_older_flat_names_pass_the_same_gate(tracking_uri):
+    """`test_auroc`, `test_op_recall`: how runs logged before the chart sections named them.
+    The gate reads them as `test/auroc`, `test_op/recall`, as a champion and as a candidate."""
+    old = register(0.900, 0.50, names="test_{}", more={"test_op_recall": 0.96})
+    assert promote_champion(old).promoted
+    assert tags(old)["test_auroc"] == "0.900" and tags(old)["test_sensitivity"] == "0.960"
+    assert tags(old)["sensitivity_metric"] == "test_op/recall"
+    worse = register(0.850, 0.99)
+    assert not promote_champion(worse).promoted and champion() == old
+    assert "more than 0.005 below champion" in tags(worse)["champion_reason"]
+    older_and_fine = register(0.899, 0.97, names="test_{}")
+    assert promote_champion(older_and_fine).promoted and champion() == older_and_fine
 
 
 def test_another_test_set_or_a_stricter_gate_refuses(tracking_uri):

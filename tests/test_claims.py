@@ -41,6 +41,10 @@ def _rival(owner: str, heartbeat: float) -> str:
     return run_id
 
 
+def _claim_tags(run_id: str) -> set[str]:
+    return {k for k in MlflowClient().get_run(run_id).data.tags if k.startswith("claim.")}
+
+
 def _runs(view=ViewType.ACTIVE_ONLY) -> list:
     experiment = mlflow.get_experiment_by_name("claims").experiment_id
     return MlflowClient().search_runs([experiment], f"tags.run_key = '{KEY}'",
@@ -79,10 +83,30 @@ def test_a_dead_claim_is_taken_over(tracking_uri, owner, age):
     claim = claim_or_reuse("claims", KEY, PARAMS, _launch(calls), limits=FAST)
     assert claim.launched and calls == [claim.run_id]
     assert MlflowClient().get_run(dead).info.status == "KILLED"
+    # Ended runs keep no claim: the winner's run once it finished, the dead one once killed.
+    for run_id in (claim.run_id, dead):
+        assert not _claim_tags(run_id), run_id
+    assert MlflowClient().get_run(claim.run_id).data.tags["run_key"] == KEY
     assert sorted((r.info.status, r.info.run_id) for r in _runs()) == \
         [("FINISHED", claim.run_id), ("KILLED", dead)]
     again = claim_or_reuse("claims", KEY, PARAMS, _launch(calls), limits=FAST)
     assert (again.run_id, again.launched, len(calls)) == (claim.run_id, False, 1)
+
+
+def test_a_claim_holds_while_its_run_lives_and_goes_when_it_fails(tracking_uri):
+    seen = {}
+
+    def launch() -> str:
+        with tracking.start_run("claims", run_name="stage") as run:
+            seen["live"] = _claim_tags(run.info.run_id)  # what another study looks at
+            raise PneumoniaAugError("the stage failed")
+
+    with pytest.raises(PneumoniaAugError, match="the stage failed"):
+        claim_or_reuse("claims", KEY, PARAMS, launch, limits=FAST)
+    assert seen["live"] == {"claim.owner", "claim.heartbeat"}
+    (run,) = _runs()
+    assert run.info.status == "FAILED" and not _claim_tags(run.info.run_id)
+    assert run.data.tags["run_key"] == KEY
 
 
 def test_a_stage_that_fails_before_its_run_leaves_no_run(tracking_uri):

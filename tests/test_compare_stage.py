@@ -20,17 +20,24 @@ QUICK = {"image_size": "32", "epochs": "5", "batch_size": "32", "lr": "0.001",
          "code_version": "c" * 40}
 
 
-def _log_classifier_run(setting, seed, correct, parts=QUICK, status="FINISHED", extra=None):
-    """A classifier run whose first `correct` of N_IMAGES test images are right."""
+def _older_key_tags(parts: dict) -> dict:
+    """The key as runs made before `comparison_parts` recorded it: one `cmp.<part>` per part."""
+    return {"comparison_key": comparison_key(parts)} | {f"cmp.{k}": v for k, v in parts.items()}
+
+
+def _log_classifier_run(setting, seed, correct, parts=QUICK, status="FINISHED", extra=None,
+                        key=key_tags, names="test/{}"):
+    """A classifier run whose first `correct` of N_IMAGES test images are right (`names`: its
+    metric names, `test_{}` as runs before the UI's chart sections had them)."""
     y = np.array([0, 1] * (N_IMAGES // 2))
     right = np.arange(N_IMAGES) < correct
     probs = np.where(right, np.where(y == 1, 0.9, 0.1), np.where(y == 1, 0.1, 0.9))
-    with mlflow.start_run(run_name=f"{setting}-s{seed}") as run:
+    with mlflow.start_run(run_name=f"s{seed} {setting}") as run:
         mlflow.set_tags({"stage": "train_classifier", "setting": setting, "seed": seed,
-                         **key_tags(parts), **(extra or {})})
-        mlflow.log_metrics({"test_accuracy": correct / N_IMAGES, "test_precision": 0.8,
-                            "test_recall": 0.9, "test_specificity": 0.7, "test_f1": 0.85,
-                            "test_auroc": 0.9 + seed / 100})
+                         **key(parts), **(extra or {})})
+        mlflow.log_metrics({names.format(k): v for k, v in {
+            "accuracy": correct / N_IMAGES, "precision": 0.8, "recall": 0.9,
+            "specificity": 0.7, "f1": 0.85, "auroc": 0.9 + seed / 100}.items()})
         tracking.log_table(pd.DataFrame({"relpath": [f"{i}.jpeg" for i in range(N_IMAGES)],
                                          "sha256": [f"{i:064x}" for i in range(N_IMAGES)],
                                          "y_true": y, "probability": probs}),
@@ -115,6 +122,37 @@ def test_a_mixed_experiment_gives_separate_groups_never_one_row(tracking_uri, tm
     assert "Not comparable" not in (tmp_path / "out" / "table1.md").read_text()
     result, _ = _compare(tmp_path, "--source", "experiment", "--group", "zzz")
     assert result.exit_code == 2 and "matches 0 of the groups found" in result.output
+
+
+def test_runs_of_an_older_version_share_a_table_with_new_ones(tracking_uri, tmp_path):
+    """Runs logged before the UI's chart sections: flat metric names (`test_accuracy`) and one
+    `cmp.<part>` tag per key part (one tag `comparison_parts` now). The same key, the same
+    row, their numbers averaged with the new runs', the parts read back from either (the
+    scale line, the reason groups differ)."""
+    mlflow.set_experiment("cmp")
+    new = _log_classifier_run("Original-1.0-0.0", 0, 20)
+    old = _log_classifier_run("Original-1.0-0.0", 1, 22, key=_older_key_tags, names="test_{}")
+    assert "test_accuracy" in MlflowClient().get_run(old).data.metrics
+    tags = MlflowClient().get_run(new).data.tags
+    assert not [k for k in tags if k.startswith("cmp.")]
+    assert len(tags["comparison_parts"]) < 8000  # MLflow's cap on a tag value
+    assert "cmp.epochs" in MlflowClient().get_run(old).data.tags
+    result, table = _compare(tmp_path, "--source", "experiment")
+    assert result.exit_code == 0, result.output
+    assert table.loc["Original-1.0-0.0", "n_runs"] == 2
+    assert table.loc["Original-1.0-0.0", "accuracy_mean"] == pytest.approx(21 / 40)
+    assert table.loc["Original-1.0-0.0", "auroc_mean"] == pytest.approx(0.905)
+    assert "Scale: profile quick, 32 px, 5 epochs" in result.output
+    _log_classifier_run("Original-1.0-0.0", 2, 22, QUICK | {"epochs": "1"}, key=_older_key_tags)
+    with mlflow.start_run(run_name="study"):
+        mlflow.set_tag("stage", "study")
+        mlflow.log_dict({"used": [{"stage": "train_classifier", "run_id": r.info.run_id}
+                                  for r in MlflowClient().search_runs(
+                                      [mlflow.get_experiment_by_name("cmp").experiment_id],
+                                      "tags.stage = 'train_classifier'")],
+                         "failed": []}, STUDY_RUNS_ARTIFACT)
+    result, _ = _compare(tmp_path)
+    assert result.exit_code == 2 and "they differ in epochs 1 / 5" in result.output
 
 
 def test_a_study_compares_its_own_runs_and_refuses_mixed_groups(tracking_uri, tmp_path):

@@ -46,9 +46,9 @@ def _predictions(correct: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _run(run_id, setting, seed, accuracy, auroc=0.9, status="FINISHED"):
-    metrics = {f"test_{m}": accuracy for m in ("precision", "recall", "specificity", "f1")}
+    metrics = {f"test/{m}": accuracy for m in ("precision", "recall", "specificity", "f1")}
     return {"run_id": run_id, "setting": setting, "seed": seed, "status": status,
-            "test_accuracy": accuracy, "test_auroc": auroc, **metrics}
+            "test/accuracy": accuracy, "test/auroc": auroc, **metrics}
 
 
 def _accuracy(table: pd.DataFrame) -> float:
@@ -85,7 +85,7 @@ def study():
 
 def _by_seed(runs, setting):
     rows = runs[(runs["setting"] == setting) & (runs["status"] == "FINISHED")]
-    return rows.set_index("seed")["test_accuracy"].sort_index()
+    return rows.set_index("seed")["test/accuracy"].sort_index()
 
 
 def test_paper_values_are_the_papers_table1():
@@ -143,7 +143,7 @@ def test_each_row_is_scipys_paired_t_test_whatever_the_other_rows(study, alone):
     half = stats.t.ppf(0.975, 2) * (ours - base).std(ddof=1) / np.sqrt(3)
     assert row["delta_accuracy_ci_high"] - row["delta_accuracy"] == pytest.approx(half)
     auroc = stats.ttest_rel(
-        *(runs[(runs["setting"] == s)].set_index("seed")["test_auroc"].sort_index()
+        *(runs[(runs["setting"] == s)].set_index("seed")["test/auroc"].sort_index()
           for s in ("DCGAN-1.0-0.3", "Original-1.0-0.0")))
     interval = auroc.confidence_interval(0.95)
     assert (row["delta_auroc_ci_low"], row["delta_auroc_ci_high"]) == pytest.approx(

@@ -11,8 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.training.distributed import DistContext
 
-PER_EPOCH = ("train_loss", "val_loss", "val_accuracy", "val_precision", "val_recall",
-             "val_specificity", "val_f1", "val_auroc", "lr")
+PER_EPOCH = ("train/loss", "val/loss", "val/accuracy", "val/precision", "val/recall",
+             "val/specificity", "val/f1", "val/auroc", "train/lr")
 
 
 @pytest.mark.parametrize("n", [7, 8, 48])
@@ -62,9 +62,9 @@ def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, s
     for key in PER_EPOCH:
         assert [m.step for m in client.get_metric_history(run_id, key)] == [1, 2], key
     metrics = run.data.metrics
-    tn, fp, fn, tp = (metrics[f"test_{k}"] for k in ("tn", "fp", "fn", "tp"))
-    assert tn + fp + fn + tp == metrics["n_test"] == 48  # rank 0 scored the whole test set
-    assert metrics["test_accuracy"] == pytest.approx((tp + tn) / 48)
+    tn, fp, fn, tp = (metrics[f"test/{k}"] for k in ("tn", "fp", "fn", "tp"))
+    assert tn + fp + fn + tp == metrics["data/n_test"] == 48  # rank 0 scored the whole test set
+    assert metrics["test/accuracy"] == pytest.approx((tp + tn) / 48)
     (version,) = client.search_model_versions("name='pneumonia-chexnet'")
     assert version.run_id == run_id
 
@@ -75,9 +75,10 @@ def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, s
     assert len(client.search_runs([experiment.experiment_id])) == 2
     gan = client.get_run(gan_id)
     assert gan.info.status == "FINISHED" and gan.data.tags["world_size"] == "2"
-    for key in ("d_loss", "g_loss", "d_real", "d_fake", "fid_xray", "kid_xray"):
+    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake",
+                "quality/fid_xray", "quality/kid_xray"):
         assert [m.step for m in client.get_metric_history(gan_id, key)] == [1, 2], key
-    assert 0 < gan.data.metrics["d_real"] < 1
+    assert 0 < gan.data.metrics["train/d_real"] < 1
     assert client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest").run_id == gan_id
 
 
@@ -106,7 +107,7 @@ def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
         while proc.poll() is None and time.monotonic() < deadline:
             experiment = client.get_experiment_by_name("resumed")
             runs = client.search_runs([experiment.experiment_id]) if experiment else []
-            history = client.get_metric_history(runs[0].info.run_id, "d_loss") if runs else []
+            history = client.get_metric_history(runs[0].info.run_id, "train/d_loss") if runs else []
             if max((m.step for m in history), default=0) >= 2:
                 run_id = runs[0].info.run_id
                 proc.send_signal(signal.SIGTERM)  # torchrun passes it on to both processes
@@ -117,13 +118,13 @@ def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
         proc.kill()
     assert run_id is not None, "the run ended before epoch 2 was logged"
     assert client.get_run(run_id).info.status == "KILLED"  # like Ctrl-C, not FAILED
-    assert len(client.get_metric_history(run_id, "d_loss")) < epochs
+    assert len(client.get_metric_history(run_id, "train/d_loss")) < epochs
     checkpoint = Path(os.environ["PNEUMONIA_AUG_CACHE_DIR"]) / "checkpoints" / run_id
     assert (checkpoint / "checkpoint.pt").is_file()
 
     assert _ok(_torchrun([*gan, "--experiment-name", "resumed", "--resume", run_id])) == run_id
     assert client.get_run(run_id).info.status == "FINISHED"
-    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
         resumed = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
         unbroken = sorted(client.get_metric_history(reference, key), key=lambda m: m.step)
         assert [m.step for m in resumed] == list(range(1, epochs + 1)), key

@@ -95,5 +95,5 @@ def test_a_non_finite_loss_fails_the_run_with_one_line(stage, tiny_kermany, trac
     result = _cli(stage, "--data-dir", str(tiny_kermany), "--image-size", "32", "--device",
                   "cpu", *args)
     run = _diverged_run(result, hint)
-    assert run.data.metrics["n_skipped_files"] == 0
+    assert run.data.metrics["data/n_skipped_files"] == 0
     assert not MlflowClient().search_registered_models()  # no model from a diverged run

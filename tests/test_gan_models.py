@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pneumonia_aug.config import GANConfig
+from pneumonia_aug.contract import D_FAKE, D_LOSS, D_REAL, G_LOSS
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.gan import (
     NORMAL,
@@ -140,9 +141,9 @@ def test_train_gan_tiny(tmp_path, model, diffaugment):
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert seen == [(1, 32), (2, 32)]
     for row in result.history:
-        assert set(row) == {"epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds"}
-        assert math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])
-        assert 0 < row["d_real"] < 1 and 0 < row["d_fake"] < 1
+        assert set(row) == {"epoch", D_LOSS, G_LOSS, D_REAL, D_FAKE, "seconds"}
+        assert math.isfinite(row[D_LOSS]) and math.isfinite(row[G_LOSS])
+        assert 0 < row[D_REAL] < 1 and 0 < row[D_FAKE] < 1
     assert not result.generator.training
     assert next(result.generator.parameters()).device.type == "cpu"
     saved = torch.load(checkpoint, weights_only=False)
@@ -156,7 +157,7 @@ def test_train_gan_is_reproducible():
     cfg = tiny_config(epochs=1)
     first = train_gan(images, labels, cfg).history[0]
     second = train_gan(images, labels, cfg).history[0]
-    assert first["d_loss"] == second["d_loss"] and first["g_loss"] == second["g_loss"]
+    assert first[D_LOSS] == second[D_LOSS] and first[G_LOSS] == second[G_LOSS]
 
 
 def test_train_gan_resumes_exactly_from_its_checkpoint(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from pneumonia_aug.contract import FID_XRAY, KID_XRAY, KID_XRAY_STD
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation.gan_quality import (
     FEATURE_DIM,
@@ -89,16 +90,16 @@ def test_features_are_pooled_1024_vectors_the_same_for_uint8_and_float(real, ext
 
 def test_fid_of_a_set_against_itself_is_zero_and_larger_against_a_different_set(
         scores_self, scores_different):
-    assert scores_different["fid_xray"] > 1.0
-    assert abs(scores_self["fid_xray"]) < 1e-4 * scores_different["fid_xray"]
+    assert scores_different[FID_XRAY] > 1.0
+    assert abs(scores_self[FID_XRAY]) < 1e-4 * scores_different[FID_XRAY]
 
 
 def test_kid_is_finite_and_larger_for_a_different_set(scores_self, scores_different):
     for scores in (scores_self, scores_different):
-        assert math.isfinite(scores["kid_xray"])
-        assert math.isfinite(scores["kid_xray_std"]) and scores["kid_xray_std"] >= 0
-    assert scores_different["kid_xray"] > scores_self["kid_xray"] + 1e-3
-    assert scores_different["kid_xray_std"] > 0  # subsets of 10 out of 30 do vary
+        assert math.isfinite(scores[KID_XRAY])
+        assert math.isfinite(scores[KID_XRAY_STD]) and scores[KID_XRAY_STD] >= 0
+    assert scores_different[KID_XRAY] > scores_self[KID_XRAY] + 1e-3
+    assert scores_different[KID_XRAY_STD] > 0  # subsets of 10 out of 30 do vary
 
 
 @pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
@@ -111,8 +112,8 @@ def test_extractor_plugs_into_torchmetrics_directly_with_uint8_images(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # fid_kid's default seed
         kid_mean, kid_std = kid.compute()
-    assert float(kid_mean) == pytest.approx(scores_different["kid_xray"], rel=1e-4)
-    assert float(kid_std) == pytest.approx(scores_different["kid_xray_std"], rel=1e-3)
+    assert float(kid_mean) == pytest.approx(scores_different[KID_XRAY], rel=1e-4)
+    assert float(kid_std) == pytest.approx(scores_different[KID_XRAY_STD], rel=1e-3)
 
 
 @pytest.fixture(scope="module")

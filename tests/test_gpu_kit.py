@@ -214,7 +214,7 @@ def _check_store(store: Path) -> str:
     assert {"table1.md", "accuracy.png"} <= {a.path for a in
                                               client.list_artifacts(compare.info.run_id)}
     classifier = next(r for r in runs if r.data.tags["stage"] == "train_classifier")
-    assert "test_accuracy" in classifier.data.metrics
+    assert "test/accuracy" in classifier.data.metrics
     plots = {a.path for a in client.list_artifacts(classifier.info.run_id, "plots")}
     assert "plots/roc.png" in plots
     return compare.info.run_id

@@ -31,9 +31,9 @@ pytestmark = [pytest.mark.services, pytest.mark.slow,
               pytest.mark.skipif(bool(services.missing_prerequisites()),
                                  reason=services.missing_prerequisites() or "-")]
 
-PER_EPOCH = ("train_loss", "val_loss", "val_accuracy", "val_precision", "val_recall",
-             "val_specificity", "val_f1", "val_auroc", "lr")
-GAN_PER_EPOCH = ("d_loss", "g_loss", "d_real", "d_fake")
+PER_EPOCH = ("train/loss", "val/loss", "val/accuracy", "val/precision", "val/recall",
+             "val/specificity", "val/f1", "val/auroc", "train/lr")
+GAN_PER_EPOCH = ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake")
 OUTAGE_S = 20
 START_S = 300.0  # a server start takes 10-30 s, minutes on a machine loaded by other work
 
@@ -158,7 +158,7 @@ def test_training_rides_out_a_server_outage(server, small_real_data, tmp_path):
              "--experiment-name", "outage"),
         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        run_id = _wait_for_step(client, "outage", "val_loss", 1, proc)
+        run_id = _wait_for_step(client, "outage", "val/loss", 1, proc)
         server.stop_mlflow()
         down_at = time.time()
         time.sleep(OUTAGE_S)
@@ -177,10 +177,10 @@ def test_training_rides_out_a_server_outage(server, small_real_data, tmp_path):
     assert run.info.status == "FINISHED"
     for key in PER_EPOCH:
         assert _steps(client, run_id, key) == list(range(1, epochs + 1)), key
-    for key in ("test_accuracy", "test_auroc", "best_epoch"):
+    for key in ("test/accuracy", "test/auroc", "chosen/epoch"):
         assert _steps(client, run_id, key) == [0], key
     # Epochs that ended during the outage keep the time they were logged at.
-    stamps = [m.timestamp / 1000 for m in client.get_metric_history(run_id, "train_loss")]
+    stamps = [m.timestamp / 1000 for m in client.get_metric_history(run_id, "train/loss")]
     assert any(down_at < t < up_at for t in stamps), (down_at, up_at, stamps)
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert "plots/roc.png" in artifacts
@@ -207,9 +207,9 @@ def test_outage_past_the_limit_stops_the_run_and_resume_finishes_it(server, smal
     proc = subprocess.Popen(_cli(*args), env=_env(**limit_env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        run_id = _wait_for_step(client, "limit", "d_loss", 1, proc)
+        run_id = _wait_for_step(client, "limit", "train/d_loss", 1, proc)
         proc.send_signal(signal.SIGSTOP)
-        assert max(_steps(client, run_id, "d_loss")) < epochs  # epochs are left to train
+        assert max(_steps(client, run_id, "train/d_loss")) < epochs  # epochs are left to train
         server.stop_mlflow()
         stopped = time.monotonic()
         proc.send_signal(signal.SIGCONT)

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 CLASSIFIER_EPOCHS = 4
 CLASSIFIER = ["train-classifier", "--image-size", "32", "--epochs", str(CLASSIFIER_EPOCHS),
               "--batch-size", "16", "--max-images-per-split", "48"]
-PER_EPOCH = ("train_loss", "val_loss", "val_accuracy", "val_precision", "val_recall",
-             "val_specificity", "val_f1", "val_auroc", "lr")
+PER_EPOCH = ("train/loss", "val/loss", "val/accuracy", "val/precision", "val/recall",
+             "val/specificity", "val/f1", "val/auroc", "train/lr")
 def _command(args: list[str], data: Path, experiment: str) -> list[str]:
     return [sys.executable, "-m", "pneumonia_aug.cli", *args, "--data-dir", str(data),
             "--experiment-name", experiment]
@@ -72,9 +72,9 @@ def test_classifier_resumes_after_sigkill(shared_data, tracking_uri, tmp_path):
     client = MlflowClient()
     reference = client.get_run(_ok(_run(CLASSIFIER, shared_data, "reference")))
 
-    run_id = _start_and_kill(CLASSIFIER, shared_data, "resumed", "train_loss", signal.SIGKILL)
+    run_id = _start_and_kill(CLASSIFIER, shared_data, "resumed", "train/loss", signal.SIGKILL)
     assert client.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no time to end it
-    assert max(_steps(client, run_id, "train_loss")) < CLASSIFIER_EPOCHS  # killed mid-training
+    assert max(_steps(client, run_id, "train/loss")) < CLASSIFIER_EPOCHS  # killed mid-training
     checkpoint = Path(os.environ["PNEUMONIA_AUG_CACHE_DIR"]) / "checkpoints" / run_id
     assert (checkpoint / "checkpoint.pt").is_file()
 
@@ -99,7 +99,7 @@ def test_classifier_resumes_after_sigkill(shared_data, tracking_uri, tmp_path):
         assert _history(client, run_id, key) == pytest.approx(
             _history(client, reference.info.run_id, key), abs=1e-6), key
     for key, value in reference.data.metrics.items():
-        if key.startswith("test_") or key in ("best_epoch", "best_val_loss"):
+        if key.startswith(("test/", "test_op/", "test_op_", "chosen/")):
             assert run.data.metrics[key] == pytest.approx(value, abs=1e-6), key
             # logged as often as by the unbroken run: once at step 0 (MLflow's evaluation
             # logs its own metrics once for the run and once for the model)
@@ -110,3 +110,27 @@ def test_classifier_resumes_after_sigkill(shared_data, tracking_uri, tmp_path):
     versions = client.search_model_versions("name='pneumonia-chexnet'")
     assert [v.run_id for v in versions].count(run_id) == 1
     assert client.get_run(reference.info.run_id).data.tags["world_size"] == "1"
+
+
+def test_a_run_of_an_older_version_is_refused_saying_why(tracking_uri, tmp_path):
+    """A run logged under the flat metric names of before the UI's chart sections cannot be
+    continued under the new ones (each curve would be split in two): refused before anything
+    changes, with what to do instead."""
+    import mlflow
+
+    from pneumonia_aug.stages.checkpoints import ResumeError, load_resume
+
+    config = {"setting": "Original-1.0-0.0", "epochs": 4}
+    with mlflow.start_run() as run:
+        mlflow.set_tags({"stage": "train_classifier", "git_commit": "0123456789abcdef"})
+        mlflow.log_dict(config, "config.json")
+        mlflow.log_metrics({"n_train": 48, "n_val": 48})
+        for epoch in (1, 2):
+            mlflow.log_metrics({"train_loss": 0.7, "val_loss": 0.6}, step=epoch)
+    MlflowClient().set_terminated(run.info.run_id, "KILLED")
+    with pytest.raises(ResumeError) as refused:
+        load_resume(run.info.run_id, "train_classifier", config, str(tmp_path))
+    message = str(refused.value)
+    assert "older version of pneumonia-aug" in message and "n_train, n_val, train_loss" in message
+    assert "Start a new run instead" in message and "(commit 0123456789ab)" in message
+    assert MlflowClient().get_run(run.info.run_id).info.status == "KILLED"  # left as it was

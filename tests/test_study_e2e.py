@@ -29,6 +29,9 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     assert stages == ["compare", "generate", "train_classifier", "train_classifier", "train_gan"]
     assert all(r.data.tags["mlflow.parentRunId"] == study.info.run_id for r in runs.values())
     assert all(r.info.status == "FINISHED" for r in runs.values())
+    # Each stage was claimed by its key; once ended, its run keeps the key, not the claim.
+    assert all(r.data.tags["run_key"] for r in runs.values())
+    assert not [k for r in runs.values() for k in r.data.tags if k.startswith("claim.")]
     assert study.data.metrics["runs_launched"] == 5
     (gan_setting,) = [r for r in runs.values() if r.data.tags.get("setting") == "DCGAN-1.0-0.3"]
     (generate,) = [r for r in runs.values() if r.data.tags["stage"] == "generate"]
@@ -40,15 +43,16 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     # What the UI says: each run what it is and where its inputs came from, with links; the
     # study holds Table 1 (and its scale line) and links every run it used.
     def link(run):
-        return f"(#/experiments/{experiment}/runs/{run.info.run_id})"
+        return (f"(#/experiments/{experiment}/runs/{run.info.run_id}"
+                "?workflowType=machine_learning)")
 
     (gan,) = [r for r in runs.values() if r.data.tags["stage"] == "train_gan"]
     note = gan_setting.data.tags["mlflow.note.content"]
     assert note.startswith("**CheXNet** (DenseNet121) on **DCGAN-1.0-0.3** (all real images + "
                            "30% of the generated ones (1200 of 4000)), seed 0, 32 px")
-    assert f"Generated images from generate run [generate-dcgan-s0]{link(generate)}" in note
-    assert f"(GAN run [train_gan-dcgan-s0]{link(gan)})" in note
-    assert f"(GAN run [train_gan-dcgan-s0]{link(gan)})" in generate.data.tags["mlflow.note.content"]
+    assert f"Generated images from generate run [s0 generate-dcgan]{link(generate)}" in note
+    assert f"(GAN run [s0 train_gan-dcgan]{link(gan)})" in note
+    assert f"(GAN run [s0 train_gan-dcgan]{link(gan)})" in generate.data.tags["mlflow.note.content"]
     assert gan.data.tags["mlflow.note.content"].startswith("**DCGAN** trained on the real NORMAL")
     table = (tmp_path / "study" / "table1.md").read_text().strip()
     assert compare.data.tags["mlflow.note.content"].strip() == (

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow,
                                  reason=f"the real Kermany data is not at {SHARED_DATA}")]
 BIN = Path(sys.executable).parent
 SETTINGS = "Original-1.0-0.0,DCGAN-1.0-0.3"
-NOT_COMPARED = ("train_seconds",)  # wall time, not a result
+NOT_COMPARED = ("train/seconds",)  # wall time, not a result
 
 
 def _env(uri: str, cache: Path) -> dict:

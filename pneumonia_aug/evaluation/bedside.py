@@ -5,11 +5,12 @@ recall per pneumonia subtype.
 
 Order: T is fitted on the validation logits (`calibration`), then the threshold is chosen by
 the rule on the CALIBRATED validation probabilities (`operating_point`); test data is only
-ever measured with both. Metric names (docs/stages.md, "What a classifier run logs"):
-`threshold`, `temperature`; `test_op_*` at the threshold; `test_sens_at_spec90` and the like;
-`test_ece`, `test_brier` (uncalibrated) and `test_ece_calibrated`, `test_brier_calibrated`;
-`test_recall_<subtype>` at 0.5 and `test_op_recall_<subtype>` at the threshold, with
-`_low`/`_high` (Wilson 95%) and `n_test_<subtype>`.
+ever measured with both. Metric names (`contract`; docs/stages.md, "What a classifier run
+logs"): `chosen/threshold`, `chosen/temperature`; `test_op/*` at the threshold;
+`test/sens_at_spec90` and the like; `test/ece`, `test/brier` (uncalibrated) and
+`test/ece_calibrated`, `test/brier_calibrated`; `test/recall_<subtype>` at 0.5 and
+`test_op/recall_<subtype>` at the threshold, with `_low`/`_high` (Wilson 95%) and
+`data/n_test_<subtype>`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pneumonia_aug.contract import TEMPERATURE, TEMPERATURE_KEY, THRESHOLD, THRESHOLD_KEY
+from pneumonia_aug.contract import (
+    CHOSEN_TEMPERATURE,
+    CHOSEN_THRESHOLD,
+    DATA,
+    TEMPERATURE,
+    TEST,
+    TEST_OP,
+    THRESHOLD,
+    metric,
+)
 from pneumonia_aug.evaluation import calibration
 from pneumonia_aug.evaluation.metrics import binary_metrics
 from pneumonia_aug.evaluation.operating_point import choose_threshold, roc_points
@@ -44,23 +54,26 @@ def assess(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarr
     raw = calibration.scaled_probabilities(test_logits, TEMPERATURE)
     calibrated = calibration.scaled_probabilities(test_logits, temperature)
     at_op = binary_metrics(test_labels, calibrated, threshold)
-    metrics = {THRESHOLD_KEY: threshold, TEMPERATURE_KEY: temperature,
-               **{f"test_op_{k}": v for k, v in at_op.items() if k != "auroc"},
-               **{f"test_{k}": v for k, v in roc_points(test_labels, raw).items()},
-               "test_ece": calibration.expected_calibration_error(test_labels, raw),
-               "test_ece_calibrated": calibration.expected_calibration_error(test_labels,
-                                                                             calibrated),
-               "test_brier": calibration.brier_score(test_labels, raw),
-               "test_brier_calibrated": calibration.brier_score(test_labels, calibrated)}
+    metrics = {CHOSEN_THRESHOLD: threshold, CHOSEN_TEMPERATURE: temperature,
+               **{metric(TEST_OP, k): v for k, v in at_op.items() if k != "auroc"},
+               **{metric(TEST, k): v for k, v in roc_points(test_labels, raw).items()},
+               metric(TEST, "ece"): calibration.expected_calibration_error(test_labels, raw),
+               metric(TEST, "ece_calibrated"): calibration.expected_calibration_error(
+                   test_labels, calibrated),
+               metric(TEST, "brier"): calibration.brier_score(test_labels, raw),
+               metric(TEST, "brier_calibrated"): calibration.brier_score(test_labels,
+                                                                         calibrated)}
     frames = []
-    for prefix, called in (("test_", raw >= THRESHOLD), ("test_op_", calibrated >= threshold)):
+    for section, at, called in ((TEST, THRESHOLD, raw >= THRESHOLD),
+                                (TEST_OP, threshold, calibrated >= threshold)):
         rows = recall_by_subtype(test_labels, called, test_subtypes)
         for row in rows.itertuples():
             if not row.n:
                 continue  # no such image in the test set: a table row, no NaN metric
-            name = f"{prefix}recall_{row.subtype}"
+            name = metric(section, f"recall_{row.subtype}")
             metrics |= {name: row.recall, f"{name}_low": row.recall_low,
-                        f"{name}_high": row.recall_high, f"n_test_{row.subtype}": row.n}
-        frames.append(rows.assign(threshold=THRESHOLD if prefix == "test_" else threshold))
+                        f"{name}_high": row.recall_high,
+                        metric(DATA, f"n_test_{row.subtype}"): row.n}
+        frames.append(rows.assign(threshold=at))
     return Bedside(temperature, threshold, metrics, calibrated,
                    pd.concat(frames, ignore_index=True))

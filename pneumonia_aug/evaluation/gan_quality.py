@@ -3,8 +3,8 @@
 The paper judges its GANs only by the classifier they help train. Two further questions:
 - Do generated radiographs look like the real ones as a set? FID and KID (torchmetrics) answer
   that in the feature space of a trained CheXNet, not ImageNet Inception: Inception weights
-  cannot be fetched here and fit radiographs poorly. Values are therefore `fid_xray` and
-  `kid_xray`, comparable with each other only for the same feature network.
+  cannot be fetched here and fit radiographs poorly. Values are therefore `quality/fid_xray`
+  and `quality/kid_xray`, comparable with each other only for the same feature network.
 - Does the GAN copy training patients? `memorization_check` finds each generated image's nearest
   real training image in the same feature space, and `closest_pairs_figure` shows the closest
   pairs so a person can judge.
@@ -24,6 +24,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from pneumonia_aug.contract import FID_XRAY, KID_XRAY, KID_XRAY_STD
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.chexnet import CheXNet
 
@@ -94,7 +95,8 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, extractor: XrayFeatures,
             seed: int = 0) -> dict:
     """FID and KID between real and generated `(N, S, S)` uint8 sets in X-ray feature space.
 
-    Returns `fid_xray`, `kid_xray` (mean over `kid_subsets` random subsets) and `kid_xray_std`.
+    Returns, under their metric names (`contract`), `quality/fid_xray`, `quality/kid_xray`
+    (mean over `kid_subsets` random subsets) and `quality/kid_xray_std`.
     The feature network runs once per image; torchmetrics computes both statistics from those
     features (fed through `_Precomputed`), which gives exactly what
     `FrechetInceptionDistance(feature=extractor)` fed the uint8 images would, at half the cost.
@@ -127,8 +129,8 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, extractor: XrayFeatures,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # KID draws its subsets with torch.randperm
         kid_mean, kid_std = kid.compute()
-    return {"fid_xray": float(fid.compute()), "kid_xray": float(kid_mean),
-            "kid_xray_std": float(kid_std)}
+    return {FID_XRAY: float(fid.compute()), KID_XRAY: float(kid_mean),
+            KID_XRAY_STD: float(kid_std)}
 
 
 def nearest_real(fake_feats: np.ndarray, real_feats: np.ndarray,

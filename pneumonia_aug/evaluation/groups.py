@@ -5,11 +5,13 @@ Two runs are comparable when everything that shapes their test numbers, other th
 setting and the seed, is the same: the resolved training parameters, the validation split,
 the data (digest), the debug cap, the code version (`stages.provenance`), the training
 precision (`bf16` autocast on CUDA, `fp32` on the CPU) and the world size (the number of
-training processes). Every classifier run records these parts as tags (`cmp.<part>`) and
-their digest as `comparison_key`; `compare` builds one table per key and never averages runs
-of different keys in one row. A GAN setting's run also records the digest of the generated
-images it drew from (`generated_set`): runs share a row only when they drew from the same set.
-Runs made before a part was recorded read it as `unknown`.
+training processes). Every classifier run records these parts as one tag, `comparison_parts`
+(a JSON object, far below MLflow's 8000 characters), and their digest as `comparison_key`;
+`compare` builds one table per key and never averages runs of different keys in one row.
+Runs made before kept one tag per part (`cmp.<part>`); `parts_from_tags` reads both. A GAN
+setting's run also records the digest of the generated images it drew from (`generated_set`):
+runs share a row only when they drew from the same set. Runs made before a part was recorded
+read it as `unknown`.
 
 `Scale` says, in words, at what scale a group was made (profile, size, epochs, the seeds that
 finished, cap) and whether its numbers can stand beside the paper's.
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 from pneumonia_aug.config import PROFILES
 
 KEY_TAG = "comparison_key"
-PART_PREFIX = "cmp."
+PARTS_TAG = "comparison_parts"
+LEGACY_PART_PREFIX = "cmp."  # one tag per part, on runs made before PARTS_TAG
 UNKNOWN = "unknown"  # a part a run did not record (made before it was part of the key)
 # The classifier config fields that shape the test numbers (the setting and seed aside).
 CONFIG_PARTS = ("image_size", "epochs", "batch_size", "lr", "lr_scaling", "weight_decay",
@@ -47,12 +50,16 @@ def comparison_key(parts: dict[str, str]) -> str:
 
 
 def key_tags(parts: dict[str, str]) -> dict[str, str]:
-    """`comparison_key` and one `cmp.<part>` tag per part."""
-    return {KEY_TAG: comparison_key(parts)} | {PART_PREFIX + k: v for k, v in parts.items()}
+    """`comparison_key` and `comparison_parts`, the parts as one JSON object."""
+    return {KEY_TAG: comparison_key(parts), PARTS_TAG: json.dumps(parts, sort_keys=True)}
 
 
 def parts_from_tags(tags: dict) -> dict[str, str]:
-    return {k.removeprefix(PART_PREFIX): v for k, v in tags.items() if k.startswith(PART_PREFIX)}
+    """A run's key parts: its `comparison_parts`, or the `cmp.<part>` tags of an older run."""
+    if PARTS_TAG in tags:
+        return {k: str(v) for k, v in json.loads(tags[PARTS_TAG]).items()}
+    return {k.removeprefix(LEGACY_PART_PREFIX): v for k, v in tags.items()
+            if k.startswith(LEGACY_PART_PREFIX)}
 
 
 def differing_parts(parts: Iterable[dict[str, str]]) -> str:

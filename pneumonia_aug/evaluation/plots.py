@@ -5,27 +5,51 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_curve
 
+from pneumonia_aug.contract import (
+    D_FAKE,
+    D_LOSS,
+    D_REAL,
+    G_LOSS,
+    TRAIN_LOSS,
+    VAL,
+    VAL_LOSS,
+    metric,
+)
 from pneumonia_aug.evaluation.calibration import (
     N_BINS,
     calibration_bins,
     expected_calibration_error,
 )
 
+# Per-epoch curves get a marker on each epoch: a run of one epoch is one point, which a line
+# alone does not draw.
+EPOCH_MARKS = {"marker": "o", "markersize": 4}
+
+
+def _epoch_axis(ax, epochs: list[int]) -> None:
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 0.98
+    if len(set(epochs)) == 1:  # one point: a whole epoch either side, so ticks fall on epochs
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+
 
 def learning_curves(history: list[dict], best_epoch: int | None = None):
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_metric = fig.subplots(1, 2)
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss")
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation loss")
-    for key in ("val_accuracy", "val_recall", "val_specificity", "val_auroc"):
-        ax_metric.plot(epochs, [h[key] for h in history], label=key.removeprefix("val_"))
+    ax_loss.plot(epochs, [h[TRAIN_LOSS] for h in history], label="train loss", **EPOCH_MARKS)
+    ax_loss.plot(epochs, [h[VAL_LOSS] for h in history], label="validation loss",
+                 **EPOCH_MARKS)
+    for measure in ("accuracy", "recall", "specificity", "auroc"):
+        ax_metric.plot(epochs, [h[metric(VAL, measure)] for h in history], label=measure,
+                       **EPOCH_MARKS)
     for ax in (ax_loss, ax_metric):
         if best_epoch:
             ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax, epochs)
         ax.legend()
     ax_loss.set_title("Loss (BCE)")
     ax_metric.set_title("Validation metrics")
@@ -94,15 +118,18 @@ def gan_losses(history: list[dict], title: str = "GAN losses"):
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_d = fig.subplots(1, 2)
-    ax_loss.plot(epochs, [h["d_loss"] for h in history], label="discriminator loss")
-    ax_loss.plot(epochs, [h["g_loss"] for h in history], label="generator loss")
+    ax_loss.plot(epochs, [h[D_LOSS] for h in history], label="discriminator loss",
+                 **EPOCH_MARKS)
+    ax_loss.plot(epochs, [h[G_LOSS] for h in history], label="generator loss",
+                 **EPOCH_MARKS)
     ax_loss.set_title(title)
-    ax_d.plot(epochs, [h["d_real"] for h in history], label="mean D(x), real")
-    ax_d.plot(epochs, [h["d_fake"] for h in history], label="mean D(G(z)), generated")
+    ax_d.plot(epochs, [h[D_REAL] for h in history], label="mean D(x), real", **EPOCH_MARKS)
+    ax_d.plot(epochs, [h[D_FAKE] for h in history], label="mean D(G(z)), generated",
+              **EPOCH_MARKS)
     ax_d.set_ylim(0, 1)
     ax_d.set_title("Discriminator outputs")
     for ax in (ax_loss, ax_d):
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax, epochs)
         ax.legend()
     fig.tight_layout()
     return fig

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pneumonia_aug.contract import TEST, metric
 from pneumonia_aug.evaluation.inference import holm, paired_contrasts, paired_test_set_interval
 from pneumonia_aug.evaluation.metrics import THRESHOLD
 from pneumonia_aug.settings import ORIGINAL, PAPER_TABLE1, Setting, parse_setting
@@ -126,14 +127,14 @@ def _deltas(done: pd.DataFrame, gan_settings: list[str], predictions: dict,
     for setting, base in pairs:
         if base not in set(done["setting"]):
             notes[setting].append(f"no finished {base} runs to compare with")
-    frame = done.rename(columns={f"test_{m}": m for m in DELTA_METRICS})
-    for metric in DELTA_METRICS:
-        contrasts = paired_contrasts(frame, metric, pairs)
+    frame = done.rename(columns={metric(TEST, m): m for m in DELTA_METRICS})
+    for measure in DELTA_METRICS:
+        contrasts = paired_contrasts(frame, measure, pairs)
         adjusted = holm({s: c.p for s, c in contrasts.items()})
         for setting, c in contrasts.items():
             if not c.n_pairs:
                 continue
-            prefix = f"delta_{metric}"
+            prefix = f"delta_{measure}"
             rows[setting].update({
                 prefix: c.estimate, f"{prefix}_se": c.se, f"{prefix}_df": c.df,
                 f"{prefix}_ci_low": c.ci_low, f"{prefix}_ci_high": c.ci_high,
@@ -184,7 +185,8 @@ def summarize(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame],
     """One row per setting of one comparison group: seed statistics, the paper's values and
     the calibrated comparison with Original.
 
-    `runs`: run_id, setting, seed, status, test_{accuracy,...,auroc}. Columns: setting,
+    `runs`: run_id, setting, seed, status, test/{accuracy,...,brier} (`contract.metric`).
+    Columns: setting,
     n_runs (FINISHED runs averaged), seeds, n_missing_or_failed, missing_or_failed
     ("seed s (FAILED run id); seed t (missing)": every expected seed, default the seeds seen,
     without a finished run), {metric}_{mean,std,ci_low,ci_high}, paper_{accuracy,recall,
@@ -209,12 +211,12 @@ def summarize(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame],
         row = {"setting": name, "n_runs": len(mine),
                "seeds": ",".join(str(s) for s in sorted(mine["seed"])),
                "n_missing_or_failed": len(missing), "missing_or_failed": "; ".join(missing)}
-        for metric in METRICS:
-            column = mine.get(f"test_{metric}", pd.Series(np.nan, index=mine.index))
+        for measure in METRICS:
+            column = mine.get(metric(TEST, measure), pd.Series(np.nan, index=mine.index))
             for key, value in seed_stats(column).items():
-                row[f"{metric}_{key}"] = value
-        for metric in PAPER_METRICS:
-            row[f"paper_{metric}"] = PAPER_TABLE1_VALUES.get(name, {}).get(metric, np.nan)
+                row[f"{measure}_{key}"] = value
+        for measure in PAPER_METRICS:
+            row[f"paper_{measure}"] = PAPER_TABLE1_VALUES.get(name, {}).get(measure, np.nan)
         row.update(deltas.get(name, _no_delta(baseline_of(setting) if setting.gan else "")))
         if mine.empty:
             notes[name].append("no finished runs")

@@ -3,9 +3,10 @@
 Read from the runs themselves (the tracking store `kit import` unpacked), so the table needs
 nothing but the store: start and end of each run in seconds from the study's first stage run,
 its wall time, its training time and the images it trained on per second. Training time is a
-classifier's `train_seconds` metric (its epochs, validation included); a GAN logs no such
-metric, so its epochs' span is read from the timestamps of its per-epoch `d_loss` (first to
-last, scaled by n/(n-1) for the first epoch; the FID/KID evaluations between epochs count).
+classifier's `train/seconds` metric (its epochs, validation included); a GAN logs no such
+metric, so its epochs' span is read from the timestamps of its per-epoch `train/d_loss` (first
+to last, scaled by n/(n-1) for the first epoch; the FID/KID evaluations between epochs count).
+Runs logged under the older flat names (`train_seconds`, `d_loss`) are read the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pneumonia_aug import tracking
-from pneumonia_aug.contract import STUDY, TAG_STAGE, TRAIN_CLASSIFIER, TRAIN_GAN
+from pneumonia_aug.contract import (
+    D_LOSS,
+    N_TRAIN,
+    STUDY,
+    TAG_STAGE,
+    TRAIN_CLASSIFIER,
+    TRAIN_GAN,
+    TRAIN_SECONDS,
+    current_metrics,
+    logged_metric_name,
+)
 
 
 @dataclass(frozen=True)
@@ -32,8 +43,9 @@ class StageTime:
         return None if self.end is None else self.end - self.start
 
 
-def _gan_training_seconds(run_id: str) -> float | None:
-    stamps = sorted(m.timestamp for m in tracking.metric_history(run_id, "d_loss"))
+def _gan_training_seconds(run) -> float | None:
+    key = logged_metric_name(D_LOSS, run.data.metrics)
+    stamps = sorted(m.timestamp for m in tracking.metric_history(run.info.run_id, key))
     if len(stamps) < 2:
         return None
     return (stamps[-1] - stamps[0]) / 1000 * len(stamps) / (len(stamps) - 1)
@@ -45,14 +57,14 @@ def _epochs(run) -> int | None:
 
 
 def _training(run) -> tuple[float | None, float | None]:
-    stage, metrics = run.data.tags.get(TAG_STAGE), run.data.metrics
+    stage, metrics = run.data.tags.get(TAG_STAGE), current_metrics(run.data.metrics)
     if stage == TRAIN_CLASSIFIER:
-        seconds = metrics.get("train_seconds")
+        seconds = metrics.get(TRAIN_SECONDS)
     elif stage == TRAIN_GAN:
-        seconds = _gan_training_seconds(run.info.run_id)
+        seconds = _gan_training_seconds(run)
     else:
         return None, None
-    epochs, n_train = _epochs(run), metrics.get("n_train")
+    epochs, n_train = _epochs(run), metrics.get(N_TRAIN)
     if not seconds or epochs is None or n_train is None:
         return seconds, None
     return seconds, n_train * epochs / seconds
@@ -87,7 +99,7 @@ def markdown(rows: list[StageTime], heading: str, scale: str) -> str:
     """The rows as a Markdown page: a heading, the scale (what ran where), the table."""
     lines = [f"# {heading}", "", scale, "",
              "Times in seconds from the study's first stage run (each run's start and end as "
-             "the store has them); training (s): a classifier's `train_seconds`, a GAN's span of "
+             "the store has them); training (s): a classifier's `train/seconds`, a GAN's span of "
              "epochs; images/s: training images times epochs over the training time, per run "
              "while others shared the machine. One run each: no spread is measured.", "",
              "| run | stage | status | epochs | start (s) | end (s) | wall (s) | training (s) "

@@ -6,10 +6,11 @@
 - After that, a candidate does only when both were tested on the same test set (the digest of
   the `test` dataset input of their training runs) and, on it, the candidate's test AUROC is at
   most `ChampionGate.auroc_margin` below the champion's and its sensitivity is at least
-  `ChampionGate.min_sensitivity`. Sensitivity is `test_op_recall` (the recall at a chosen
-  operating point) when the run logged one, else `test_recall`.
+  `ChampionGate.min_sensitivity`. Sensitivity is `test_op/recall` (the recall at a chosen
+  operating point) when the run logged one, else `test/recall`.
 
-The values are those the two training runs logged; nothing is evaluated again. They are checked
+The values are those the two training runs logged (read under today's names whichever version
+logged them: `contract.current_metrics`); nothing is evaluated again. They are checked
 with MLflow's model validation (`MetricThreshold`, `mlflow.validate_evaluation_results`, in
 `tracking/validation.py`). MLflow compares with a baseline only by a required improvement (its
 `min_absolute_change` must be positive), so the tolerated drop in AUROC is an absolute
@@ -24,12 +25,19 @@ from dataclasses import dataclass, field
 
 from pneumonia_aug import tracking
 from pneumonia_aug.config import ChampionGate
-from pneumonia_aug.contract import CHAMPION, CLASSIFIER_MODEL
+from pneumonia_aug.contract import (
+    CHAMPION,
+    CLASSIFIER_MODEL,
+    TEST_AUROC,
+    TEST_OP_RECALL,
+    TEST_RECALL,
+    current_metrics,
+)
 from pneumonia_aug.serving.registry import DEBUG_CAP_TAG
 
 TEST_SET = "test"  # the dataset input a training run logs its test manifest as
-AUROC = "test_auroc"
-SENSITIVITIES = ("test_op_recall", "test_recall")  # the first one a run logged
+AUROC = TEST_AUROC
+SENSITIVITIES = (TEST_OP_RECALL, TEST_RECALL)  # the first one a run logged
 DECIDE_ATTEMPTS = 3  # decisions when the alias keeps moving under this one (then it is set)
 PROMOTED, KEPT = "promoted", "kept"
 
@@ -52,7 +60,7 @@ class Evidence:
         run_id = version.run_id or version.tags.get("run_id", "")
         if not run_id:
             return cls("", None, None, SENSITIVITIES[-1])
-        metrics = tracking.run_info(run_id).data.metrics
+        metrics = current_metrics(tracking.run_info(run_id).data.metrics)
         key = next((k for k in SENSITIVITIES if k in metrics), SENSITIVITIES[-1])
         return cls(tracking.input_digest(run_id, TEST_SET), metrics.get(AUROC),
                    metrics.get(key), key)

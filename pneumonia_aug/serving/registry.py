@@ -24,7 +24,9 @@ from pneumonia_aug.contract import (
 )
 from pneumonia_aug.errors import ModelVersionError
 
-VAL_LOSS_TAG = "best_val_loss"  # version tags
+# Version tags (the registry shows them as text; they are no run metrics, so the run's chart
+# sections do not apply, and older versions are read by the same names).
+VAL_LOSS_TAG = "best_val_loss"
 IMAGE_SIZE_TAG = "image_size"
 DEBUG_CAP_TAG = "max_images_per_split"  # 0 = the full data, the only data a champion has
 TEST_ACCURACY_TAG = "test_accuracy"

@@ -7,6 +7,9 @@ down, wrong S3 key) or the process is stopped, the file stays and the log says w
 `--resume RUN_ID` continues such a run: `load_resume` checks that the run can be continued
 with the config given (the same as the run's), loads its checkpoint, and lists the metric
 steps the run already has so that every epoch ends up logged exactly once (`outbox.MetricLog`).
+A run logged under the older flat metric names (`val_loss`, `n_train`: before the UI's chart
+sections, `contract`) is refused, saying why: continuing it would split each curve between
+two names. It stays readable (Table 1, the champion gate); a new run replaces it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ from pathlib import Path
 import torch
 
 from pneumonia_aug import tracking
-from pneumonia_aug.contract import CONFIG_ARTIFACT, TAG_STAGE
+from pneumonia_aug.contract import (
+    CONFIG_ARTIFACT,
+    TAG_GIT_COMMIT,
+    TAG_STAGE,
+    older_metric_names,
+)
 from pneumonia_aug.data.cache import default_cache_dir
 from pneumonia_aug.errors import PneumoniaAugError
 
@@ -95,6 +103,8 @@ def load_resume(run_id: str, stage: str, config: dict, cache_dir: str = "") -> R
     if run.info.status == "FINISHED":
         raise ResumeError(f"run {run_id} already FINISHED: there is nothing to resume")
     _check_config(run_id, config)
+    logged = tracking.metric_steps(run_id)
+    _check_metric_names(run_id, logged, tags)
     path = checkpoint_folder(run_id, cache_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise ResumeError(
@@ -103,7 +113,19 @@ def load_resume(run_id: str, stage: str, config: dict, cache_dir: str = "") -> R
             "PNEUMONIA_AUG_CACHE_DIR or --cache-dir as for the run); start a new run instead")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     log.info("resuming run %s after epoch %d from %s", run_id, checkpoint["epoch"], path)
-    return Resume(run_id, checkpoint, tags, tracking.metric_steps(run_id))
+    return Resume(run_id, checkpoint, tags, logged)
+
+
+def _check_metric_names(run_id: str, logged, tags: dict) -> None:
+    older = older_metric_names(logged)
+    if older:
+        commit = tags.get(TAG_GIT_COMMIT, "")
+        raise ResumeError(
+            f"run {run_id} was logged by an older version of pneumonia-aug, under flat metric "
+            f"names ({', '.join(older[:3])}{', ...' if len(older) > 3 else ''}) that this "
+            f"version no longer logs: continuing it would split its curves between two names. "
+            "Start a new run instead (a study does so by itself), or finish this one with the "
+            "version that started it" + (f" (commit {commit[:12]})" if commit else ""))
 
 
 def _check_config(run_id: str, config: dict) -> None:

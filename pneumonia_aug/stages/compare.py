@@ -40,7 +40,10 @@ from pneumonia_aug.contract import (
     TAG_SETTING,
     TAG_STAGE,
     TAG_SYNTHETIC_RUN,
+    TEST,
     TRAIN_CLASSIFIER,
+    current_metrics,
+    metric,
 )
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation import report
@@ -64,21 +67,24 @@ UNKEYED = "(no comparison key: made before keys were recorded)"
 
 def classifier_runs(experiment_ids: list[str], run_ids: list[str] | None = None) -> pd.DataFrame:
     """One row per classifier run (all of the experiments', or those in `run_ids`): run_id,
-    setting, seed, status, start_time, key, parts, generated_set, test_* metrics."""
+    setting, seed, status, start_time, key, parts, generated_set, and the Table 1 metrics
+    under their names (`test/accuracy`, ...), read from runs of any version
+    (`contract.current_metrics`)."""
     query = f"tags.{TAG_STAGE} = '{TRAIN_CLASSIFIER}'"
     if run_ids is not None:
         ids = ", ".join(f"'{r}'" for r in run_ids) or "''"
         query += f" and attributes.run_id IN ({ids})"
     rows = []
     for run in tracking.search_runs(experiment_ids, query):
-        metrics, tags = run.data.metrics, run.data.tags
+        metrics, tags = current_metrics(run.data.metrics), run.data.tags
         rows.append({"run_id": run.info.run_id, "setting": tags.get(TAG_SETTING, ""),
                      "seed": int(tags.get(TAG_SEED, -1)), "status": run.info.status,
                      "start_time": run.info.start_time, "key": tags.get(KEY_TAG, UNKEYED),
                      "parts": parts_from_tags(tags), "generated_set": _generated_set(tags),
-                     **{f"test_{m}": metrics.get(f"test_{m}", float("nan")) for m in METRICS}})
+                     **{metric(TEST, m): metrics.get(metric(TEST, m), float("nan"))
+                        for m in METRICS}})
     columns = ["run_id", "setting", "seed", "status", "start_time", "key", "parts",
-               "generated_set", *(f"test_{m}" for m in METRICS)]
+               "generated_set", *(metric(TEST, m) for m in METRICS)]
     return pd.DataFrame(rows, columns=columns)
 
 

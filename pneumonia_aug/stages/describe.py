@@ -14,6 +14,8 @@ import logging
 from pneumonia_aug import tracking
 from pneumonia_aug.config import ClassifierConfig, GANConfig, GenerateConfig
 from pneumonia_aug.contract import (
+    CHOSEN_TEMPERATURE,
+    CHOSEN_THRESHOLD,
     ERROR_COLUMN,
     IMAGE_COLUMN,
     LABEL_COLUMN,
@@ -21,7 +23,11 @@ from pneumonia_aug.contract import (
     PROBABILITY_COLUMN,
     TAG_STUDY_RUN,
     TAG_TRAIN_GAN_RUN,
+    TEST,
+    TEST_OP,
+    TEST_OP_RECALL,
     THRESHOLD_COLUMN,
+    metric,
 )
 from pneumonia_aug.data.kermany import default_data_dir
 from pneumonia_aug.errors import TrackingError
@@ -87,13 +93,14 @@ def classifier_result(metrics: dict, best_epoch: int, model: str, version: str) 
 
 
 def operating_point(metrics: dict, rule: str) -> str:
-    """What the registered model applies, from the run's `threshold`, `temperature` and
-    `test_op_*` metrics."""
-    return (f"**Served:** probability calibrated with temperature {metrics['temperature']:.2f}, "
-            f"label at threshold {metrics['threshold']:.3f} ({rule}, chosen on validation): "
-            f"test recall {metrics['test_op_recall']:.3f}, specificity "
-            f"{metrics['test_op_specificity']:.3f}; ECE {metrics['test_ece']:.3f} -> "
-            f"{metrics['test_ece_calibrated']:.3f}.")
+    """What the registered model applies, from the run's `chosen/*`, `test_op/*` and
+    `test/ece*` metrics."""
+    m = metrics
+    return (f"**Served:** probability calibrated with temperature "
+            f"{m[CHOSEN_TEMPERATURE]:.2f}, label at threshold {m[CHOSEN_THRESHOLD]:.3f} "
+            f"({rule}, chosen on validation): test recall {m[TEST_OP_RECALL]:.3f}, "
+            f"specificity {m[metric(TEST_OP, 'specificity')]:.3f}; ECE "
+            f"{m[metric(TEST, 'ece')]:.3f} -> {m[metric(TEST, 'ece_calibrated')]:.3f}.")
 
 
 def version_of_run(what: str, image_size: int, cap: str, digest: str, run_id: str,

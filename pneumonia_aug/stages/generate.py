@@ -20,11 +20,13 @@ from pneumonia_aug.config import GenerateConfig
 from pneumonia_aug.contract import (
     GENERATE,
     GENERATED_DIR,
+    N_IMAGES,
     TAG_GAN,
     TAG_SEED,
     TAG_TRAIN_GAN_RUN,
     Gan,
     newest_generator_uri,
+    run_name,
 )
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.sampling import fixed_noise
@@ -66,9 +68,10 @@ def run_generate(cfg: GenerateConfig) -> str:
     _check_gan(uri, source_run, gan)
     tags = stage_tags(GENERATE, **{TAG_GAN: gan.display, TAG_SEED: cfg.seed, "model_uri": uri,
                                    "generator_version": version, TAG_TRAIN_GAN_RUN: source_run})
-    with tracking.start_run(cfg.experiment_name, run_name=f"{GENERATE}-{gan.value}-s{cfg.seed}",
-                            tags=tags, description=describe.generate_run(
-                                cfg, uri, version, source_run)) as run:
+    name = run_name(cfg.seed, f"{GENERATE}-{gan.value}")
+    with tracking.start_run(cfg.experiment_name, run_name=name, tags=tags,
+                            description=describe.generate_run(cfg, uri, version,
+                                                              source_run)) as run:
         tracking.log_params(cfg.to_dict() | {"model_uri": uri})
         generator = tracking.load_python_model(uri)
         generator.generator.to(pick_device(cfg.device))
@@ -83,5 +86,5 @@ def run_generate(cfg: GenerateConfig) -> str:
         grid = sample_grid(generator.generator,
                            fixed_noise(64, generator.generator.latent_dim, cfg.seed), grid_labels)
         tracking.log_image(grid, "samples/grid.png")
-        tracking.log_metrics({"n_images": len(images)})
+        tracking.log_metrics({N_IMAGES: len(images)})
         return run.info.run_id

@@ -11,7 +11,17 @@ Intervals here cover the test set only (Wilson 95% over its images): they say ho
 from __future__ import annotations
 
 from pneumonia_aug.config import ClassifierConfig
-from pneumonia_aug.contract import TEMPERATURE_KEY, THRESHOLD_KEY
+from pneumonia_aug.contract import (
+    CHOSEN_TEMPERATURE,
+    CHOSEN_THRESHOLD,
+    DATA,
+    TEST,
+    TEST_AUROC,
+    TEST_OP,
+    TEST_OP_RECALL,
+    TEST_RECALL,
+    metric,
+)
 from pneumonia_aug.evaluation.subgroups import SUBTYPES, wilson_interval
 
 CARD_ARTIFACT = "model_card.md"
@@ -24,12 +34,20 @@ def _rate(value: float, n: int) -> str:
 
 def model_card(cfg: ClassifierConfig, metrics: dict, n_positive: int, n_negative: int,
                digest: str, run_id: str, uri: str) -> str:
-    """The card as Markdown. `metrics`: the run's `test_*` metrics with `threshold` and
-    `temperature`; `n_positive` / `n_negative`: PNEUMONIA / NORMAL test images."""
+    """The card as Markdown. `metrics`: the run's `test/*`, `test_op/*` and `chosen/*`
+    metrics; `n_positive` / `n_negative`: PNEUMONIA / NORMAL test images."""
     m = metrics
+
+    def test(name: str) -> float:
+        return m[metric(TEST, name)]
+
+    def op(name: str) -> float:
+        return m[metric(TEST_OP, name)]
+
     subgroups = "; ".join(
-        f"{s} {_rate(m[f'test_op_recall_{s}'], int(m[f'n_test_{s}']))}"
-        for s in SUBTYPES if f"test_op_recall_{s}" in m and m.get(f"n_test_{s}"))
+        f"{s} {_rate(op(f'recall_{s}'), int(m[metric(DATA, f'n_test_{s}')]))}"
+        for s in SUBTYPES if metric(TEST_OP, f"recall_{s}") in m
+        and m.get(metric(DATA, f"n_test_{s}")))
     cap = (f"at most {cfg.max_images_per_split} images per split (a debug cap: not for use)"
            if cfg.max_images_per_split else "the full data")
     return "\n".join([
@@ -47,26 +65,26 @@ def model_card(cfg: ClassifierConfig, metrics: dict, n_positive: int, n_negative
         f"{cfg.image_size} px and scaled to [0, 1] as in training; DenseNet121 from scratch "
         f"(pretrained: {cfg.pretrained}), one sigmoid output: P(PNEUMONIA).",
         "",
-        f"**Operating point.** Label PNEUMONIA at probability >= {m[THRESHOLD_KEY]:.3f}, the "
+        f"**Operating point.** Label PNEUMONIA at probability >= {m[CHOSEN_THRESHOLD]:.3f}, the "
         f"threshold the rule `{cfg.threshold_rule}` chose on the validation split (never on "
         f"test), applied to probabilities calibrated with temperature "
-        f"{m[TEMPERATURE_KEY]:.2f} (also fitted on validation).",
+        f"{m[CHOSEN_TEMPERATURE]:.2f} (also fitted on validation).",
         "",
         "**Test results at that point** (Wilson 95% over the test images):",
-        f"- sensitivity (recall) {_rate(m['test_op_recall'], n_positive)}",
-        f"- specificity {_rate(m['test_op_specificity'], n_negative)}",
-        f"- accuracy {_rate(m['test_op_accuracy'], n_positive + n_negative)}",
-        f"- AUROC {m['test_auroc']:.3f}; sensitivity at 95% specificity "
-        f"{m['test_sens_at_spec95']:.3f}, specificity at 95% sensitivity "
-        f"{m['test_spec_at_sens95']:.3f}",
-        f"- at 0.5 instead: sensitivity {m['test_recall']:.3f}, specificity "
-        f"{m['test_specificity']:.3f}",
+        f"- sensitivity (recall) {_rate(m[TEST_OP_RECALL], n_positive)}",
+        f"- specificity {_rate(op('specificity'), n_negative)}",
+        f"- accuracy {_rate(op('accuracy'), n_positive + n_negative)}",
+        f"- AUROC {m[TEST_AUROC]:.3f}; sensitivity at 95% specificity "
+        f"{test('sens_at_spec95'):.3f}, specificity at 95% sensitivity "
+        f"{test('spec_at_sens95'):.3f}",
+        f"- at 0.5 instead: sensitivity {m[TEST_RECALL]:.3f}, specificity "
+        f"{test('specificity'):.3f}",
         "",
         f"**Subgroups** (recall at the operating point): {subgroups or 'not measured'}.",
         "",
         f"**Calibration.** Expected calibration error (10 equal-width bins) "
-        f"{m['test_ece']:.3f} before and {m['test_ece_calibrated']:.3f} after temperature "
-        f"scaling; Brier score {m['test_brier']:.3f} -> {m['test_brier_calibrated']:.3f}.",
+        f"{test('ece'):.3f} before and {test('ece_calibrated'):.3f} after temperature "
+        f"scaling; Brier score {test('brier'):.3f} -> {test('brier_calibrated'):.3f}.",
         "",
         "**Known limitations.** One hospital (Guangzhou Women and Children's Medical Center), "
         "children aged one to five only: adults and other sites are out of distribution. The "

@@ -4,12 +4,13 @@ Logged to the run (docs/stages.md, "What a classifier run logs"): the resolved c
 `config.json`; tags `setting`, `gan`, `real_fraction`, `synthetic_fraction`, `seed`,
 `git_commit`, `code_version`, `dataset_digest` (and `synthetic_run_id` and `generated_set`
 for GAN settings); the comparison key and its parts (`evaluation.groups`: precision and world
-size among them); `cpu_threads`; the train/val/test manifests as dataset inputs; per-epoch
-losses and validation metrics; test metrics of the best weights at 0.5; the temperature and
-operating point fitted on validation and what they give on test (`evaluation.bedside`),
-MLflow's classifier evaluation at that operating point; plots; per-image test predictions;
-the model, registered as `pneumonia-chexnet`, which applies temperature and threshold; the tag
-`world_size` (processes under torchrun, 1 otherwise).
+size among them); `cpu_threads`; the train/val/test manifests as dataset inputs; image counts
+(`data/*`); per-epoch losses and validation metrics (`train/*`, `val/*`); the epoch kept, the
+temperature and operating point chosen on validation (`chosen/*`); test metrics of the kept
+weights at 0.5 (`test/*`) and what the temperature and operating point give on test
+(`test_op/*`, `evaluation.bedside`); MLflow's classifier evaluation at that operating point;
+plots; per-image test predictions; the model, registered as `pneumonia-chexnet`, which applies
+temperature and threshold; the tag `world_size` (processes under torchrun, 1 otherwise).
 
 The run itself (checks, resume, checkpoint, failure) is `stages.runs.execute`.
 """
@@ -27,7 +28,14 @@ import torch
 from pneumonia_aug import tracking
 from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.contract import (
+    CHOSEN_EPOCH,
+    CHOSEN_TEMPERATURE,
+    CHOSEN_THRESHOLD,
+    CHOSEN_VAL_LOSS,
     CLASSIFIER_MODEL,
+    DATA,
+    MLFLOW_EVALUATION_PREFIX,
+    N_SKIPPED_FILES,
     PLOTS_DIR,
     PREDICTIONS_ARTIFACT,
     SKIPPED_ARTIFACT,
@@ -40,10 +48,14 @@ from pneumonia_aug.contract import (
     TAG_SEED,
     TAG_SETTING,
     TAG_SYNTHETIC_RUN,
-    TEMPERATURE_KEY,
-    THRESHOLD_KEY,
+    TEST,
+    TEST_OP,
+    TEST_OP_RECALL,
     TRAIN_CLASSIFIER,
+    TRAIN_SECONDS,
     Gan,
+    metric,
+    run_name,
 )
 from pneumonia_aug.data.dataset import SUBSETS, ClassifierData, load_classifier_data
 from pneumonia_aug.data.kermany import CLASSES, check_layout, resolve_data_dir
@@ -74,7 +86,7 @@ class ClassifierStage(TrainingStage):
         self.gan = Gan.parse(self.setting.gan) if self.setting.gan else None
         # The run's params: the config, and the learning rate Adam actually ran with.
         self.params = self.cfg.to_dict() | {"lr_effective": self.cfg.effective_lr}
-        self.run_name = f"{self.setting.name}-s{cfg.seed}"
+        self.run_name = run_name(cfg.seed, self.setting.name)
 
     def prepare(self, resume):
         """The data folder and, for a GAN setting, its generate run: checked before the run."""
@@ -121,12 +133,12 @@ class ClassifierStage(TrainingStage):
         if data.generated_digest:
             tags[TAG_GENERATED_SET] = data.generated_digest
         tracking.set_tags(tags)
-        counts = {f"n_{name}": len(getattr(data, name).labels) for name in SUBSETS}
+        counts = {metric(DATA, f"n_{name}"): len(getattr(data, name).labels) for name in SUBSETS}
         train = data.train.manifest
-        counts["n_train_generated"] = int((train["origin"] != "real").sum())
-        counts["n_train_real_normal"] = int(((train["origin"] == "real")
-                                             & (train["label"] == "NORMAL")).sum())
-        counts["n_skipped_files"] = len(data.skipped)
+        counts[metric(DATA, "n_train_generated")] = int((train["origin"] != "real").sum())
+        counts[metric(DATA, "n_train_real_normal")] = int(((train["origin"] == "real")
+                                                           & (train["label"] == "NORMAL")).sum())
+        counts[N_SKIPPED_FILES] = len(data.skipped)
         tracking.log_metrics(counts)
         if data.skipped:
             tracking.log_dict([vars(s) for s in data.skipped], SKIPPED_ARTIFACT)
@@ -156,22 +168,24 @@ class ClassifierStage(TrainingStage):
         # Temperature and threshold from validation only; then measured on test.
         bedside = assess(result.val_logits, data.val.labels, result.test_logits,
                          data.test.labels, test["subtype"], cfg.threshold_rule)
-        chosen = {k: bedside.metrics.pop(k) for k in (THRESHOLD_KEY, TEMPERATURE_KEY)}
-        test_metrics = {f"test_{k}": v for k, v in result.test_metrics.items()} | bedside.metrics
+        chosen = {k: bedside.metrics.pop(k) for k in (CHOSEN_THRESHOLD, CHOSEN_TEMPERATURE)}
+        test_metrics = ({metric(TEST, k): v for k, v in result.test_metrics.items()}
+                        | bedside.metrics)
         try:
             info = packaging.log_classifier_model(
                 result.model.state_dict(), cfg.to_dict(), examples,
                 metadata={"best_val_loss": result.best_val_loss, "setting": cfg.setting},
-                description=tracking.run_description(run_id), **chosen)
+                description=tracking.run_description(run_id), threshold=bedside.threshold,
+                temperature=bedside.temperature)
         except Exception:
             metric_log(test_metrics | chosen, step=0)  # the run keeps its results without a model
             raise
         # Straight to MLflow, not through `metric_log`: even a resumed run whose first try
         # logged them has a new model to link them to.
         tracking.log_metrics(test_metrics, step=0, model_id=info.model_id, dataset="test")
-        tracking.log_metrics({"best_val_loss": result.best_val_loss} | chosen, step=0,
+        tracking.log_metrics({CHOSEN_VAL_LOSS: result.best_val_loss} | chosen, step=0,
                              model_id=info.model_id, dataset="val")
-        metric_log({"best_epoch": result.best_epoch, "train_seconds": result.seconds}, step=0)
+        metric_log({CHOSEN_EPOCH: result.best_epoch, TRAIN_SECONDS: result.seconds}, step=0)
         predictions = pd.DataFrame({"relpath": test["relpath"], "sha256": test["sha256"],
                                     "subtype": test["subtype"],
                                     "y_true": data.test.labels.astype(int),
@@ -218,14 +232,15 @@ class ClassifierStage(TrainingStage):
                  decision.reason)
         log.info("served at threshold %.3f (temperature %.2f): test specificity %.3f (%.3f at "
                  "0.5), recall %.3f", bedside.threshold, bedside.temperature,
-                 test_metrics["test_op_specificity"], result.test_metrics["specificity"],
-                 test_metrics["test_op_recall"])
+                 test_metrics[metric(TEST_OP, "specificity")],
+                 result.test_metrics["specificity"], test_metrics[TEST_OP_RECALL])
 
     @staticmethod
     def _log_bedside(data: ClassifierData, bedside: Bedside, model_id: str) -> None:
         """Recall per subtype as a table, and MLflow's classifier evaluation of the served
         labels (at the chosen threshold) on test: its metrics as `test_op_<MLflow's name>`
-        and its confusion matrix, in the UI's evaluation views, linked to the model."""
+        (flat: `contract.MLFLOW_EVALUATION_PREFIX`) and its confusion matrix, in the UI's
+        evaluation views, linked to the model."""
         tracking.log_table(bedside.subgroups, SUBGROUPS_ARTIFACT)
         classes = np.array(CLASSES)
         served = pd.DataFrame({
@@ -234,7 +249,7 @@ class ClassifierStage(TrainingStage):
                                   .astype(int)]})
         tracking.evaluate_predictions(served, "label", "prediction", "test_predictions",
                                       tuple(classes), model_id=model_id,
-                                      metric_prefix="test_op_")
+                                      metric_prefix=MLFLOW_EVALUATION_PREFIX)
 
 
 def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:

@@ -1,9 +1,10 @@
 """The `train_gan` stage as a tracked run: a DCGAN or CGAN on the real training images.
 
-Logged: the config; per epoch `d_loss`, `g_loss`, `d_real`, `d_fake`; every `sample_every`
-epochs a fixed-noise grid `samples/epoch_XXXX.png` and, when an X-ray feature network is
-registered, `fid_xray` / `kid_xray` against the validation NORMAL images; at the end the
-loss curves (the paper's Figure 6), the memorization check, the checkpoint, and the
+Logged: the config; `data/n_train`, `data/n_skipped_files`; per epoch `train/d_loss`,
+`train/g_loss`, `train/d_real`, `train/d_fake`; every `sample_every` epochs a fixed-noise grid
+`samples/epoch_XXXX.png` and, when an X-ray feature network is registered, `quality/fid_xray`
+/ `quality/kid_xray` against the validation NORMAL images; at the end the loss curves (the
+paper's Figure 6), the memorization check (`quality/nn_distance_*`), the checkpoint, and the
 generator registered as `pneumonia-{dcgan,cgan}-generator` with the alias `newest`; the tag
 `world_size` (processes under torchrun, 1 otherwise).
 
@@ -21,6 +22,14 @@ from pneumonia_aug import tracking
 from pneumonia_aug.config import GANConfig
 from pneumonia_aug.contract import (
     CHECKPOINTS_DIR,
+    D_FAKE,
+    D_LOSS,
+    D_REAL,
+    G_LOSS,
+    N_SKIPPED_FILES,
+    N_TRAIN,
+    NN_DISTANCE_MEDIAN,
+    NN_DISTANCE_MIN,
     PLOTS_DIR,
     TAG_GAN,
     TAG_MODEL_VERSION,
@@ -28,6 +37,7 @@ from pneumonia_aug.contract import (
     TRAIN_GAN,
     Gan,
     generator_model_name,
+    run_name,
 )
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
@@ -43,7 +53,7 @@ from pneumonia_aug.training.gan import sample_grid, train_gan
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in each sample grid (8 x 8)
-GAN_METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
+GAN_METRICS = (D_LOSS, G_LOSS, D_REAL, D_FAKE)
 
 
 def _feature_extractor(model_uri: str, device: torch.device):
@@ -72,7 +82,8 @@ class GANStage(TrainingStage):
         self.what = self.gan.display
         lr_d, lr_g = cfg.effective_lrs  # derived, logged too: what Adam actually ran with
         self.params = cfg.to_dict() | {"lr_d_effective": lr_d, "lr_g_effective": lr_g}
-        self.run_name = f"{TRAIN_GAN}-{self.gan.value}-s{cfg.seed}"
+        subset = f"-r{cfg.real_fraction:g}" if cfg.real_fraction < 1 else ""
+        self.run_name = run_name(cfg.seed, f"{TRAIN_GAN}-{self.gan.value}{subset}")
         self.extractor = None
 
     def prepare(self, resume):
@@ -91,8 +102,8 @@ class GANStage(TrainingStage):
                              real_fraction_scope=cfg.real_fraction_scope)
 
     def log_inputs(self, data: GANData, dist) -> None:
-        tracking.log_metrics({"n_train": len(data.train.labels),
-                              "n_skipped_files": len(data.skipped)})
+        tracking.log_metrics({N_TRAIN: len(data.train.labels),
+                              N_SKIPPED_FILES: len(data.skipped)})
         tracking.log_manifest(data.train.manifest, "gan_train", source=str(data.data_dir))
 
     def train(self, data: GANData, dist, checkpoint, metric_log, checkpoint_path):
@@ -149,7 +160,8 @@ class GANStage(TrainingStage):
         real = data.train.images[data.train.labels == 0]  # NORMAL training images
         fake = generate_images(generator, self.cfg.eval_images, self.cfg.seed + 2, NORMAL)
         check = memorization_check(fake, real, self.extractor)
-        metric_log({k: check[k] for k in ("nn_distance_min", "nn_distance_median")}, step=0)
+        metric_log({NN_DISTANCE_MIN: check["nn_distance_min"],
+                    NN_DISTANCE_MEDIAN: check["nn_distance_median"]}, step=0)
         tracking.log_figure(closest_pairs_figure(fake, real, check), "quality/closest_pairs.png")
 
     def log_results(self, data: GANData, result, metric_log, checkpoint_path) -> None:

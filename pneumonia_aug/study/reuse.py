@@ -32,6 +32,12 @@ at the same moment would both launch it. `claim_or_reuse` prevents that optimist
    process on this host is gone, or its heartbeat is older than `claim_stale_s`; it is then
    marked KILLED so the key can be claimed again. Heartbeats compare wall clocks: keep the
    hosts' clocks within a fraction of `claim_stale_s`.
+7. Once a run has ended (FINISHED, FAILED, KILLED), its claim has served: `claim.owner` and
+   `claim.heartbeat` are removed, since only live runs' are ever read (steps 3 and 6; a
+   FINISHED run is found by its key and params alone). A run still live when its stage
+   returns (its stage process was killed, or ending the run failed) keeps them: they are how
+   another study tells that it is dead. A deleted loser keeps `claim.duplicate_of`: the one
+   record of why it exists and whom it gave way to.
 
 Limits and defaults: `config.Reliability` (env `PNEUMONIA_AUG_CLAIM_*`).
 """
@@ -62,6 +68,7 @@ from pneumonia_aug.stages.provenance import UNKNOWN, code_version
 
 log = logging.getLogger(__name__)
 LIVE = ("RUNNING", "SCHEDULED")
+CLAIM_TAGS = (TAG_CLAIM_OWNER, TAG_CLAIM_HEARTBEAT)  # read on live runs only: dropped at the end
 
 
 def run_key(stage: str, params: dict, upstream: dict, code: str | None = None) -> str:
@@ -167,6 +174,7 @@ def _rivals(experiment_name: str, key: str, params: dict, mine: str, limits: Rel
                 log.warning("run %s holds key %s but its owner (%s) is gone: marking it KILLED",
                             run.info.run_id, key, run.data.tags.get(TAG_CLAIM_OWNER, "?"))
                 tracking.terminate_run(run.info.run_id, "KILLED")
+                _drop_claim(run.info.run_id)
             else:
                 live.append(run)
     return live, finished
@@ -186,14 +194,27 @@ def _wait_until_settled(experiment_name: str, key: str, params: dict,
 
 def _launch_into(run_id: str, key: str, launch: Callable[[], str], limits: Reliability) -> str:
     # a stage that fails before opening its run leaves no run behind (`tracking.adopting`)
-    with _heartbeat(run_id, limits), tracking.adopting(run_id) as adoption:
-        launched = launch()
+    try:
+        with _heartbeat(run_id, limits), tracking.adopting(run_id) as adoption:
+            launched = launch()
+    finally:
+        _drop_claim(run_id)  # the heartbeat has stopped: nothing writes the tags again
     if not adoption.used:  # the stage made its own run (another process?): no claim held
         log.warning("the stage did not continue its claimed run %s; tagging %s with the key "
                     "instead (not safe against a concurrent study)", run_id, launched)
         tracking.delete_run(run_id)
         tracking.tag_run(launched, {TAG_RUN_KEY: key})
     return launched
+
+
+def _drop_claim(run_id: str) -> None:
+    """Remove the claim's owner and heartbeat from a run that has ended (step 7); a live run,
+    or a deleted one, is left as it is."""
+    try:
+        if tracking.run_info(run_id).info.status not in LIVE:
+            tracking.delete_tags(run_id, CLAIM_TAGS)
+    except Exception as exc:  # an outage: the tags stay, which no one reads on an ended run
+        log.debug("could not drop the claim tags of run %s: %s", run_id, exc)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from pneumonia_aug.config import (
     StudyConfig,
 )
 from pneumonia_aug.contract import (
+    CHOSEN_VAL_LOSS,
     CLASSIFIER_MODEL,
     COMPARE,
     GENERATE,
@@ -42,6 +43,7 @@ from pneumonia_aug.contract import (
     TRAIN_CLASSIFIER,
     TRAIN_GAN,
     Gan,
+    current_metrics,
     generator_model_name,
 )
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
@@ -184,7 +186,7 @@ def _feature_network(original_runs: list[str | None]) -> str:
     best = None
     for run_id in filter(None, original_runs):
         run = tracking.run_info(run_id)
-        loss = run.data.metrics.get("best_val_loss")
+        loss = current_metrics(run.data.metrics).get(CHOSEN_VAL_LOSS)
         version = run.data.tags.get(TAG_MODEL_VERSION)
         if loss is not None and version and (best is None or loss < best[0]):
             best = (loss, version)

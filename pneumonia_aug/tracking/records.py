@@ -124,6 +124,17 @@ def tag_run(run_id: str, tags: dict) -> None:
         client.set_tag(run_id, key, str(value))
 
 
+def delete_tags(run_id: str, keys) -> None:
+    """Remove those of these tags that the run has; a deleted run is left as it is."""
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    if run.info.lifecycle_stage == "deleted":
+        return
+    for key in keys:
+        if key in run.data.tags:
+            client.delete_tag(run_id, key)
+
+
 def create_run(experiment_name: str, tags: dict) -> tuple[str, int]:
     """A new RUNNING run with these tags, not made active; (run id, start time in ms)."""
     run = MlflowClient().create_run(use_experiment(experiment_name),

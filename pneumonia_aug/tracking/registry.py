@@ -61,7 +61,8 @@ def load_python_model(model_uri: str):
         return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
     except MlflowException as exc:
         raise TrackingError(f"cannot load {model_uri}: {first_line(exc)}. "
-                            "See the versions in the UI (Models tab) or train one first.") from exc
+                            "See the versions in the UI (Model registry, in its Model training "
+                            "view) or train one first.") from exc
     except FileNotFoundError as exc:  # the version is registered, a file of it is not there
         raise TrackingError(
             f"cannot load {model_uri}: {exc.filename or exc} is missing from the artifact store "

@@ -4,16 +4,28 @@ pages (for links in descriptions). Names only: nothing here talks to MLflow."""
 DESCRIPTION_TAG = "mlflow.note.content"  # the UI's description of a run or a logged model
 PARENT_TAG = "mlflow.parentRunId"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-# The UI's "Machine learning" kind (its training views), read from the experiment tag; the
-# values are the UI's (mlflow/server/js: ExperimentKind.CUSTOM_MODEL_DEVELOPMENT).
+# The experiment kind "model training" (mlflow/server/js: ExperimentKind.
+# CUSTOM_MODEL_DEVELOPMENT). MLflow 3.17's UI does not go by it: it opens every experiment in
+# its GenAI view until "Model training" is clicked at the top of the page (it remembers that
+# choice in the browser) or the address asks for the view (`WORKFLOW_QUERY`).
 MODEL_TRAINING_KIND = "custom_model_development"
+# The UI's view, read from the query of its hash-routed address (`#/experiments/1?...`):
+# MLflow 3's WorkflowTypeProvider takes `workflowType` from the route's search parameters
+# before the choice it keeps in the browser's local storage (`mlflow.workflowType`).
+WORKFLOW_QUERY = "workflowType=machine_learning"
 TAG_VALUE_LIMIT = 8000  # MLflow's cap on a tag value
 
 
+def _page(route: str) -> str:
+    return f"#/{route}?{WORKFLOW_QUERY}"
+
+
 def run_page(experiment_id: str, run_id: str) -> str:
-    """The UI's address of a run, relative to the UI's root (a link in a description)."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+    """The UI's address of a run, relative to the UI's root (a link in a description), in
+    the model-training view."""
+    return _page(f"experiments/{experiment_id}/runs/{run_id}")
 
 
 def model_version_page(name: str, version: str) -> str:
-    return f"#/models/{name}/versions/{version}"
+    return _page(f"models/{name}/versions/{version}")
+

@@ -5,7 +5,9 @@ The decoded uint8 images stay in one tensor (on the GPU when there is one); batc
 indexed, augmented and normalised on the device, so no per-step Python image work remains.
 Under torchrun each process trains on its shard of every epoch (`training.distributed`).
 Every epoch ends in a checkpoint that holds all a run needs to continue exactly (`resume`).
-This module knows nothing of MLflow: it reports each epoch through `on_epoch`.
+This module knows nothing of MLflow: it reports each epoch through `on_epoch`, as a row of
+metrics under their published names (`contract`: `train/loss`, `val/loss`, `val/accuracy`, ...)
+that also make up the checkpoint's history.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pneumonia_aug.config import ClassifierConfig
+from pneumonia_aug.contract import TRAIN_LOSS, TRAIN_LR, VAL, VAL_LOSS, metric
 from pneumonia_aug.data.dataset import ClassifierData
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation.metrics import binary_metrics
@@ -192,8 +195,8 @@ def train_classifier(
         if val_loss < progress["best_val_loss"]:
             progress.update(best_val_loss=val_loss, best_epoch=epoch,
                             best_model=copy.deepcopy(model.state_dict()))
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
-               **{f"val_{k}": v for k, v in val.items() if k not in ("tn", "fp", "fn", "tp")}}
+        row = {"epoch": epoch, TRAIN_LOSS: train_loss, VAL_LOSS: val_loss, TRAIN_LR: lr,
+               **{metric(VAL, k): v for k, v in val.items() if k not in ("tn", "fp", "fn", "tp")}}
         progress["history"].append(row)
         log.info("epoch %d/%d  train_loss %.4f  val_loss %.4f  val_accuracy %.3f  "
                  "val_auroc %.3f  lr %.1e  (%.1f s)", epoch, cfg.epochs, train_loss, val_loss,

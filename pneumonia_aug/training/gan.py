@@ -9,7 +9,8 @@ one), batches are indexed and scaled to [-1, 1] on the device, losses are summed
 and read once per epoch. Under torchrun each process trains on its shard of every epoch
 (`training.distributed`); each epoch ends in a checkpoint a run can continue from exactly
 (`resume`). What a step updates and a checkpoint saves travels as one `GANState`. This module
-knows nothing of MLflow: it reports through `on_epoch`.
+knows nothing of MLflow: it reports through `on_epoch`, each epoch as a row of metrics under
+their published names (`contract`: `train/d_loss`, ...).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from pneumonia_aug.config import GANConfig
+from pneumonia_aug.contract import D_FAKE, D_LOSS, D_REAL, G_LOSS
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.gan import NORMAL, PNEUMONIA, Discriminator, Generator, build_gan
 from pneumonia_aug.models.sampling import draw, labels_for
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 class GANResult:
     generator: Generator  # eval mode, on the CPU
     discriminator: Discriminator  # eval mode, on the CPU
-    history: list[dict]  # per epoch: epoch, d_loss, g_loss, d_real, d_fake, seconds
+    history: list[dict]  # per epoch: epoch, D_LOSS, G_LOSS, D_REAL, D_FAKE (contract), seconds
     seconds: float
 
 
@@ -188,8 +190,8 @@ def train_gan(
         rng = capture_rng(order_gen, draw_gen, dist)
         if not dist.is_main:
             continue
-        row = {"epoch": epoch, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real,
-               "d_fake": d_fake, "seconds": time.perf_counter() - tick}
+        row = {"epoch": epoch, D_LOSS: d_loss, G_LOSS: g_loss, D_REAL: d_real, D_FAKE: d_fake,
+               "seconds": time.perf_counter() - tick}
         state.history.append(row)
         log.info("epoch %d/%d  d_loss %.4f  g_loss %.4f  D(x) %.3f  D(G(z)) %.3f  (%.1f s)",
                  epoch, cfg.epochs, d_loss, g_loss, d_real, d_fake, row["seconds"])
