@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from pneumonia_aug import logs
 from pneumonia_aug.cli_types import UserErrorGroup, WholeNumber
 from pneumonia_aug.config import (
     DATA_DIR_HELP,
@@ -93,10 +94,7 @@ def main(verbose: bool) -> None:
     MLflow's artifact download bars are off (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true shows
     them); training shows a progress bar per epoch on a terminal (PNEUMONIA_AUG_PROGRESS=0
     hides it)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("urllib3", "botocore", "matplotlib", "PIL", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(verbose)
     # MLflow's client retries a failing server for minutes by default; a few tries are enough
     # for a blip, and a dead server is caught up front by `ensure_reachable` below.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")

@@ -8,10 +8,9 @@ torch. Each command imports its runner when it runs.
 
 from __future__ import annotations
 
-import logging
-
 import click
 
+from pneumonia_aug import logs
 from pneumonia_aug.cli_types import UserErrorGroup
 from pneumonia_aug.config import DATA_DIR_HELP
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
@@ -40,8 +39,7 @@ class BenchGroup(UserErrorGroup):
 @click.group("bench", cls=BenchGroup)
 def bench() -> None:
     """Benchmarks that write their sections of docs/benchmarks.md."""
-    if not logging.getLogger().handlers:  # run on its own, not under `pneumonia-aug`
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logs.setup(plain=True)  # run on its own; under `pneumonia-aug` its setup stands
 
 
 @bench.command("train")

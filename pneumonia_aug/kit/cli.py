@@ -7,12 +7,12 @@ machine whose image lacks MLflow); each command imports its module when it runs.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 
 import click
 
+from pneumonia_aug import logs
 from pneumonia_aug.cli_types import UserErrorGroup
 from pneumonia_aug.config import DATA_DIR_HELP, PROFILES
 from pneumonia_aug.kit.image import IMAGE_PYTHON
@@ -29,8 +29,7 @@ DEFAULT_MAX_PARALLEL = 9
 def kit() -> None:
     """An offline GPU machine: carry data + wheels there, run a study and the benches, bring the
     MLflow store back."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logs.setup(plain=True)  # run on its own; under `pneumonia-aug` its setup stands
 
 
 @kit.command("prepare")

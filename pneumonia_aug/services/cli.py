@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
 
+from pneumonia_aug import logs
 from pneumonia_aug.cli_types import UserErrorGroup
 from pneumonia_aug.services.base import DEFAULT_DIR, HOST
 from pneumonia_aug.services.stack import down, exports, status, up
@@ -19,8 +19,7 @@ dir_option = click.option("--dir", "root", default=DEFAULT_DIR, show_default=Tru
 @click.group(cls=UserErrorGroup)
 def services() -> None:
     """Run PostgreSQL, SeaweedFS (S3) and an MLflow server on 127.0.0.1."""
-    if not logging.getLogger().handlers:  # run on its own, not under `pneumonia-aug`
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logs.setup(plain=True)  # run on its own; under `pneumonia-aug` its setup stands
 
 
 @services.command("up")

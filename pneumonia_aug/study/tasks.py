@@ -26,6 +26,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pneumonia_aug import logs
 from pneumonia_aug.contract import GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN
 from pneumonia_aug.errors import PneumoniaAugError
 
@@ -91,8 +92,7 @@ def run_task(task: Task) -> dict:
         os.environ.pop(name, None)
     if task.threads:
         torch.set_num_threads(task.threads)
-    if not logging.getLogger().handlers:  # a Ray worker: its output goes to the driver
-        _configure_logging()
+    logs.setup()  # set up already in a stage process; a Ray worker's goes to the driver
     try:
         adopt = (tracking.adopting(task.adopt_run_id) if task.adopt_run_id
                  else contextlib.nullcontext())
@@ -103,13 +103,6 @@ def run_task(task: Task) -> dict:
     except Exception as exc:  # a crash: its run is FAILED; the study records it and goes on
         log.exception("%s stage crashed", task.stage)
         return {"error": f"{type(exc).__name__}: {exc}", "user": False}
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("urllib3", "botocore", "matplotlib", "PIL", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class _Prefixed(io.TextIOBase):
@@ -140,7 +133,7 @@ def stage_process(task_json: str, result: str, env: dict, label: str) -> None:
     os.environ.update(env)
     sys.stdout = sys.stderr = _Prefixed(sys.__stderr__, label)
     task = Task.from_json(task_json)
-    _configure_logging()
+    logs.setup()
     try:
         outcome = run_task(task)
     except KeyboardInterrupt:
