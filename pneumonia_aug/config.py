@@ -2,7 +2,7 @@
 
 Defaults are the paper's values (Tung et al., section 3) or the authors' code where the two
 disagree (docs/protocol.md decides); each says where it comes from. The CLI builds its options
-from these fields (`cli.config_options`), MLproject repeats the user-facing ones (a test
+from these fields (`cli/options.py`), MLproject repeats the user-facing ones (a test
 checks they agree), and the resolved config is logged as run params and saved in every
 checkpoint. Nothing here imports torch, so `pneumonia-aug --help` stays fast.
 """

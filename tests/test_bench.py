@@ -13,7 +13,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pneumonia_aug.bench import bench
 from pneumonia_aug.bench.report import (
     GPU_COMMAND,
     TARGETS,
@@ -26,6 +25,7 @@ from pneumonia_aug.bench.report import (
 from pneumonia_aug.bench.run import run_bench
 from pneumonia_aug.bench.startup import Command, StartupResult, parse_importtime, run_startup
 from pneumonia_aug.bench.startup import render as render_startup
+from pneumonia_aug.cli.bench import bench
 from pneumonia_aug.errors import PneumoniaAugError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data/chest_xray"
@@ -229,7 +229,7 @@ def test_cli_startup_imports_neither_torch_nor_mlflow(args, tmp_path):
 
 
 def test_bench_group_imports_no_torch():
-    assert _imported_by("from pneumonia_aug.bench import bench") == []
+    assert _imported_by("from pneumonia_aug.cli.bench import bench") == []
 
 
 def test_study_section_from_known_wall_times(tmp_path):

@@ -102,8 +102,8 @@ def check_command(args: list[str]) -> list[str]:
     """What `args` names that the click tree lacks (subcommands, then options)."""
     import click
 
-    from pneumonia_aug.bench.cli import BenchGroup
     from pneumonia_aug.cli import main
+    from pneumonia_aug.cli.bench import BenchGroup
 
     command, path, errors = main, ["pneumonia-aug"], []
     i = 0

@@ -58,7 +58,7 @@ def mlflow_client_env(monkeypatch):
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     # Generated credentials, whatever the caller's environment holds.
     env = {k: v for k, v in os.environ.items() if k not in base.CREDENTIAL_ENV.values()}
-    return subprocess.run([sys.executable, "-m", "pneumonia_aug.services", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "pneumonia_aug.cli", "services", *args], env=env,
                           capture_output=True, text=True, timeout=300)
 
 

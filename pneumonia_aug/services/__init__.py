@@ -1,4 +1,4 @@
-"""`pneumonia-aug services up|down|status`: a private MLflow stack on 127.0.0.1.
+"""What `pneumonia-aug services up|down|status` runs: a private MLflow stack on 127.0.0.1.
 
 `up` starts three services, each in its own process group, with all their data in one folder
 (default `.services/`, git-ignored):
@@ -24,12 +24,11 @@ PNEUMONIA_AUG_PG_BIN points at PostgreSQL's bin folder (default /usr/lib/postgre
 Modules: `base.py` (constants, credentials and state in DIR), `processes.py` (ports, process
 groups), `checks.py` (is a tracking server or an S3 bucket reachable: also used by the
 tracking layer to fail fast), `postgres.py`, `seaweedfs.py`, `mlflow_server.py`, `stack.py`
-(up, down, status), `cli.py` (the commands).
+(up, down, status). The commands are `pneumonia_aug/cli/services.py`.
 """
 
 from pneumonia_aug.services.base import ServiceError, resolve_credentials
 from pneumonia_aug.services.checks import check_s3, check_tracking_server
-from pneumonia_aug.services.cli import services
 from pneumonia_aug.services.seaweedfs import s3_client
 from pneumonia_aug.services.stack import (
            down,

@@ -3,7 +3,7 @@ the command line starts), `study` (the study one stage at a time vs in parallel)
 (a served classifier under concurrent good and bad input).
 
 Only click here: `pneumonia-aug` attaches this group at import, and its `--help` must not load
-torch. Each command imports its runner when it runs.
+torch. Each command imports its runner (`pneumonia_aug/bench/`) when it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from pneumonia_aug import logs
-from pneumonia_aug.cli_types import UserErrorGroup
+from pneumonia_aug.cli.types import UserErrorGroup
 from pneumonia_aug.config import DATA_DIR_HELP
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
 

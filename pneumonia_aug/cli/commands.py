@@ -1,16 +1,11 @@
-"""`pneumonia-aug`: the command line; each MLproject entry point calls one command here.
+"""The main group, `pneumonia-aug`, and its run commands (train-classifier, train-gan,
+generate, compare, study, predict); the other groups are attached from their modules.
 
-The options of the run commands are built from the config dataclasses (`pneumonia_aug.config`:
-default, help and choices written once). Options accept both `--split-seed` and `--split_seed`
-(the second hidden from help), because `mlflow run` passes undeclared `-P key=value` pairs as
-`--key value`. Nothing heavy (torch, MLflow) is imported until a command runs.
+The options of the run commands are built from the config dataclasses (`options.py`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import logging
 import os
 import sys
 from pathlib import Path
@@ -18,71 +13,21 @@ from pathlib import Path
 import click
 
 from pneumonia_aug import logs
-from pneumonia_aug.cli_types import UserErrorGroup, WholeNumber
+from pneumonia_aug.cli.bench import bench
+from pneumonia_aug.cli.data import data
+from pneumonia_aug.cli.kit import kit
+from pneumonia_aug.cli.options import fold_aliases, option, tracked
+from pneumonia_aug.cli.services import services
+from pneumonia_aug.cli.types import UserErrorGroup
 from pneumonia_aug.config import (
-    DATA_DIR_HELP,
     ClassifierConfig,
     CompareConfig,
     GANConfig,
     GenerateConfig,
-    Reliability,
     StudyConfig,
 )
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
 from pneumonia_aug.errors import PneumoniaAugError
-
-log = logging.getLogger("pneumonia_aug")
-
-
-def option(name: str, **kwargs):
-    """`--split-seed`, plus the hidden alias `--split_seed` (what `mlflow run` passes for an
-    undeclared `-P split_seed=...`); `fold_aliases` merges the two."""
-
-    def decorate(func):
-        func = click.option("--" + name.replace("_", "-"), name, **kwargs)(func)
-        if "_" in name:
-            same = {k: kwargs[k] for k in ("type", "is_flag", "flag_value") if k in kwargs}
-            func = click.option(f"--{name}", f"{name}{_ALIAS}", default=None, hidden=True,
-                                **same)(func)
-        return func
-
-    return decorate
-
-
-_ALIAS = "__alias"
-
-
-def fold_aliases(func):
-    """Call `func` with each hidden underscore alias's value moved to its option's name."""
-
-    @functools.wraps(func)
-    def wrapper(**params):
-        values = {k: v for k, v in params.items() if not k.endswith(_ALIAS)}
-        for key, value in params.items():
-            if key.endswith(_ALIAS) and value is not None:
-                values[key.removesuffix(_ALIAS)] = value
-        return func(**values)
-
-    return wrapper
-
-
-def config_options(config_cls):
-    """Decorator adding one option per dataclass field: its default, help text and choices.
-    A bool field is a flag that also takes a value (`--system-metrics`, `--system-metrics
-    false`), since `mlflow run -P system_metrics=true` passes `--system_metrics true`."""
-    types = {"int": WholeNumber(), "float": float, "str": str, "bool": click.BOOL}
-
-    def decorate(func):
-        for f in reversed(dataclasses.fields(config_cls)):
-            choices = f.metadata.get("choices")
-            kind = click.Choice(choices, case_sensitive=False) if choices else types[str(f.type)]
-            flag = ({"is_flag": False, "flag_value": True, "metavar": "[BOOLEAN]"}
-                    if str(f.type) == "bool" else {})
-            func = option(f.name, type=kind, default=f.default, show_default=True,
-                          help=f.metadata.get("help", ""), **flag)(func)
-        return func
-
-    return decorate
 
 
 @click.group(cls=UserErrorGroup)
@@ -104,29 +49,6 @@ def main(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
-def tracked(config_cls):
-    """A command that logs to MLflow: build (and so validate) its config from the options,
-    then check the tracking server (fails in seconds), then call the command with the config."""
-
-    def decorate(func):
-        @config_options(config_cls)
-        @functools.wraps(func)
-        @fold_aliases
-        def wrapper(**params):
-            extra = {k: params.pop(k) for k in list(params) if k in _EXTRA_OPTIONS}
-            cfg = config_cls(**params)
-            Reliability.from_env()  # a bad PNEUMONIA_AUG_*_S limit: refused before any run
-            from pneumonia_aug import tracking
-
-            tracking.ensure_reachable(cfg.experiment_name)
-            return func(cfg, **extra)
-
-        return wrapper
-
-    return decorate
-
-
-_EXTRA_OPTIONS = ("resume", "dry_run", "plan_gpus")
 RESUME_HELP = ("continue this killed or failed run from its last checkpoint, into the same "
                "run; give the run's options again")
 resume_option = click.option("--resume", default="", metavar="RUN_ID", help=RESUME_HELP)
@@ -239,53 +161,5 @@ def read_images_file(path: str) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
-@main.group()
-def data() -> None:
-    """Get and check the Kermany chest X-ray data."""
-
-
-@data.command("download")
-@option("data_dir", default="", help=f"target folder ({DATA_DIR_HELP})")
-@click.option("--url", default=None, help="archive address (default: Mendeley Data)")
-@click.option("--sha256", default=None, help="expected sha256 of the archive")
-@click.option("--force", is_flag=True, help="download even if the folder is valid")
-@fold_aliases
-def data_download(data_dir: str, url: str | None, sha256: str | None, force: bool) -> None:
-    """Fetch ChestXRay2017.zip (resumable), verify, unpack and validate it."""
-    from pneumonia_aug.data import download
-    from pneumonia_aug.data.kermany import default_data_dir
-
-    root = download.download_dataset(data_dir or default_data_dir(),
-                                     url=url or download.MENDELEY_URL, sha256=sha256, force=force)
-    click.echo(str(root))
-
-
-@data.command("check")
-@option("data_dir", default="", help=DATA_DIR_HELP)
-@fold_aliases
-def data_check(data_dir: str) -> None:
-    """Validate a Kermany folder and print its image counts."""
-    from pneumonia_aug.data.dataset import warn_skipped
-    from pneumonia_aug.data.kermany import dataset_digest, index_kermany, resolve_data_dir
-
-    root = resolve_data_dir(data_dir)
-    index, skipped = index_kermany(root)
-    warn_skipped(skipped)
-    counts = index.groupby(["split", "label"]).size().unstack(fill_value=0)
-    click.echo(f"{root} (digest {dataset_digest(index)})\n{counts.to_string()}")
-
-
-def _attach_groups() -> None:
-    from pneumonia_aug.bench import bench
-    from pneumonia_aug.kit.cli import kit
-    from pneumonia_aug.services.cli import services
-
-    main.add_command(services)
-    main.add_command(bench)
-    main.add_command(kit)
-
-
-_attach_groups()
-
-if __name__ == "__main__":
-    main()
+for group in (data, services, bench, kit):
+    main.add_command(group)

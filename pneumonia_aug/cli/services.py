@@ -1,4 +1,4 @@
-"""The `services` command group."""
+"""The `services` command group (what it runs: `pneumonia_aug/services/`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pneumonia_aug import logs
-from pneumonia_aug.cli_types import UserErrorGroup
+from pneumonia_aug.cli.types import UserErrorGroup
 from pneumonia_aug.services.base import DEFAULT_DIR, HOST
 from pneumonia_aug.services.stack import down, exports, status, up
 

@@ -1,7 +1,8 @@
 """`pneumonia-aug kit`: prepare here, run on the offline GPU machine, import here.
 
 Only click and the config here (`pneumonia-aug --help` stays fast, and `kit run` starts on a
-machine whose image lacks MLflow); each command imports its module when it runs.
+machine whose image lacks MLflow); each command imports its module (`pneumonia_aug/kit/`)
+when it runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import click
 
 from pneumonia_aug import logs
-from pneumonia_aug.cli_types import UserErrorGroup
+from pneumonia_aug.cli.types import UserErrorGroup
 from pneumonia_aug.config import DATA_DIR_HELP, PROFILES
 from pneumonia_aug.kit.image import IMAGE_PYTHON
 from pneumonia_aug.kit.layout import DEFAULT_BUDGET_S, KIT_DIR, PACK_RESERVE_S

@@ -1,4 +1,5 @@
-"""Click pieces shared by `pneumonia-aug` and its `services` group."""
+"""Click pieces the command groups share: the group that turns user errors into one line, and
+the whole-number parameter type."""
 
 from __future__ import annotations
 

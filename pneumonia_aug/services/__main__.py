@@ -1,3 +1,0 @@
-from pneumonia_aug.services.cli import services
-
-services()
