@@ -1,5 +1,5 @@
 """The parameter tables of docs/ (stages.md, operations.md, serving.md), generated from
-`pneumonia_aug/config.py`, where every default and help text is written once. No torch, no
+`pneumonia_aug/config/`, where every default and help text is written once. No torch, no
 MLflow.
 
     python -m pneumonia_aug.docs_gen           # rewrite the generated tables in docs/*.md
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pneumonia_aug.config import (
     PROFILES,
+    RELIABILITY_ENV_PREFIX,
     ChampionGate,
     ClassifierConfig,
     CompareConfig,
@@ -67,7 +68,7 @@ def profiles_table() -> str:
 def reliability_table() -> str:
     rows = ["| environment variable | default (s) | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(Reliability):
-        rows.append(f"| `PNEUMONIA_AUG_{f.name.upper()}` | {f.default:g} "
+        rows.append(f"| `{RELIABILITY_ENV_PREFIX}{f.name.upper()}` | {f.default:g} "
                     f"| {_cell(f.metadata['help'])} |")
     return "\n".join(rows)
 
@@ -94,7 +95,7 @@ def render(text: str) -> str:
 
 
 def stale() -> list[Path]:
-    """The pages under docs/ whose generated tables differ from config.py's."""
+    """The pages under docs/ whose generated tables differ from the configs'."""
     return [p for p in sorted(DOCS.glob("*.md")) if render(p.read_text()) != p.read_text()]
 
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_generated_tables_are_fresh():
     """docs/*.md's parameter tables are what `python -m pneumonia_aug.docs_gen` writes from
-    config.py; a default or help text changed without rerunning it fails here."""
+    pneumonia_aug/config/; a default or help text changed without rerunning it fails here."""
     assert docs_gen.stale() == [], f"stale: run `{docs_gen.COMMAND}`"
 
 

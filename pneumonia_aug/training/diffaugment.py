@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from pneumonia_aug.config import parse_policy
+from pneumonia_aug.diffaugment_policy import parse_policy
 
 TRANSLATION_RATIO = 0.125  # max shift, fraction of the side (reference implementation)
 CUTOUT_RATIO = 0.5  # side of the erased square, fraction of the side (reference)

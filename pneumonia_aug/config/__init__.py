@@ -1,0 +1,51 @@
+"""The configs, each field with its default and help text, written once; nothing here imports
+torch (`pneumonia-aug --help` stays fast). `from pneumonia_aug.config import NAME` gives each
+public name of the modules:
+
+- `fields.py`: the field machinery (`param`, coercion of `mlflow run -P` strings, checks);
+- `lr.py`: the paper's reference batch sizes and the learning-rate scaling rules;
+- `runs.py`: the run configs (classifier, GAN, generate, compare, study) and their choices;
+- `profiles.py`: the study's profiles, the paper's among them (the run configs' defaults);
+- `limits.py`: the machine's limits read from the environment (`Reliability`);
+- `champion.py`: when a new classifier version takes the champion alias (`ChampionGate`).
+"""
+
+from pneumonia_aug.config.champion import ChampionGate
+from pneumonia_aug.config.fields import Config, check, coerce_fields, param, to_bool
+from pneumonia_aug.config.limits import RELIABILITY_ENV_PREFIX, Reliability
+from pneumonia_aug.config.lr import (
+    AUTHORS_GAN_BATCH_SIZE,
+    LR_SCALING_RULES,
+    PAPER_BATCH_SIZE,
+    scale_lr,
+)
+from pneumonia_aug.config.profiles import CLAIM_SETTINGS, PAPER, PROFILES, Profile
+from pneumonia_aug.config.runs import (
+    CACHE_DIR_HELP,
+    COMPARE_SOURCES,
+    DATA_DIR_HELP,
+    DEVICE_HELP,
+    EXECUTORS,
+    EXPERIMENT_HELP,
+    EXPERIMENT_NAME,
+    PRETRAINED_CHOICES,
+    REAL_FRACTION_SCOPES,
+    REAL_SUBSETS,
+    SYSTEM_METRICS_HELP,
+    THRESHOLD_RULES,
+    ClassifierConfig,
+    CompareConfig,
+    GANConfig,
+    GenerateConfig,
+    StudyConfig,
+)
+
+__all__ = [
+    "AUTHORS_GAN_BATCH_SIZE", "CACHE_DIR_HELP", "CLAIM_SETTINGS", "COMPARE_SOURCES",
+    "DATA_DIR_HELP", "DEVICE_HELP", "EXECUTORS", "EXPERIMENT_HELP", "EXPERIMENT_NAME",
+    "LR_SCALING_RULES", "PAPER", "PAPER_BATCH_SIZE", "PRETRAINED_CHOICES", "PROFILES",
+    "REAL_FRACTION_SCOPES", "REAL_SUBSETS", "RELIABILITY_ENV_PREFIX", "SYSTEM_METRICS_HELP",
+    "THRESHOLD_RULES", "ChampionGate", "ClassifierConfig", "CompareConfig", "Config",
+    "GANConfig", "GenerateConfig", "Profile", "Reliability", "StudyConfig", "check",
+    "coerce_fields", "param", "scale_lr", "to_bool",
+]
