@@ -183,11 +183,39 @@ def test_prefixed_output_marks_each_whole_line():
     assert target.getvalue() == "[stage s] one\n[stage s] two\n"
 
 
-def test_the_bench_figures_are_read_from_docs_benchmarks():
+def test_the_bench_figures_are_read_from_the_shipped_file():
     figures = estimate.read_bench("CPU", "cpu")
     assert figures is not None and figures.image_size == 64 and figures.threads == 1
     assert figures.classifier == {16: 25.7} and figures.gan == 16.7
     assert estimate.read_bench("NVIDIA H999", "gpu") is None  # no section: the defaults
+
+
+def test_the_shipped_figures_are_those_of_docs_benchmarks():
+    """`study/throughput.json` (in the package) is what the bench's writer makes of the
+    checkout's docs/benchmarks.md: the two never disagree."""
+    from pneumonia_aug.bench import report
+
+    assert report.CHECKOUT_BENCHMARKS.is_file()
+    shipped = json.loads(report.FIGURES.read_text())
+    assert shipped == report.throughput_figures(report.CHECKOUT_BENCHMARKS.read_text())
+    assert shipped == estimate.bench_figures()
+
+
+def test_writing_the_checkouts_page_writes_the_figures(tmp_path, monkeypatch):
+    from pneumonia_aug.bench import report
+
+    page, figures = tmp_path / "benchmarks.md", tmp_path / "throughput.json"
+    monkeypatch.setattr(report, "CHECKOUT_BENCHMARKS", page)
+    monkeypatch.setattr(report, "FIGURES", figures)
+    body = ("Measured today: `pneumonia-aug bench train --image-size 64 --batch-size 16`\n\n"
+            "| classifier loop | 16 | 320 | 12.46 | 25.7 | n/a |\n"
+            "| GAN loop | 16 | 320 | 19.18 | 16.7 | n/a |\n")
+    report.write_section(tmp_path / "other.md", "CPU: Example (1 thread)", body)
+    assert not figures.exists()  # another page: no figures
+    report.write_section(page, "CPU: Example (1 thread)", body)
+    sections = json.loads(figures.read_text())
+    found = estimate.read_bench("CPU: Example", "cpu", sections)
+    assert (found.image_size, found.classifier, found.gan) == (64, {16: 25.7}, 16.7)
 
 
 def test_four_classifiers_share_a_card_at_its_best_throughput():
@@ -244,10 +272,11 @@ def test_the_dry_run_of_the_short_study_is_near_its_h200_run(tracking_uri):
 
 
 def test_the_study_section_of_the_benchmarks_is_no_device_section(tmp_path):
+    from pneumonia_aug.bench import report
     from pneumonia_aug.bench.report import write_section
 
     output = tmp_path / "benchmarks.md"
     write_section(output, "CPU: Example (1 thread)", "cpu body\n")
     write_section(output, "Study: stages in parallel", "study body\n")
     assert "No GPU section yet" in output.read_text()
-    assert estimate.read_bench("Study", "cpu", output.read_text()) is None
+    assert report.throughput_figures(output.read_text()) == []

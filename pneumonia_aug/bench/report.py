@@ -1,12 +1,20 @@
 """docs/benchmarks.md: one section per device (and one per machine for startup), rewritten by
-each run there; the targets the sections are read against. No torch here: the startup bench
-writes through it too."""
+each run there; the targets the sections are read against; and the training figures the study's
+estimate reads (`study/throughput.json`, shipped in the package), written with the page. No
+torch here: the startup bench writes through it too."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# In a checkout: the page, and the figures `study --dry-run` reads from inside the package
+# (an installed package has no docs/). Writing the page writes the figures from it.
+CHECKOUT_BENCHMARKS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+FIGURES = Path(__file__).resolve().parents[1] / "study" / "throughput.json"
 
 TARGETS = {  # ratio -> minimum, on a GPU at 256 px, batch 128
     "classifier loop / classifier bare step": 0.9,
@@ -159,3 +167,34 @@ def write_section(path: Path, heading: str, body: str) -> None:
     parts = [header] + [f"## {h}\n{b.rstrip()}\n" for h, b in sections.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))
+    if path.resolve() == CHECKOUT_BENCHMARKS:
+        write_figures(path.read_text(), FIGURES)
+
+
+# A training row of `render`'s table: the variant, its batch, ..., its images/s.
+_ROW = re.compile(r"^\| (classifier loop|GAN loop) \| (\d+) \| \d+ \| [\d.]+ \| ([\d.]+) \|",
+                  re.M)
+
+
+def throughput_figures(text: str) -> list[dict]:
+    """The training figures of each device section of a benchmarks page, in its order: heading,
+    image size, CPU threads, classifier images/s by batch (keys are strings, as in JSON), and
+    the GAN loop's images/s."""
+    figures = []
+    for section in text.split("\n## ")[1:]:
+        heading, _, body = section.partition("\n")
+        size = re.search(r"--image-size (\d+)", body)
+        rows = _ROW.findall(body)
+        classifier = {b: float(r) for name, b, r in rows if name == "classifier loop"}
+        gan = [float(r) for name, _, r in rows if name == "GAN loop"]
+        if size and classifier and gan:
+            threads = re.search(r"\((\d+) threads?\)", heading)
+            figures.append({"heading": heading.strip(), "image_size": int(size.group(1)),
+                            "threads": int(threads.group(1)) if threads else 1,
+                            "classifier": classifier, "gan": gan[0]})
+    return figures
+
+
+def write_figures(text: str, path: Path) -> None:
+    """`throughput_figures(text)` as the JSON file the study's estimate reads."""
+    path.write_text(json.dumps(throughput_figures(text), indent=2) + "\n")

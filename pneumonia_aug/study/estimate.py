@@ -1,17 +1,18 @@
 """How long a study stage takes: images to process over the throughput of the device.
 
 Throughput comes from the bench (`pneumonia-aug bench train` writes docs/benchmarks.md, one
-section per device): this device's section when there is one, else a stated default per
-device kind. For GPUs the H200 figures measured for this project, at the image size nearest the
-study's: at 256 px the bench's training loop (DenseNet121: 543 img/s at batch 16 fp32, 2031
-img/s at batch 128 bf16; the GAN's D + G step 1589 img/s at batch 128 bf16); at 128 px the
-short study's own stage runs on one H200 (docs/results/gpu-2026-12-04-2/stages.md: a
-classifier stage at batch 64 trained at about 550 img/s with 5-8 others beside it, 750 img/s
-with 2; nine together did not slow each other further, so the card was not the limit; two GANs
-side by side about 2,000 img/s each). At 128 px a stage runs at a quarter of what the bench's
-loop at 256 px scaled by pixels promises: small images leave the card waiting on each layer's
-launch and the stage's own Python, so the figures measured nearest the study's size are used.
-For CPUs the 1-thread figures of docs/benchmarks.md. The model, rough by design:
+section per device, and its figures to `throughput.json` beside this module, which the package
+ships): this device's section when there is one, else a stated default per device kind. For
+GPUs the H200 figures measured for this project, at the image size nearest the study's: at 256
+px the bench's training loop (DenseNet121: 543 img/s at batch 16 fp32, 2031 img/s at batch 128
+bf16; the GAN's D + G step 1589 img/s at batch 128 bf16); at 128 px the short study's own stage
+runs on one H200 (docs/results/gpu-2026-12-04-2/stages.md: a classifier stage at batch 64
+trained at about 550 img/s with 5-8 others beside it, 750 img/s with 2; nine together did not
+slow each other further, so the card was not the limit; two GANs side by side about 2,000 img/s
+each). At 128 px a stage runs at a quarter of what the bench's loop at 256 px scaled by pixels
+promises: small images leave the card waiting on each layer's launch and the stage's own
+Python, so the figures measured nearest the study's size are used. For CPUs the 1-thread
+figures of docs/benchmarks.md. The model, rough by design:
 
 - compute grows with pixels: a figure measured at s px counts (s / size)^2 at `size`;
 - CPU: a stage with t threads runs t times the 1-thread figure (optimistic: two threads on
@@ -27,16 +28,16 @@ For CPUs the 1-thread figures of docs/benchmarks.md. The model, rough by design:
 """
 from __future__ import annotations
 
+import json
 import math
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib import resources
 
 from pneumonia_aug.config import ClassifierConfig, GANConfig, Profile
 from pneumonia_aug.contract import COMPARE, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN, Gan
 from pneumonia_aug.settings import parse_setting
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+FIGURES = "throughput.json"  # docs/benchmarks.md's device sections, as `bench.report` wrote them
 # Kermany train/ + val/ (pooled, 10% goes to validation) and test/.
 POOLED = {"NORMAL": 1349, "PNEUMONIA": 3883}
 VAL_FRACTION, N_TEST = 0.1, 624
@@ -76,26 +77,25 @@ H200_STUDY = Throughput("gpu", "H200, the short study's stage runs (docs/results
 H200_BY_SIZE = (H200, H200_STUDY)
 CPU_DEFAULT = Throughput("cpu", "Intel Xeon, 1 thread (docs/benchmarks.md, 2026-11-26)", 64,
                          {16: 25.7}, 16.7)
-_ROW = re.compile(r"^\| (classifier loop|GAN loop) \| (\d+) \| \d+ \| [\d.]+ \| ([\d.]+) \|",
-                  re.M)
 
 
-def read_bench(heading_start: str, kind: str, text: str | None = None) -> Throughput | None:
-    """The figures of the first docs/benchmarks.md section whose heading starts so."""
-    if text is None:
-        text = BENCHMARKS.read_text() if BENCHMARKS.exists() else ""
-    for section in text.split("\n## ")[1:]:
-        heading, _, body = section.partition("\n")
-        size = re.search(r"--image-size (\d+)", body)
-        rows = _ROW.findall(body)
-        if not heading.startswith(heading_start) or not size or len(rows) < 2:
-            continue
-        threads = re.search(r"\((\d+) threads?\)", heading)
-        classifier = {int(b): float(r) for name, b, r in rows if name == "classifier loop"}
-        gan = [float(r) for name, _, r in rows if name == "GAN loop"]
-        if classifier and gan:
-            return Throughput(kind, f"{heading} (docs/benchmarks.md)", int(size.group(1)),
-                              classifier, gan[0], int(threads.group(1)) if threads else 1)
+def bench_figures() -> list[dict]:
+    """The device sections' figures shipped with the package (`throughput.json`)."""
+    try:
+        return json.loads(resources.files(__package__).joinpath(FIGURES).read_text())
+    except FileNotFoundError:
+        return []
+
+
+def read_bench(heading_start: str, kind: str,
+               sections: list[dict] | None = None) -> Throughput | None:
+    """The figures of the first device section (`bench_figures()` unless given) whose heading
+    starts so."""
+    for s in bench_figures() if sections is None else sections:
+        if s["heading"].startswith(heading_start):
+            return Throughput(kind, f"{s['heading']} (docs/benchmarks.md)", s["image_size"],
+                              {int(b): r for b, r in s["classifier"].items()}, s["gan"],
+                              s["threads"])
     return None
 
 
