@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from pneumonia_aug.data import download
+from pneumonia_aug.data import download, fetch
 from pneumonia_aug.data.download import ARCHIVE_NAME, DOWNLOAD_DIR, download_dataset
 from pneumonia_aug.data.kermany import check_layout
 from pneumonia_aug.errors import DownloadError
@@ -105,7 +105,7 @@ def _local_only(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(download, "RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(fetch, "RETRY_WAIT_S", 0.0)
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_archive_nested_one_level_deeper(serve, tmp_path):
 def test_first_download_records_sha256(serve, tmp_path, caplog):
     payload = make_zip()
     server = serve(payload)
-    with caplog.at_level(logging.INFO, logger=download.__name__):
+    with caplog.at_level(logging.INFO, logger="pneumonia_aug.data.archive"):
         get(server, tmp_path / "data")
     digest = hashlib.sha256(payload).hexdigest()
     assert recorded_sha(tmp_path / "data") == digest
@@ -244,7 +244,7 @@ def test_restart_when_server_ignores_range(serve, tmp_path):
 
 
 def test_gives_up_after_retries_and_keeps_part(serve, tmp_path, monkeypatch):
-    monkeypatch.setattr(download, "RETRIES", 3)
+    monkeypatch.setattr(fetch, "RETRIES", 3)
     server = serve(make_zip())
     server.cut_after, server.cut_every = 10, True
     with pytest.raises(DownloadError, match="resumes"):

@@ -17,7 +17,8 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.study import estimate, plan
 from pneumonia_aug.study.executors import LocalExecutor, make_executor
 from pneumonia_aug.study.graph import Node, walk
-from pneumonia_aug.study.study import Study, study_graph
+from pneumonia_aug.study.ledger import Study
+from pneumonia_aug.study.nodes import study_graph
 from pneumonia_aug.study.tasks import Task, run_task
 
 

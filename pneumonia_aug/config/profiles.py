@@ -23,7 +23,7 @@ class Profile:
     gan_max_images: int = 0  # 0 = all
     sample_every: int = 10
     eval_images: int = 500  # generated images per FID/KID evaluation and memorization check
-    settings: str = "table1"  # what `study --settings ''` runs (see study/study.py)
+    settings: str = "table1"  # what `study --settings ''` runs (see study/nodes.py)
     seeds: str = "0,1,2"  # what `study --seeds ''` runs
     lr_scaling: str = "none"  # classifier and GANs, from the paper's batch sizes
 

@@ -19,14 +19,9 @@ from pneumonia_aug.contract import TRAIN_CLASSIFIER
 from pneumonia_aug.study import estimate
 from pneumonia_aug.study.executors import cpu_cores
 from pneumonia_aug.study.graph import Node, StageCall
+from pneumonia_aug.study.ledger import Study
+from pneumonia_aug.study.nodes import FEATURES, parse_seeds, parse_settings, study_graph
 from pneumonia_aug.study.reuse import find_reusable_run, run_key
-from pneumonia_aug.study.study import (
-    FEATURES,
-    Study,
-    parse_seeds,
-    parse_settings,
-    study_graph,
-)
 
 TO_RUN = "(to run)"  # a result standing for a run not made yet
 
