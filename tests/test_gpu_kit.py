@@ -62,7 +62,7 @@ def test_a_step_is_stopped_at_its_deadline_and_its_output_kept(tmp_path):
     assert text.count("child ready") == 2 and "time budget reached" in text
 
 
-def test_kit_commands_refuse_bad_input_in_one_line(tmp_path, tiny_kermany, monkeypatch):
+def test_kit_commands_refuse_bad_input_in_one_line(tmp_path, tiny_kermany):
     from click.testing import CliRunner
 
     from pneumonia_aug.cli import main
@@ -72,12 +72,17 @@ def test_kit_commands_refuse_bad_input_in_one_line(tmp_path, tiny_kermany, monke
                                    str(tmp_path / "out")])
     assert missing.exit_code == 2 and "error: no kit.json" in missing.output
     assert not (tmp_path / "out").exists()  # refused before anything ran
-    monkeypatch.setattr("pneumonia_aug.kit.prepare.MAX_CARRIED", 100_000)  # 0.1 MiB
+    (tmp_path / "kit").mkdir()
+    (tmp_path / "kit" / "kit.json").write_text("{}")
+    few = runner.invoke(main, ["kit", "run", "--kit-dir", str(tmp_path / "kit"), "--out",
+                               str(tmp_path / "out"), "--max-out-files", "7"])
+    assert few.exit_code == 2 and "--max-out-files 7 is too few" in few.output, few.output
+    assert not (tmp_path / "out").exists()
     too_big = runner.invoke(main, ["kit", "prepare", "--kit-dir", str(tmp_path / "kit"),
                                    "--data-dir", str(tiny_kermany), "--image-size", "32",
-                                   "--python-version", "3.11"])
+                                   "--python-version", "3.11", "--max-carried-mib", "0.1"])
     assert too_big.exit_code == 2, too_big.output
-    assert "error: the transfer would carry" in too_big.output and "MiB" in too_big.output
+    assert "error: the transfer would carry" in too_big.output and "of 0.1 MiB" in too_big.output
     assert not (tmp_path / "kit" / "kit.json").exists()  # not a kit that looks ready
 
 
@@ -162,8 +167,8 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
     assert result["study"]["returncode"] == 0 and not result["study"]["stopped_at_budget"]
     sent = sorted(p.name for p in out.iterdir())
     assert sent == sorted(layout.OUT_FILES) and len(sent) <= layout.MAX_OUT_FILES
-    assert all(DEVICE_NAME.match(n) and (out / n).stat().st_size <= layout.MAX_OUT_FILE
-               for n in sent)
+    assert all(DEVICE_NAME.match(n) and (out / n).stat().st_size <= layout.MAX_OUT_FILE_MIB
+               * layout.MIB for n in sent)
     assert "| DCGAN-1.0-0.3 |" in (out / "table1.md").read_text()
     assert "(32 px, batch 4)" in (out / layout.BENCH).read_text()
     assert "carried wheels: requirements not met: none" in (out / layout.LOG).read_text()

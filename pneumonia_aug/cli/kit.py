@@ -17,7 +17,15 @@ from pneumonia_aug import logs
 from pneumonia_aug.cli.types import UserErrorGroup
 from pneumonia_aug.config import DATA_DIR_HELP, PROFILES
 from pneumonia_aug.kit.image import IMAGE_PYTHON
-from pneumonia_aug.kit.layout import DEFAULT_BUDGET_S, KIT_DIR, PACK_RESERVE_S
+from pneumonia_aug.kit.layout import (
+    DEFAULT_BUDGET_S,
+    KIT_DIR,
+    MAX_CARRIED_MIB,
+    MAX_OUT_FILE_MIB,
+    MAX_OUT_FILES,
+    PACK_RESERVE_S,
+    out_files,
+)
 
 STUDY_PROFILE = "short"  # the profile sized for one GPU window
 DEFAULT_BENCHES = ("256x128", "128x64")  # the documented GPU bench, and the study's size
@@ -42,15 +50,19 @@ def kit() -> None:
               help="the GPU machine's Python, for the wheels")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="processes re-encoding the images")
+@click.option("--max-carried-mib", type=click.FloatRange(min=0, min_open=True),
+              default=MAX_CARRIED_MIB, show_default=True,
+              help="the most your transfer to the GPU machine carries: the checkout and the "
+                   "carried folder together, in MiB")
 def prepare_cmd(kit_dir: str, data_dir: str, image_size: int, python_version: str,
-                workers: int) -> None:
+                workers: int, max_carried_mib: float) -> None:
     """Here: build the carried folder (data at the study's size, wheels, kit.json); fails
-    if the call would carry more than 64 MiB."""
+    if the transfer would carry more than --max-carried-mib."""
     from pneumonia_aug.data.kermany import resolve_data_dir
     from pneumonia_aug.kit.prepare import describe, prepare
 
     manifest = prepare(Path(kit_dir), resolve_data_dir(data_dir), image_size, python_version,
-                       workers)
+                       workers, max_carried_mib=max_carried_mib)
     click.echo(describe(manifest))
 
 
@@ -67,8 +79,9 @@ def parse_bench(text: str) -> list[tuple[int, int]]:
 @click.option("--kit-dir", default=KIT_DIR, show_default=True, help="the carried folder")
 @click.option("--out", required=True, help="the folder the outputs go to (what you bring back)")
 @click.option("--budget", type=float, default=DEFAULT_BUDGET_S, show_default=True,
-              help="seconds for everything; the study is stopped (SIGTERM) "
-                   f"{PACK_RESERVE_S} s before the end so the store can be packed")
+              help="seconds for everything (the time one command may take on the GPU "
+                   f"machine); the study is stopped (SIGTERM) {PACK_RESERVE_S} s before the "
+                   "end so the store can be packed")
 @click.option("--profile", type=click.Choice(tuple(PROFILES)), default=STUDY_PROFILE,
               show_default=True, help="the study's profile")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=DEFAULT_MAX_PARALLEL,
@@ -84,9 +97,16 @@ def parse_bench(text: str) -> list[tuple[int, int]]:
               help="seconds each bench may take")
 @click.option("--device", default="cuda", show_default=True, help="the benches' device")
 @click.option("--work-dir", default="", help="where the store is built ('' = a new temp dir)")
+@click.option("--max-out-files", type=click.IntRange(min=1), default=MAX_OUT_FILES,
+              show_default=True, help="the most files your transfer brings back from --out")
+@click.option("--max-out-file-mib", type=click.FloatRange(min=0, min_open=True),
+              default=MAX_OUT_FILE_MIB, show_default=True,
+              help="the largest file your transfer brings back, in MiB (the store archive "
+                   "leaves files behind to fit)")
 def run_cmd(kit_dir: str, out: str, budget: float, profile: str, max_parallel: int,
             seeds: str, settings: str, benches: tuple[str, ...], bench_steps: int,
-            bench_timeout: float, device: str, work_dir: str) -> None:
+            bench_timeout: float, device: str, work_dir: str, max_out_files: int,
+            max_out_file_mib: float) -> None:
     """There (the GPU machine): install the wheels offline, run the study and then the benches
     within the budget, and write the store, table, benches and log to --out."""
     from pneumonia_aug.kit.layout import MANIFEST
@@ -99,12 +119,17 @@ def run_cmd(kit_dir: str, out: str, budget: float, profile: str, max_parallel: i
     if budget <= PACK_RESERVE_S:
         raise KitError(f"--budget {budget:.0f} leaves no time: give more than "
                        f"{PACK_RESERVE_S} s")
+    bench_sizes = [b for text in benches for b in parse_bench(text)]
+    written = out_files(bool(bench_sizes))
+    if len(written) > max_out_files:
+        raise KitError(f"kit run writes up to {len(written)} files ({', '.join(written)}): "
+                       f"--max-out-files {max_out_files} is too few")
     opts = RunOptions(kit_dir=Path(kit_dir).resolve(), out=Path(out).resolve(), budget=budget,
                       profile=profile, max_parallel=max_parallel, seeds=seeds,
-                      settings=settings,
-                      benches=[b for text in benches for b in parse_bench(text)],
+                      settings=settings, benches=bench_sizes,
                       bench_steps=bench_steps, bench_timeout=bench_timeout, device=device,
-                      work_dir=Path(work_dir) if work_dir else None)
+                      work_dir=Path(work_dir) if work_dir else None,
+                      max_out_files=max_out_files, max_out_file_mib=max_out_file_mib)
     result = run_kit(opts)
     study = result["study"]
     click.echo(f"study: exit code {study['returncode']}"

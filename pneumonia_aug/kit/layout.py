@@ -1,8 +1,12 @@
-"""The names `prepare`, `run` and `import` share: the carried folder, what comes back, limits.
+"""The names `prepare`, `run` and `import` share: the carried folder, what comes back, and the
+default limits of the transfer.
 
-The kit is sized for a GPU machine reached through a narrow transfer: the checkout plus the
-carried folder at most 64 MiB, one command of about 10 minutes, and at most 8 files of at most
-16 MiB each brought back from the output folder (plain names: letters, digits, `.`, `_`, `-`).
+The limits are those of the transfer to and from your offline GPU machine, options of `kit
+prepare` (`--max-carried-mib`) and `kit run` (`--budget`, `--max-out-files`,
+`--max-out-file-mib`). Their defaults fit a narrow one: the checkout plus the carried folder at
+most 64 MiB, one command of about 10 minutes, and at most 8 files of at most 16 MiB each
+brought back from the output folder. Whatever the limits, the names that come back are plain
+(letters, digits, `.`, `_`, `-`).
 """
 
 from __future__ import annotations
@@ -20,9 +24,8 @@ MANIFEST = "kit.json"  # what prepare made: data, wheels, code version, sizes
 DATA_ARCHIVE = "data.tar.gz"
 DATA = "chest_xray"  # the folder inside it
 WHEELS = "wheels"
-MAX_CARRIED = 64 * MIB  # working tree + carried paths
 
-# ---- what `run` writes to --out (8 files at most, each at most 16 MiB) --------------------
+# ---- what `run` writes to --out ---------------------------------------------------------
 STORE_ARCHIVE = "store.tar.xz"  # mlflow.db + mlruns/, weights left behind
 TABLE_FILES = TABLE_OUTPUTS  # what compare writes
 BENCH = "bench.md"
@@ -31,14 +34,20 @@ LOG = "kit.log"
 RESULT = "result.json"  # what ran, how long, how it ended, where the store was
 STAGE_TIMES = "stages.md"  # written by import from the store: each stage run's time and speed
 OUT_FILES = (STORE_ARCHIVE, *TABLE_FILES, BENCH, LOG, RESULT)
-MAX_OUT_FILE = 16 * MIB
-MAX_OUT_FILES = 8
 
 # ---- inside the store archive ---------------------------------------------------------------
 STORE_DB = "mlflow.db"
 STORE_ARTIFACTS = "mlruns"
 LEFT_BEHIND = "left_behind.txt"  # artifact files not packed, and why
 
-# ---- the default time budget ------------------------------------------------------------------
+# ---- the transfer's limits: the defaults of the options ---------------------------------------
+MAX_CARRIED_MIB = 64.0  # working tree + carried folder (`kit prepare --max-carried-mib`)
+MAX_OUT_FILES = 8  # files brought back from --out (`kit run --max-out-files`)
+MAX_OUT_FILE_MIB = 16.0  # each of them (`kit run --max-out-file-mib`)
 DEFAULT_BUDGET_S = 540  # leaves a minute of a 10-minute command for start-up and slack
 PACK_RESERVE_S = 75  # kept back from the study for the fallback compare and the archive
+
+
+def out_files(benches: bool) -> tuple[str, ...]:
+    """The files `run` may write to --out (the bench report only when it runs benches)."""
+    return tuple(name for name in OUT_FILES if benches or name != BENCH)

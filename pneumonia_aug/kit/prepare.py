@@ -4,7 +4,8 @@ It holds the data at the study's image size as one tar (`kit.data`), the wheels 
 GPU image lacks for the target Python (`kit.wheels`, `kit.image.CARRIED`), and `kit.json`: the code
 version the runs will record (no .git travels), the data's digests, the wheels, the sizes.
 The project's source travels with the working tree. Everything that travels, working tree
-included, must stay under 64 MiB: prepare reports the total and fails above it.
+included, must stay under the transfer's limit (`max_carried`, 64 MiB unless told): prepare
+reports the total and fails above it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from pathlib import Path
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.kit import image
 from pneumonia_aug.kit.data import compact_copy
-from pneumonia_aug.kit.layout import DATA, DATA_ARCHIVE, MANIFEST, MAX_CARRIED, MIB, WHEELS
+from pneumonia_aug.kit.layout import (
+    DATA,
+    DATA_ARCHIVE,
+    MANIFEST,
+    MAX_CARRIED_MIB,
+    MIB,
+    WHEELS,
+)
 from pneumonia_aug.kit.wheels import WheelError, download
 from pneumonia_aug.stages.provenance import code_version, git_commit
 
@@ -69,24 +77,27 @@ def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def _check(sizes: dict) -> None:
-    if sizes["total"] > MAX_CARRIED:
+    if sizes["total"] > sizes["limit"]:
         raise KitError(f"the transfer would carry {sizes['total'] / MIB:.1f} MiB (kit "
                        f"{sizes['kit'] / MIB:.1f}, working tree "
                        f"{(sizes['working_tree'] or 0) / MIB:.1f}), over the limit of "
-                       f"{MAX_CARRIED / MIB:.0f} MiB: use a smaller --image-size")
+                       f"{sizes['limit'] / MIB:g} MiB: use a smaller --image-size")
 
 
-def _sizes(kit_dir: Path, root: Path) -> dict:
+def _sizes(kit_dir: Path, root: Path, limit: int) -> dict:
     sizes = {"data": (kit_dir / DATA_ARCHIVE).stat().st_size,
              "wheels": folder_bytes(kit_dir / WHEELS),
              "kit": folder_bytes(kit_dir), "working_tree": working_tree_bytes(root, kit_dir)}
     sizes["total"] = sizes["kit"] + (sizes["working_tree"] or 0)
+    sizes["limit"] = limit
     return sizes
 
 
 def prepare(kit_dir: Path, data_dir: Path, image_size: int, python_version: str,
-            workers: int = 1, root: Path | None = None) -> dict:
-    """Build `kit_dir`; return its manifest (also written to `kit_dir/kit.json`)."""
+            workers: int = 1, root: Path | None = None,
+            max_carried_mib: float = MAX_CARRIED_MIB) -> dict:
+    """Build `kit_dir`; return its manifest (also written to `kit_dir/kit.json`). Fails when
+    the kit and the working tree together would carry more than `max_carried_mib`."""
     root = root or Path.cwd()
     kit_dir.mkdir(parents=True, exist_ok=True)
     for stale in (kit_dir / MANIFEST, *(kit_dir / WHEELS).glob("*.whl")):
@@ -94,12 +105,13 @@ def prepare(kit_dir: Path, data_dir: Path, image_size: int, python_version: str,
     shutil.rmtree(kit_dir / "data", ignore_errors=True)  # what an older kit carried
     (kit_dir / "data.tar").unlink(missing_ok=True)
     data = _data_archive(data_dir, kit_dir / DATA_ARCHIVE, image_size, workers)
-    _check(_sizes(kit_dir, root))  # before fetching wheels that cannot make it fit
+    limit = round(max_carried_mib * MIB)
+    _check(_sizes(kit_dir, root, limit))  # before fetching wheels that cannot make it fit
     try:
         wheel_files = download(image.CARRIED, kit_dir / WHEELS, python_version)
     except WheelError as exc:
         raise KitError(str(exc)) from exc
-    sizes = _sizes(kit_dir, root)
+    sizes = _sizes(kit_dir, root, limit)
     _check(sizes)
     manifest = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -128,5 +140,5 @@ def describe(manifest: dict) -> str:
         f"code: {manifest['code_version']}",
         f"carried: {sizes['kit'] / MIB:.1f} MiB kit + "
         + (f"{tree / MIB:.1f} MiB working tree" if tree is not None else "working tree unknown")
-        + f" = {sizes['total'] / MIB:.1f} MiB of {MAX_CARRIED / MIB:.0f} MiB",
+        + f" = {sizes['total'] / MIB:.1f} MiB of {sizes['limit'] / MIB:g} MiB",
     ])

@@ -7,7 +7,8 @@ deadline (`supervise`). The study gets the time budget less `PACK_RESERVE_S`, it
 `max_parallel` at once (on one GPU they share it); stopped at the deadline, its
 running stage ends KILLED and the finished runs stay, and a `compare` over the experiment's
 finished classifier runs makes the table from them. Whatever happened, the store is packed
-(`pack`) and the outputs are written to `--out`. Stdlib only until the wheels
+(`pack`, within the transfer's size of a file brought back) and the outputs are written to
+`--out`. Stdlib only until the wheels
 are in: the steps themselves run `python -m pneumonia_aug.cli` with them on `PYTHONPATH`.
 """
 
@@ -23,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pneumonia_aug.config import EXPERIMENT_NAME
 from pneumonia_aug.kit import safetar, wheels
 from pneumonia_aug.kit.layout import (
     BENCH,
@@ -31,7 +33,9 @@ from pneumonia_aug.kit.layout import (
     DATA_ARCHIVE,
     LOG,
     MANIFEST,
-    MAX_OUT_FILE,
+    MAX_OUT_FILE_MIB,
+    MAX_OUT_FILES,
+    MIB,
     PACK_RESERVE_S,
     RESULT,
     STORE_ARCHIVE,
@@ -45,7 +49,6 @@ from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
 from pneumonia_aug.stages.provenance import CODE_VERSION_ENV, COMMIT_ENV
 
 REPO = Path(__file__).resolve().parents[2]  # the working tree that travelled with the call
-EXPERIMENT = "pneumonia-aug"
 MIN_BENCH_S = 45.0  # a bench given less than this would time out before its first figure
 # What the machine has, and whether the image's packages meet what the carried wheels ask
 # for (they were installed with --no-deps): a too old typing-extensions, say, is named here
@@ -90,6 +93,12 @@ class RunOptions:
     bench_timeout: float = 150.0
     device: str = "cuda"
     work_dir: Path | None = None
+    max_out_files: int = MAX_OUT_FILES  # the transfer's limits on what comes back
+    max_out_file_mib: float = MAX_OUT_FILE_MIB
+
+    @property
+    def max_out_file(self) -> int:
+        return round(self.max_out_file_mib * MIB)
 
 
 @dataclass
@@ -145,7 +154,7 @@ def _cli(*args: str) -> list[str]:
 
 def _study_args(opts: RunOptions, data: Path, output: Path) -> list[str]:
     args = ["study", "--profile", opts.profile, "--data-dir", str(data), "--output-dir",
-            str(output), "--experiment-name", EXPERIMENT, "--max-parallel",
+            str(output), "--experiment-name", EXPERIMENT_NAME, "--max-parallel",
             str(opts.max_parallel)]
     if opts.seeds:
         args += ["--seeds", opts.seeds]
@@ -217,7 +226,7 @@ def _steps(kit: KitRun) -> Outcome:
     if made_runs and not (kit.work / "study" / TABLE_FILES[0]).is_file():
         kit.tee.line("kit: the study made no table; comparing its finished runs")
         kit.step("compare (finished runs)", _cli(
-            "compare", "--source", "experiment", "--experiment-name", EXPERIMENT,
+            "compare", "--source", "experiment", "--experiment-name", EXPERIMENT_NAME,
             "--output-dir", str(kit.work / "study")), kit.end - PACK_RESERVE_S / 2)
     # The study comes first: the benches get only the time it left.
     for size, batch in opts.benches:
@@ -236,7 +245,7 @@ def _finish(kit: KitRun, study: Outcome, started: datetime.datetime,
     if (kit.work / STORE_DB).is_file():
         t0 = time.monotonic()
         try:
-            store = pack_store(kit.work, out / STORE_ARCHIVE, MAX_OUT_FILE)
+            store = pack_store(kit.work, out / STORE_ARCHIVE, opts.max_out_file)
             outputs.append(STORE_ARCHIVE)
         except Exception as exc:  # the table, benches and log still go back
             store = {"error": f"{type(exc).__name__}: {exc}"}
@@ -244,7 +253,7 @@ def _finish(kit: KitRun, study: Outcome, started: datetime.datetime,
         kit.steps.append(Step("pack store", 0, round(time.monotonic() - t0, 1)))
     for name in TABLE_FILES:
         source = kit.work / "study" / name
-        if source.is_file() and source.stat().st_size <= MAX_OUT_FILE:
+        if source.is_file() and source.stat().st_size <= opts.max_out_file:
             shutil.copyfile(source, out / name)
             outputs.append(name)
     if opts.benches:

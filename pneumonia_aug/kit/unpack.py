@@ -18,6 +18,7 @@ import sqlite3
 from pathlib import Path
 
 from pneumonia_aug import tracking
+from pneumonia_aug.config import EXPERIMENT_NAME
 from pneumonia_aug.contract import COMPARE, FOREST_PLOT, TAG_STAGE
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.kit import safetar, stage_times
@@ -33,7 +34,6 @@ from pneumonia_aug.kit.layout import (
     TABLE_FILES,
 )
 from pneumonia_aug.kit.prepare import KitError
-from pneumonia_aug.kit.run import EXPERIMENT
 
 
 def store_uri(store_dir: Path) -> str:
@@ -115,7 +115,7 @@ def _device(log: Path) -> str:
 def stage_times_page(store_dir: Path, result: dict) -> str:
     """`stages.md`: every stage run of the imported store, with what ran where above it."""
     with tracking.reading_store(store_uri(store_dir)):
-        rows = stage_times.stage_times(EXPERIMENT)
+        rows = stage_times.stage_times(EXPERIMENT_NAME)
     study = result["study"]
     ended = " (stopped at the budget)" if study["stopped_at_budget"] else ""
     scale = (f"{_device(store_dir / LOG)}, {result['started'][:10]}: `kit run` "
@@ -132,7 +132,7 @@ def forest_from_store(store_dir: Path, results_dir: Path) -> bool:
     """The newest compare run's forest plot (it travels inside the store: the files brought
     back are few), into the results folder; False when there is none."""
     with tracking.reading_store(store_uri(store_dir)):
-        experiment = tracking.experiment_id(EXPERIMENT)
+        experiment = tracking.experiment_id(EXPERIMENT_NAME)
         runs = tracking.search_runs([experiment], f"tags.{TAG_STAGE} = '{COMPARE}'",
                                     newest_first=True, max_results=1) if experiment else []
         try:
