@@ -63,11 +63,23 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _forget_active_experiment()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # local artifacts land under tmp_path
     mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)
+    _forget_active_experiment()
+
+
+def _forget_active_experiment() -> None:
+    """`mlflow.set_experiment` in one test would otherwise name its store's experiment id for
+    the next test's store (it keeps the id in the process and in $MLFLOW_EXPERIMENT_ID):
+    "No Experiment with id=1 exists" there."""
+    import mlflow.tracking.fluent
+
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    mlflow.tracking.fluent._active_experiment_id = None
 
 
 def xray_like(seed: int, size: int = 48, label: str = "NORMAL") -> Image.Image:
