@@ -1,4 +1,4 @@
-"""The outbox of a training run (`stages.outbox.MetricLog`): what it logs while the tracking
+"""The outbox of a training run (`tracking.outbox.MetricLog`): what it logs while the tracking
 server is away waits on disk and lands once it answers, exactly once; an outage past the limit
 stops with a message that says how to resume.
 
@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from pneumonia_aug import tracking
 from pneumonia_aug.config import Reliability
 from pneumonia_aug.errors import PneumoniaAugError, TrackingOutageError
-from pneumonia_aug.stages.outbox import MetricLog
+from pneumonia_aug.tracking.outbox import MetricLog
 
 LIMITS = Reliability(tracking_outage_s=60, tracking_probe_s=0.5)
 

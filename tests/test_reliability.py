@@ -243,7 +243,7 @@ def test_a_database_outage_costs_no_retry_schedule(server, tmp_path):
     from mlflow import MlflowClient
 
     from pneumonia_aug import tracking
-    from pneumonia_aug.stages.outbox import MetricLog
+    from pneumonia_aug.tracking.outbox import MetricLog
 
     os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)  # MLflow's own retries (7)
     run_id, _ = tracking.create_run("db-outage", {})

@@ -9,7 +9,7 @@
 4. under torchrun, hands the run id, the upstream and the checkpoint to the other ranks (only
    rank 0 talks to MLflow);
 5. trains with a local checkpoint (kept if anything fails, for `--resume`), logging each epoch
-   exactly once through an outbox that rides out tracking outages (`stages.outbox`); a
+   exactly once through an outbox that rides out tracking outages (`tracking.outbox`); a
    non-finite loss ends the run FAILED with a one-line `error:`;
 6. waits for the tracking server if it is away (up to the outage limit), then logs the
    results (plots, model, registry) while the checkpoint still exists.
@@ -37,8 +37,8 @@ from pneumonia_aug.stages.checkpoints import (
     local_checkpoint,
     sigterm_as_interrupt,
 )
-from pneumonia_aug.stages.outbox import MetricLog
 from pneumonia_aug.stages.provenance import code_version, git_commit
+from pneumonia_aug.tracking.outbox import MetricLog
 from pneumonia_aug.training import distributed
 
 log = logging.getLogger(__name__)

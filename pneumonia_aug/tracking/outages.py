@@ -1,4 +1,4 @@
-"""Tracking outages, and what the outbox (`stages/outbox.py`) needs to wait one out.
+"""Tracking outages, and what the outbox (`tracking/outbox.py`) needs to wait one out.
 
 Is an error an outage (`is_outage`), is the server back (`reachable`), does it answer at all
 before a run starts (`ensure_reachable`), one try per request while the caller does the

@@ -20,7 +20,7 @@ artifacts, and it gives no point at which to stop cleanly.
 
 Retry policy: the outbox is the retry loop for what a run logs while it trains. A probe of
 `/health` (`tracking_probe_s`) comes before each send, and a send makes one try per request
-(`tracking.single_try`), so an epoch during an outage (of the server, or of its database or
+(`outages.single_try`), so an epoch during an outage (of the server, or of its database or
 S3 store, which answer 5xx) costs a second, not MLflow's retry schedule. Everything else
 keeps MLflow's HTTP retries (the CLI's 3: a blip), and a server that is down at start-up
 still fails in seconds (`tracking.ensure_reachable`).
@@ -34,9 +34,9 @@ import os
 import time
 from pathlib import Path
 
-from pneumonia_aug import tracking
 from pneumonia_aug.config import RELIABILITY_ENV_PREFIX, Reliability
 from pneumonia_aug.errors import TrackingOutageError
+from pneumonia_aug.tracking import outages
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -62,7 +62,7 @@ class MetricLog:
         self.last_step = 0
 
     def __call__(self, metrics: dict, step: int) -> None:
-        timestamp = tracking.now_ms()
+        timestamp = outages.now_ms()
         for key, value in metrics.items():
             if step not in self.logged.get(key, ()):
                 self.pending.append({"key": key, "value": float(value), "step": int(step),
@@ -111,22 +111,22 @@ class MetricLog:
         artifacts = self._artifacts()
         if not self.pending and not artifacts:
             return True
-        if not tracking.reachable(self.limits.tracking_probe_s):
+        if not outages.reachable(self.limits.tracking_probe_s):
             return False
         try:
-            with tracking.single_try():  # the outbox retries at the next epoch, not MLflow now
+            with outages.single_try():  # the outbox retries at the next epoch, not MLflow now
                 if self.pending:
-                    tracking.log_metric_rows(self.run_id, self.pending)
+                    outages.log_metric_rows(self.run_id, self.pending)
                     self.pending = []
                     self._write_pending()
                 for path in artifacts:
                     relative = path.relative_to(self.outbox / ARTIFACTS_DIR)
                     parent = relative.parent.as_posix()
-                    tracking.upload_artifact(self.run_id, path,
+                    outages.upload_artifact(self.run_id, path,
                                              None if parent == "." else parent)
                     path.unlink()
         except Exception as exc:
-            if not tracking.is_outage(exc):
+            if not outages.is_outage(exc):
                 raise
             log.debug("sending to the tracking server failed: %s", exc)
             return False
@@ -155,7 +155,7 @@ class MetricLog:
 
     def _outage_message(self, seconds: float) -> str:
         env = RELIABILITY_ENV_PREFIX + "TRACKING_OUTAGE_S"
-        return (f"the tracking server {tracking.tracking_uri()} has not answered for "
+        return (f"the tracking server {outages.tracking_uri()} has not answered for "
                 f"{seconds:.0f} s (limit {self.limits.tracking_outage_s:.0f} s, {env}): run "
                 f"{self.run_id} stopped after step {self.last_step}; its checkpoint and "
                 f"{len(self.pending)} unsent metric values are kept in "
