@@ -93,9 +93,10 @@ def _mlflow_env(**extra) -> dict:
 
 def test_bare_mlflow_run_without_conda(tiny_kermany, tracking_uri, tmp_path):
     """`mlflow run .` as a conda user types it, on a machine without conda: MLflow stops in
-    seconds with its own message, which README's Quick start quotes beside the commands to use
-    instead; the run MLflow opened first lands in the project's experiment (the activated
-    venv's MLFLOW_EXPERIMENT_NAME), not in `Default`."""
+    seconds with its own message, which docs/install.md quotes beside the commands to use
+    instead (the README's Quick start names them and links there); the run MLflow opened
+    first lands in the project's experiment (the activated venv's MLFLOW_EXPERIMENT_NAME),
+    not in `Default`."""
     no_conda = tmp_path / "no-conda"  # MLflow looks for $MLFLOW_CONDA_HOME/bin/conda
     no_conda.mkdir()
     proc = subprocess.run(
@@ -106,14 +107,16 @@ def test_bare_mlflow_run_without_conda(tiny_kermany, tracking_uri, tmp_path):
     assert proc.returncode != 0  # in about 6 s on an idle machine
     message = "Could not find Conda executable"
     assert message in proc.stderr, proc.stderr[-2000:]
-    advice = quick_start()
+    advice = " ".join((REPO / "docs" / "install.md").read_text().split())
     assert message in advice
-    assert "--env-manager uv" in advice and "--env-manager local" in advice
+    for text in (advice, quick_start()):
+        assert "--env-manager uv" in text and "--env-manager local" in text
+    assert "docs/install.md" in quick_start()
     client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id])
     assert not client.search_runs(["0"])  # nothing in Default
     assert run.data.tags["mlflow.project.env"] == "conda"
-    # MLflow opens the run before it looks for conda and never closes it: README says so.
+    # MLflow opens the run before it looks for conda and never closes it: the docs say so.
     assert run.info.status == "RUNNING" and "RUNNING" in advice
 
 
