@@ -30,7 +30,8 @@ def test_a_changed_default_makes_the_page_stale(monkeypatch):
 # is not one of them; the only path outside the clone is the quick start's data copy.
 BANNED = [r"\blent\b", r"device tool", r"\$OUT\b", r"\bissues? #?\d+", r"DEVELOPERS\.md",
           r"ENVIRONMENT\.md", r"landing from another branch", r"the device's limits",
-          r'(?<!")\bsessions?\b', r"shared/(?!data/chest_xray)"]
+          r'(?<!")\bsessions?\b', r"shared/(?!data/chest_xray)", r"\bfiles_at\b",
+          r"device call"]
 THIS = Path(__file__).resolve().relative_to(REPO).as_posix()
 
 
@@ -57,7 +58,7 @@ def test_no_text_speaks_of_the_place_it_was_written_in():
 def test_the_banned_words_are_found():
     pattern = re.compile("|".join(BANNED), re.IGNORECASE)
     for text in ("the lent GPU", "issue 12", "written under $OUT", "see ../shared/docs/X.md",
-                 "this session's time"):
+                 "this session's time", "its FILES_AT", "the device call's files"):
         assert pattern.search(text), text
     for text in ('scope="session"', "start_new_session=True", "../shared/data/chest_xray",
                  "a talent", "$OUTPUT"):

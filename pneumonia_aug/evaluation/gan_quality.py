@@ -3,8 +3,9 @@
 The paper judges its GANs only by the classifier they help train. Two further questions:
 - Do generated radiographs look like the real ones as a set? FID and KID (torchmetrics) answer
   that in the feature space of a trained CheXNet, not ImageNet Inception: Inception weights
-  cannot be fetched here and fit radiographs poorly. Values are therefore `quality/fid_xray`
-  and `quality/kid_xray`, comparable with each other only for the same feature network.
+  need a download (an offline machine has none) and fit radiographs poorly. Values are
+  therefore `quality/fid_xray` and `quality/kid_xray`, comparable with each other only for
+  the same feature network.
 - Does the GAN copy training patients? `memorization_check` finds each generated image's nearest
   real training image in the same feature space, and `closest_pairs_figure` shows the closest
   pairs so a person can judge.

@@ -44,8 +44,8 @@ def store_uri(store_dir: Path) -> str:
 def read_result(source: Path) -> dict:
     path = source / RESULT
     if not path.is_file():
-        raise KitError(f"no {RESULT} in {source}: give the folder the device call's files "
-                       "landed in (its files_at)")
+        raise KitError(f"no {RESULT} in {source}: give the folder you copied back from the "
+                       "GPU machine's --out folder")
     return json.loads(path.read_text())
 
 
