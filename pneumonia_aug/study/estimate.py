@@ -14,7 +14,8 @@ promises: small images leave the card waiting on each layer's launch and the sta
 Python, so the figures measured nearest the study's size are used. For CPUs the 1-thread
 figures of docs/benchmarks.md. The model, rough by design:
 
-- compute grows with pixels: a figure measured at s px counts (s / size)^2 at `size`;
+- compute grows with pixels: a figure measured at s px counts (s / size)^2 at `size`; a
+  classifier on a GPU only above s (below it, it is bound by launches and Python);
 - CPU: a stage with t threads runs t times the 1-thread figure (optimistic: two threads on
   two busy cores do worse);
 - GPU: k stages sharing a card each get min(their batch's figure, the card's total / k): a
@@ -135,8 +136,15 @@ class Device:
     counts: dict[str, int] = field(default_factory=dict)
     gan_owns_card: bool = False
 
-    def scale(self, size: int) -> float:
-        return (self.figures.image_size / size) ** 2
+    def scale(self, size: int, kind: str = TRAIN_GAN) -> float:
+        """Pixels at `size` against the figures' size; a classifier on a GPU no faster below
+        it (DenseNet121's 120 layers wait on launches and Python, not on pixels: the medium
+        study's classifiers trained at 400-525 img/s at 32 px on one H200, the short study's
+        at 550 at 128 px)."""
+        ratio = (self.figures.image_size / size) ** 2
+        if self.figures.kind != "cpu" and kind == TRAIN_CLASSIFIER:
+            return min(1.0, ratio)
+        return ratio
 
     def _share(self, kind: str, rate: float, ceiling: float) -> float:
         if self.figures.kind == "cpu":
@@ -150,7 +158,7 @@ class Device:
     def classifier_rate(self, batch: int, size: int) -> float:
         f = self.figures
         rate = self._share(TRAIN_CLASSIFIER, f.classifier_rate(batch), f.card_total)
-        return rate * self.scale(size)
+        return rate * self.scale(size, TRAIN_CLASSIFIER)
 
     def gan_rate(self, size: int) -> float:
         return self._share(TRAIN_GAN, self.figures.gan, self.figures.gan) * self.scale(size)
