@@ -37,6 +37,12 @@ def process(pid: int) -> tuple[str, float] | None:
             started)
 
 
+def start_time(pid: int) -> float:
+    """When `pid` started (tells it from a later process with the same pid); -1 if gone."""
+    found = process(pid)
+    return found[1] if found else -1
+
+
 def group_members(pgid: int) -> list[int]:
     """Running (not zombie) processes of process group `pgid`."""
     members = []

@@ -16,10 +16,10 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from pneumonia_aug import tracking
+from pneumonia_aug import machine, tracking
 from pneumonia_aug.config import Reliability
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.study.reuse import _started, claim_or_reuse
+from pneumonia_aug.study.reuse import claim_or_reuse
 
 FAST = Reliability(claim_poll_s=0.2, claim_heartbeat_s=0.2, claim_stale_s=60)
 KEY, PARAMS = "key-1", {"n": 1}
@@ -52,7 +52,7 @@ def _runs(view=ViewType.ACTIVE_ONLY) -> list:
 
 
 def test_a_live_claim_is_waited_for_then_reused(tracking_uri):
-    me = f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+    me = f"{socket.gethostname()}:{os.getpid()}:{machine.start_time(os.getpid())}"
     rival = _rival(me, time.time())  # alive: this very process
 
     def finish() -> None:

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pneumonia_aug.study import estimate
+
 # In a checkout: the page, and the figures `study --dry-run` reads from inside the package
 # (an installed package has no docs/). Writing the page writes the figures from it.
 CHECKOUT_BENCHMARKS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
-FIGURES = Path(__file__).resolve().parents[1] / "study" / "throughput.json"
+FIGURES = Path(estimate.__file__).with_name(estimate.FIGURES)
 
 TARGETS = {  # ratio -> minimum, on a GPU at 256 px, batch 128
     "classifier loop / classifier bare step": 0.9,

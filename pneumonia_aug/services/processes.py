@@ -61,10 +61,7 @@ def require_loopback_unless_auth(host: str, auth: bool) -> None:
                            "a password: add --auth, or keep the default --host 127.0.0.1")
 
 
-def start_time(pid: int) -> float:
-    """When `pid` started (tells it from a later process with the same pid); -1 if gone."""
-    found = machine.process(pid)
-    return found[1] if found else -1
+start_time = machine.start_time
 
 
 def is_alive(service: dict) -> bool:

@@ -136,7 +136,7 @@ class Device:
     counts: dict[str, int] = field(default_factory=dict)
     gan_owns_card: bool = False
 
-    def scale(self, size: int, kind: str = TRAIN_GAN) -> float:
+    def scale(self, size: int, kind: str) -> float:
         """Pixels at `size` against the figures' size; a classifier on a GPU no faster below
         it (DenseNet121's 120 layers wait on launches and Python, not on pixels: the medium
         study's classifiers trained at 400-525 img/s at 32 px on one H200, the short study's
@@ -161,7 +161,8 @@ class Device:
         return rate * self.scale(size, TRAIN_CLASSIFIER)
 
     def gan_rate(self, size: int) -> float:
-        return self._share(TRAIN_GAN, self.figures.gan, self.figures.gan) * self.scale(size)
+        return (self._share(TRAIN_GAN, self.figures.gan, self.figures.gan)
+                * self.scale(size, TRAIN_GAN))
 
 
 def _real_train(r: float, scope: str, cap: int) -> tuple[float, float]:

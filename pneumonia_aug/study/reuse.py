@@ -240,13 +240,9 @@ def _heartbeat(run_id: str, limits: Reliability) -> Iterator[None]:
 
 def _owner() -> str:
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_started(pid)}"
+    return f"{socket.gethostname()}:{pid}:{machine.start_time(pid)}"
 
 
-def _started(pid: int) -> float:
-    """When the process started (tells a live pid from a reused one); -1 if it is gone."""
-    found = machine.process(pid)
-    return found[1] if found else -1
 
 
 def _is_dead(run, limits: Reliability) -> bool:
@@ -255,7 +251,7 @@ def _is_dead(run, limits: Reliability) -> bool:
     host, _, rest = tags.get(TAG_CLAIM_OWNER, "").partition(":")
     pid, _, started = rest.partition(":")
     if host == socket.gethostname() and pid.isdigit() and started not in ("", "-1"):
-        if _started(int(pid)) != float(started):
+        if machine.start_time(int(pid)) != float(started):
             return True
     beat = float(tags.get(TAG_CLAIM_HEARTBEAT) or run.info.start_time / 1000)
     return time.time() - beat > limits.claim_stale_s
