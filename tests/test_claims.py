@@ -25,9 +25,13 @@ FAST = Reliability(claim_poll_s=0.2, claim_heartbeat_s=0.2, claim_stale_s=60)
 KEY, PARAMS = "key-1", {"n": 1}
 
 
+STAGE_TAGS = {"stage": "train_classifier"}  # what every stage's run carries from its start
+
+
 def _launch(calls: list):
-    def launch() -> str:
-        with tracking.start_run("claims", run_name="stage") as run:
+    def launch(run_id: str) -> str:
+        with tracking.start_run("claims", run_name="stage", tags=STAGE_TAGS,
+                                run_id=run_id) as run:
             tracking.log_params(PARAMS)
             calls.append(run.info.run_id)
             return run.info.run_id
@@ -96,8 +100,9 @@ def test_a_dead_claim_is_taken_over(tracking_uri, owner, age):
 def test_a_claim_holds_while_its_run_lives_and_goes_when_it_fails(tracking_uri):
     seen = {}
 
-    def launch() -> str:
-        with tracking.start_run("claims", run_name="stage") as run:
+    def launch(run_id: str) -> str:
+        with tracking.start_run("claims", run_name="stage", tags=STAGE_TAGS,
+                                run_id=run_id) as run:
             seen["live"] = _claim_tags(run.info.run_id)  # what another study looks at
             raise PneumoniaAugError("the stage failed")
 
@@ -110,7 +115,7 @@ def test_a_claim_holds_while_its_run_lives_and_goes_when_it_fails(tracking_uri):
 
 
 def test_a_stage_that_fails_before_its_run_leaves_no_run(tracking_uri):
-    def launch() -> str:
+    def launch(run_id: str) -> str:
         raise PneumoniaAugError("no generate run: run `generate` first")
 
     with pytest.raises(PneumoniaAugError, match="no generate run"):

@@ -274,8 +274,9 @@ while not (folder / "go").exists():
 go = float((folder / "go").read_text())
 out = []
 for i, key in enumerate(keys):
-    def launch():
-        with tracking.start_run(experiment, run_name=key, tags={"stage": "tiny"}) as run:
+    def launch(run_id):
+        with tracking.start_run(experiment, run_name=key, tags={"stage": "tiny"},
+                                run_id=run_id) as run:
             tracking.log_params({"n": 1})
             time.sleep(2)  # the stage's work: the other caller must wait for it
             return run.info.run_id

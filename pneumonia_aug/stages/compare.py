@@ -227,8 +227,9 @@ def write_reports(table: pd.DataFrame, scale: Scale, output_dir: Path) -> dict[s
 
 def run_compare(cfg: CompareConfig, run_ids: list[str] | None = None,
                 expected_settings=None, expected_seeds=None,
-                extra_params: dict | None = None) -> str:
-    """Build the table of one comparison group and log it as a compare run; return the run id."""
+                extra_params: dict | None = None, run_id: str = "") -> str:
+    """Build the table of one comparison group and log it as a compare run (a new one, or the
+    study's claimed `run_id`); return the run id."""
     experiment = tracking.experiment_id(cfg.experiment_name)
     if experiment is None:
         raise PneumoniaAugError(f"no experiment named {cfg.experiment_name!r}: run "
@@ -253,7 +254,8 @@ def run_compare(cfg: CompareConfig, run_ids: list[str] | None = None,
     origin = describe.compare_run(len(runs), sel.study_run_id or tracking.current_run_id(),
                                   sel.key)
     with tracking.start_run(cfg.experiment_name, run_name=COMPARE, tags=stage_tags(
-            COMPARE, **{KEY_TAG: sel.key, DESCRIPTION_TAG: f"{origin}\n\n{markdown}"})) as run:
+            COMPARE, **{KEY_TAG: sel.key, DESCRIPTION_TAG: f"{origin}\n\n{markdown}"}),
+            run_id=run_id) as run:
         tracking.log_params({**cfg.to_dict(), "n_runs": len(runs), "study_run_id": sel.study_run_id,
                              **(extra_params or {})})
         tracking.log_dict({"run_ids": runs["run_id"].tolist(), "group": sel.key,

@@ -60,8 +60,9 @@ def _check_gan(uri: str, source_run: str, gan: Gan) -> None:
             f"model={Gan.parse(trained).value}, or the URI of a {gan.display} generator")
 
 
-def run_generate(cfg: GenerateConfig) -> str:
-    """Generate `cfg.n_images` NORMAL images as an MLflow run; return its run id."""
+def run_generate(cfg: GenerateConfig, run_id: str = "", parent_run_id: str = "") -> str:
+    """Generate `cfg.n_images` NORMAL images as an MLflow run (a new one nested under
+    `parent_run_id` when given, or the claimed `run_id`); return its run id."""
     gan = cfg.gan
     uri = cfg.model_uri or newest_generator_uri(gan)
     version, source_run = tracking.model_version_of(uri)  # before the run: a user error
@@ -70,8 +71,8 @@ def run_generate(cfg: GenerateConfig) -> str:
                                    "generator_version": version, TAG_TRAIN_GAN_RUN: source_run})
     name = run_name(cfg.seed, f"{GENERATE}-{gan.value}")
     with tracking.start_run(cfg.experiment_name, run_name=name, tags=tags,
-                            description=describe.generate_run(cfg, uri, version,
-                                                              source_run)) as run:
+                            description=describe.generate_run(cfg, uri, version, source_run),
+                            run_id=run_id, parent_run_id=parent_run_id) as run:
         tracking.log_params(cfg.to_dict() | {"model_uri": uri})
         generator = tracking.load_python_model(uri)
         generator.generator.to(pick_device(cfg.device))

@@ -91,8 +91,10 @@ class TrainingStage:
         """Rank 0, after training, while the local checkpoint still exists."""
 
 
-def _open_run(stage: TrainingStage, upstream, resume: Resume | None, dist):
-    """A new run, or the interrupted one reopened (its tags and params are already there)."""
+def _open_run(stage: TrainingStage, upstream, resume: Resume | None, dist, run_id: str,
+              parent_run_id: str):
+    """A new run (or the claimed `run_id` continued), or the interrupted one reopened (its tags
+    and params are already there)."""
     metrics = stage.cfg.system_metrics
     if resume:
         tracking.tag_run(resume.run_id, {TAG_RESUMED_AFTER: resume.checkpoint["epoch"]})
@@ -101,7 +103,7 @@ def _open_run(stage: TrainingStage, upstream, resume: Resume | None, dist):
                       **stage.tags(upstream, dist))
     return tracking.start_run(stage.cfg.experiment_name, run_name=stage.run_name, tags=tags,
                               description=stage.description(upstream),
-                              system_metrics=metrics)
+                              system_metrics=metrics, run_id=run_id, parent_run_id=parent_run_id)
 
 
 def _check_same_data(resume: Resume, digest: str) -> None:
@@ -129,9 +131,12 @@ def _log_results(stage: TrainingStage, data, result, metric_log: MetricLog, path
     metric_log.flush(wait=True)
 
 
-def execute(stage: TrainingStage, resume_run_id: str = "") -> str:
-    """Run `stage` as one tracked run (or continue `resume_run_id`); return the run id. Under
-    torchrun every process calls this and only rank 0 talks to MLflow."""
+def execute(stage: TrainingStage, resume_run_id: str = "", run_id: str = "",
+            parent_run_id: str = "") -> str:
+    """Run `stage` as one tracked run and return its id: a new run (nested under
+    `parent_run_id` when given), the claimed run `run_id` continued, or the interrupted run
+    `resume_run_id` reopened. Under torchrun every process calls this and only rank 0 talks to
+    MLflow."""
     cfg = stage.cfg
     with distributed.process_group(cfg.device) as dist, sigterm_as_interrupt():
         if not dist.is_main:
@@ -143,7 +148,7 @@ def execute(stage: TrainingStage, resume_run_id: str = "") -> str:
         if resume_run_id:
             resume = load_resume(resume_run_id, stage.stage, stage.params, cfg.cache_dir)
         upstream = stage.prepare(resume)
-        with _open_run(stage, upstream, resume, dist) as run:
+        with _open_run(stage, upstream, resume, dist, run_id, parent_run_id) as run:
             run_id = run.info.run_id
             data = stage.load(upstream)
             if resume:

@@ -252,7 +252,8 @@ class ClassifierStage(TrainingStage):
                                       metric_prefix=MLFLOW_EVALUATION_PREFIX)
 
 
-def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "") -> str:
-    """Train one setting/seed as an MLflow run, or continue the unfinished run `resume_run_id`
-    from its checkpoint; return the run id."""
-    return execute(ClassifierStage(cfg), resume_run_id)
+def run_train_classifier(cfg: ClassifierConfig, resume_run_id: str = "", run_id: str = "",
+                         parent_run_id: str = "") -> str:
+    """Train one setting/seed as an MLflow run (a new one, or the claimed `run_id`), or continue
+    the unfinished run `resume_run_id` from its checkpoint; return the run id."""
+    return execute(ClassifierStage(cfg), resume_run_id, run_id, parent_run_id)

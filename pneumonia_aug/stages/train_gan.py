@@ -185,7 +185,8 @@ class GANStage(TrainingStage):
                  run_id, gan.display, generator_model_name(gan), version)
 
 
-def run_train_gan(cfg: GANConfig, resume_run_id: str = "") -> str:
-    """Train one GAN as an MLflow run, or continue the unfinished run `resume_run_id` from its
-    checkpoint; return the run id."""
-    return execute(GANStage(cfg), resume_run_id)
+def run_train_gan(cfg: GANConfig, resume_run_id: str = "", run_id: str = "",
+                  parent_run_id: str = "") -> str:
+    """Train one GAN as an MLflow run (a new one, or the claimed `run_id`), or continue the
+    unfinished run `resume_run_id` from its checkpoint; return the run id."""
+    return execute(GANStage(cfg), resume_run_id, run_id, parent_run_id)

@@ -1,8 +1,9 @@
 """Who runs a study's stages: this process, stage processes on this machine, or Ray.
 
-Every executor has `launch(call) -> run id` (called by `Study.stage` when no finished run can
-be reused; blocks until the stage is done; a failed stage raises `StageFailed`, which the
-study records and goes on), `stop()` (end every stage still running: their runs end KILLED,
+Every executor has `launch(call, run_id) -> run id` (called by `Study.stage` when no finished
+run can be reused, with the run it claimed for the stage, which the stage continues; blocks
+until the stage is done; a failed stage raises `StageFailed`, which the study records and goes
+on), `stop()` (end every stage still running: their runs end KILLED,
 checkpoints kept) and `close()`, and a `width`: how many stages the walk runs at once.
 
 - `InlineExecutor` (max_parallel 1, the default): each stage in the study's own process, one
@@ -61,8 +62,8 @@ class InlineExecutor:
     width = 1
     parent_run_id = ""  # its stages nest under the active run
 
-    def launch(self, call: StageCall) -> str:
-        return run_stage(call.stage, call.config)
+    def launch(self, call: StageCall, run_id: str) -> str:
+        return run_stage(call.stage, call.config, run_id)
 
     def stop(self) -> None:
         """Nothing to do: Ctrl-C / SIGTERM already reached the stage (it runs here)."""
@@ -90,10 +91,10 @@ class LocalExecutor:
                  self.threads, f", GPUs {','.join(self.gpus)} dealt round-robin"
                  if len(self.gpus) > 1 else "")
 
-    def launch(self, call: StageCall) -> str:
+    def launch(self, call: StageCall, run_id: str) -> str:
         slot = self._slots.get()
         try:
-            return self._run(call, slot)
+            return self._run(call, run_id, slot)
         finally:
             self._slots.put(slot)
 
@@ -105,9 +106,8 @@ class LocalExecutor:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
         return env
 
-    def _run(self, call: StageCall, slot: int) -> str:
-        task = Task(call.stage, call.config.to_dict(), self.parent_run_id, self.threads,
-                    tracking.take_adoption() or "")
+    def _run(self, call: StageCall, run_id: str, slot: int) -> str:
+        task = Task(call.stage, call.config.to_dict(), self.parent_run_id, self.threads, run_id)
         with tempfile.TemporaryDirectory(prefix="pneumonia-aug-stage-") as tmp:
             result = Path(tmp) / "outcome.json"
             with self._lock:

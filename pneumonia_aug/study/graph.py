@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class StageCall:
     """One stage as `Study.stage` sees it (reuse key parts), and what runs it: `config` for an
-    executor, or `run_here`, a call the driver makes itself (compare)."""
+    executor, or `run_here(run_id)`, a call the driver makes itself into the claimed run
+    (compare)."""
 
     stage: str
     label: str
     params: dict
     upstream: dict
     config: object | None = None
-    run_here: Callable[[], str] | None = None
+    run_here: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)

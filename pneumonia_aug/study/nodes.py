@@ -194,8 +194,9 @@ def _compare_node(study: Study, names: list[str], seeds: list[int], output_dir: 
 
     def make(results: dict) -> StageCall:
         runs = sorted(filter(None, (results[name] for name in classifiers)))
-        return StageCall(COMPARE, COMPARE, params, {"classifier_runs": runs}, run_here=lambda:
-                         run_compare(cfg, run_ids=runs, expected_settings=names,
-                                     expected_seeds=seeds, extra_params=params))
+        return StageCall(COMPARE, COMPARE, params, {"classifier_runs": runs},
+                         run_here=lambda run_id: run_compare(
+                             cfg, run_ids=runs, expected_settings=names, expected_seeds=seeds,
+                             extra_params=params, run_id=run_id))
 
     return Node(COMPARE, COMPARE, classifiers, make, cfg, in_driver=True)

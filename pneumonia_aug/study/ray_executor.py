@@ -69,10 +69,9 @@ class RayExecutor:
         self._stopping = False
         log.info("[study] Ray cluster: %s", ray.cluster_resources())
 
-    def launch(self, call: StageCall) -> str:
+    def launch(self, call: StageCall, run_id: str) -> str:
         cpus, gpus = RESOURCES.get(call.stage, SHARED_GPU)
-        task = Task(call.stage, call.config.to_dict(), self.parent_run_id, cpus,
-                    tracking.take_adoption() or "")
+        task = Task(call.stage, call.config.to_dict(), self.parent_run_id, cpus, run_id)
         options = {"num_cpus": cpus, "num_gpus": gpus if self.has_gpus else 0,
                    "max_retries": MAX_RETRIES, "name": call.label}
         with self._lock:

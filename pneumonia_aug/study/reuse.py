@@ -14,8 +14,10 @@ at the same moment would both launch it. `claim_or_reuse` prevents that optimist
 1. A FINISHED run with the key (and the same params) exists: reuse it.
 2. Claim: create a RUNNING run tagged with the key, its owner (host:pid) and a heartbeat.
 3. Look for *rivals*: other live runs with the key (RUNNING and not stale, see 6).
-   - None: this claim wins. The stage is launched into the claimed run (`tracking.adopting`:
-     the stage's own `start_run` continues it), and a thread renews the heartbeat meanwhile.
+   - None: this claim wins. The stage is launched with the claimed run's id (`launch(run_id)`:
+     the stage's `start_run(run_id=...)` continues it), and a thread renews the heartbeat
+     meanwhile. A stage that fails before opening its run (the run never got its stage tag)
+     leaves nothing behind: the claimed run is deleted.
    - Some, and this claim is the earliest (start time, then run id): look once more after a
      short pause; if the rivals have given way by then, win as above, else give way.
    - Otherwise give way: tag the claim `claim.duplicate_of` the earliest rival, end it
@@ -63,6 +65,7 @@ from pneumonia_aug.contract import (
     TAG_CLAIM_OWNER,
     TAG_DUPLICATE_OF,
     TAG_RUN_KEY,
+    TAG_STAGE,
 )
 from pneumonia_aug.stages.provenance import UNKNOWN, code_version
 
@@ -100,22 +103,22 @@ class Claim:
     launched: bool  # False: another run with the key was reused
 
 
-def claim_or_reuse(experiment_name: str, key: str, params: dict, launch: Callable[[], str],
+def claim_or_reuse(experiment_name: str, key: str, params: dict, launch: Callable[[str], str],
                    label: str = "", tags: dict | None = None, parent_run_id: str = "",
                    limits: Reliability | None = None) -> Claim:
     """Reuse the FINISHED run with `key`, or launch the stage once even when other processes
     ask for the same key at the same moment (protocol: module docstring).
 
-    `launch()` must open its run with `tracking.start_run` in this thread (it then continues
-    the claimed run) and return the run id; its exceptions propagate (the claimed run ends
-    FAILED, or is deleted if the stage failed before opening it). `tags` (and the parent)
-    are set on the claimed run from the start.
+    `launch(run_id)` must open its run with `tracking.start_run(run_id=run_id)` (continuing
+    the claimed run; "" when nothing was claimed: a new run) and return the run id; its
+    exceptions propagate (the claimed run ends FAILED, or is deleted if the stage failed
+    before opening it). `tags` (and the parent) are set on the claimed run from the start.
     """
     limits = limits or Reliability.from_env()
     label = label or key
     if code_version() == UNKNOWN:  # no reuse, so nothing to claim
         log.info("[study] %s: launching (code of unknown version: no reuse)", label)
-        return Claim(launch(), True)
+        return Claim(launch(""), True)
     while True:
         found = find_reusable_run(experiment_name, key, params)
         if found:
@@ -139,7 +142,7 @@ def _try_claim(experiment_name: str, key: str, params: dict, tags: dict | None,
     claim_tags = {TAG_RUN_KEY: key, TAG_CLAIM_OWNER: _owner(), TAG_CLAIM_HEARTBEAT: time.time(),
                   **(tags or {})}
     if parent_run_id:
-        claim_tags["mlflow.parentRunId"] = parent_run_id
+        claim_tags[tracking.PARENT_TAG] = parent_run_id
     run_id, started = tracking.create_run(experiment_name, claim_tags)
     for look in range(2):
         rivals, finished = _rivals(experiment_name, key, params, run_id, limits)
@@ -192,19 +195,32 @@ def _wait_until_settled(experiment_name: str, key: str, params: dict,
         time.sleep(limits.claim_poll_s)
 
 
-def _launch_into(run_id: str, key: str, launch: Callable[[], str], limits: Reliability) -> str:
-    # a stage that fails before opening its run leaves no run behind (`tracking.adopting`)
+def _launch_into(run_id: str, key: str, launch: Callable[[str], str],
+                 limits: Reliability) -> str:
     try:
-        with _heartbeat(run_id, limits), tracking.adopting(run_id) as adoption:
-            launched = launch()
+        with _heartbeat(run_id, limits):
+            launched = launch(run_id)
+    except BaseException:
+        _delete_if_unopened(run_id)  # a claim no stage opened leaves nothing behind
+        raise
     finally:
         _drop_claim(run_id)  # the heartbeat has stopped: nothing writes the tags again
-    if not adoption.used:  # the stage made its own run (another process?): no claim held
+    if launched != run_id:  # the stage made a run of its own: no claim held
         log.warning("the stage did not continue its claimed run %s; tagging %s with the key "
                     "instead (not safe against a concurrent study)", run_id, launched)
         tracking.delete_run(run_id)
         tracking.tag_run(launched, {TAG_RUN_KEY: key})
     return launched
+
+
+def _delete_if_unopened(run_id: str) -> None:
+    """Delete the claimed run if no stage opened it: every stage's run carries its stage tag
+    from the moment it opens, a bare claim does not."""
+    try:
+        if TAG_STAGE not in tracking.run_tags(run_id):
+            tracking.delete_run(run_id)
+    except Exception as exc:  # an outage: the claim stays, KILLED later as a dead owner's
+        log.debug("could not delete the unopened claim %s: %s", run_id, exc)
 
 
 def _drop_claim(run_id: str) -> None:

@@ -39,7 +39,7 @@ def _runner(study: Study, executor) -> Callable[[Node, dict], object]:
         made = node.make(results)
         if not isinstance(made, StageCall):
             return made  # the feature network, or None: an upstream stage failed
-        launch = made.run_here or (lambda: executor.launch(made))
+        launch = made.run_here or (lambda run_id: executor.launch(made, run_id))
         return study.stage(made.stage, made.label, made.params, made.upstream, launch)
 
     return run

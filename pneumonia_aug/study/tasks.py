@@ -17,7 +17,6 @@ and logged its model 2.0 s after its last epoch; 6.5 s and more from a cold proc
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -48,7 +47,7 @@ class Task:
     config: dict  # the stage config's fields
     parent_run_id: str  # the study run
     threads: int = 0  # torch CPU threads (0 = leave torch's choice)
-    adopt_run_id: str = ""  # the run the study claimed for this stage (`study.reuse`)
+    run_id: str = ""  # the run the study claimed for this stage (`study.reuse`), continued
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -58,17 +57,18 @@ class Task:
         return cls(**json.loads(text))
 
 
-def run_stage(stage: str, config) -> str:
-    """Run one stage with its config object in this process; return the run id."""
+def run_stage(stage: str, config, run_id: str = "", parent_run_id: str = "") -> str:
+    """Run one stage with its config object in this process, into the claimed run `run_id`
+    (else a new run nested under `parent_run_id`); return the run id."""
     if stage == TRAIN_CLASSIFIER:
         from pneumonia_aug.stages.train_classifier import run_train_classifier
-        return run_train_classifier(config)
+        return run_train_classifier(config, run_id=run_id, parent_run_id=parent_run_id)
     if stage == TRAIN_GAN:
         from pneumonia_aug.stages.train_gan import run_train_gan
-        return run_train_gan(config)
+        return run_train_gan(config, run_id=run_id, parent_run_id=parent_run_id)
     if stage == GENERATE:
         from pneumonia_aug.stages.generate import run_generate
-        return run_generate(config)
+        return run_generate(config, run_id=run_id, parent_run_id=parent_run_id)
     raise ValueError(f"no stage {stage!r} runs as a task")
 
 
@@ -85,7 +85,6 @@ def run_task(task: Task) -> dict:
     (a user error, or a crash whose traceback is logged). Ctrl-C / SIGTERM propagate."""
     import torch
 
-    from pneumonia_aug import tracking
     from pneumonia_aug.stages.checkpoints import sigterm_as_interrupt
 
     for name in PARENT_ONLY_ENV:
@@ -94,10 +93,9 @@ def run_task(task: Task) -> dict:
         torch.set_num_threads(task.threads)
     logs.setup()  # set up already in a stage process; a Ray worker's goes to the driver
     try:
-        adopt = (tracking.adopting(task.adopt_run_id) if task.adopt_run_id
-                 else contextlib.nullcontext())
-        with tracking.nested_under(task.parent_run_id), adopt, sigterm_as_interrupt():
-            return {"run_id": run_stage(task.stage, _config(task))}
+        with sigterm_as_interrupt():
+            return {"run_id": run_stage(task.stage, _config(task), task.run_id,
+                                        task.parent_run_id)}
     except PneumoniaAugError as exc:
         return {"error": str(exc), "user": True}
     except Exception as exc:  # a crash: its run is FAILED; the study records it and goes on

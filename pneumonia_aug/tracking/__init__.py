@@ -5,8 +5,8 @@ It knows no stage and no model: what to log and what the names mean is decided a
 so no other module imports `mlflow` (except the pyfunc classes, which subclass MLflow's).
 Callers use `from pneumonia_aug import tracking` and the names below; the modules:
 
-- `runs.py`: a run's life: `start_run`, `resume_run`, `adopting` (a claimed run continued,
-  `study/reuse.py`), failures recorded on the run (`record_failure`);
+- `runs.py`: a run's life: `start_run` (a new run, or a claimed one continued by its id,
+  `study/reuse.py`), `resume_run`, failures recorded on the run (`record_failure`);
 - `records.py`: runs by id (look up, search, create, tag, describe, nest, end, delete) and
   their experiments; `normalize_param`;
 - `active_run.py`: the active run's ids and what is logged into it: params, tags, metrics,
@@ -94,12 +94,9 @@ from pneumonia_aug.tracking.registry import (
     warm_requirement_checks,
 )
 from pneumonia_aug.tracking.runs import (
-    adopting,
-    nested_under,
     record_failure,
     resume_run,
     start_run,
-    take_adoption,
 )
 from pneumonia_aug.tracking.ui import (
     DESCRIPTION_TAG,
@@ -115,7 +112,7 @@ from pneumonia_aug.tracking.validation import metric_failures
 __all__ = [
     "DESCRIPTION_TAG", "EXPERIMENT_KIND_TAG", "MODEL_TRAINING_KIND", "PARENT_TAG",
     "TAG_VALUE_LIMIT", "active_experiment_id", "active_run_id", "add_to_description",
-    "add_to_version_description", "adopting", "alias_version", "artifact_uri", "create_run",
+    "add_to_version_description", "alias_version", "artifact_uri", "create_run",
     "current_run_id", "delete_run", "delete_tags", "describe_registered_model", "describe_run",
     "describe_version", "download_artifacts", "ensure_reachable", "evaluate_predictions",
     "experiment_id", "failure_line", "input_digest", "is_outage", "latest_finished_run",
@@ -123,10 +120,10 @@ __all__ = [
     "log_manifest", "log_metric_rows", "log_metrics", "log_params", "log_pyfunc_model",
     "log_table", "log_text", "manifest_digest", "metric_failures", "metric_history",
     "metric_steps", "model_version", "model_version_of", "model_version_page", "model_versions",
-    "nested_under", "normalize_param", "now_ms", "reachable", "reading_store",
+    "normalize_param", "now_ms", "reachable", "reading_store",
     "read_csv_artifact", "read_dict_artifact", "read_text_artifact", "record_failure",
     "resume_run", "run_description", "run_info", "run_page", "run_tags", "search_runs",
     "set_alias", "set_parent", "set_tags", "single_try", "start_run", "tag_run", "tag_version",
-    "take_adoption", "target_experiment_id", "terminate_run", "tracking_uri",
+    "target_experiment_id", "terminate_run", "tracking_uri",
     "upload_artifact", "use_experiment", "warm_requirement_checks",
 ]

@@ -1,14 +1,13 @@
-"""A run's life: start one (or continue the one `mlflow run` or a claim made), resume one, and
-end it FAILED or KILLED with its reason recorded when the code inside raises."""
+"""A run's life: start one (or continue the one `mlflow run` or a study's claim made, named by
+its id), resume one, and end it FAILED or KILLED with its reason recorded when the code inside
+raises."""
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -21,7 +20,6 @@ from pneumonia_aug.tracking.failures import failure_line
 from pneumonia_aug.tracking.outages import single_try
 from pneumonia_aug.tracking.records import (
     add_to_description,
-    delete_run,
     run_tags,
     tag_run,
     use_experiment,
@@ -69,44 +67,6 @@ def _guarded(run) -> Iterator:
         raise
 
 
-@dataclass
-class _Adoption:
-    run_id: str
-    used: bool = False
-
-
-_adoption: contextvars.ContextVar[_Adoption | None] = contextvars.ContextVar(
-    "pneumonia_aug_adoption", default=None)
-
-
-@contextlib.contextmanager
-def adopting(run_id: str) -> Iterator[_Adoption]:
-    """The next `start_run` in this thread continues the existing run `run_id` (made by a
-    claim, `study.reuse`) instead of creating one; `.used` says whether one did. If the block
-    fails before any `start_run` took the run, the run is deleted: a claim nobody opened
-    leaves nothing behind (not even in a stage process that was handed it)."""
-    adoption = _Adoption(run_id)
-    token = _adoption.set(adoption)
-    try:
-        yield adoption
-    except BaseException:
-        if not adoption.used:
-            delete_run(run_id)
-        raise
-    finally:
-        _adoption.reset(token)
-
-
-def take_adoption() -> str | None:
-    """The claimed run the next stage should continue, marked as taken (for an executor that
-    runs the stage in another process and hands it the id: `adopting` there)."""
-    adoption = _adoption.get()
-    if adoption is None or adoption.used:
-        return None
-    adoption.used = True  # only the stage's own run: anything it nests is new
-    return adoption.run_id
-
-
 def _mark_model_training(experiment_id: str) -> None:
     """Set the experiment's kind to model training (the UI's training views), unless someone
     already chose a kind for it."""
@@ -122,42 +82,26 @@ def _mark_model_training(experiment_id: str) -> None:
             raise
 
 
-# The run that runs started with none active nest under: a study's run, for its stages that
-# run in other processes (a local stage process, a Ray task), where it is not the active run.
-_nest_under: contextvars.ContextVar[str] = contextvars.ContextVar("nest_under", default="")
-
-
-@contextlib.contextmanager
-def nested_under(run_id: str) -> Iterator[None]:
-    """Runs started inside (with no run active) are nested under `run_id`."""
-    token = _nest_under.set(run_id)
-    try:
-        yield
-    finally:
-        _nest_under.reset(token)
-
-
 @contextlib.contextmanager
 def start_run(experiment_name: str, run_name: str | None = None, tags: dict | None = None,
-              parent_run_id: str = "", description: str = "", system_metrics: bool = False
-              ) -> Iterator[mlflow.ActiveRun]:
+              parent_run_id: str = "", description: str = "", system_metrics: bool = False,
+              run_id: str = "") -> Iterator[mlflow.ActiveRun]:
     """Start a run (or, under `mlflow run`, continue the run it made) in an experiment of the
     model-training kind, with `description` as what the UI shows of it.
 
-    Inside another active run the new run is nested under it; `parent_run_id` nests it under
-    that run instead. An exception marks the run FAILED with its `failure_reason` and keeps
-    everything logged so far; Ctrl-C marks it KILLED. `system_metrics` turns on MLflow's
-    system metrics (`system/*`); off, MLflow's own switch MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
-    decides.
+    `run_id` continues that existing run instead (one a study claimed for this stage: it
+    already has its experiment and parent). Inside another active run the new run is nested
+    under it; `parent_run_id` nests it under that run instead. An exception marks the run
+    FAILED with its `failure_reason` and keeps everything logged so far; Ctrl-C marks it
+    KILLED. `system_metrics` turns on MLflow's system metrics (`system/*`); off, MLflow's own
+    switch MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING decides.
     """
     nested = mlflow.active_run() is not None
-    adopted = take_adoption()
-    launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and not adopted
-    if not launched_by_project:
+    launched_by_project = bool(os.environ.get("MLFLOW_RUN_ID")) and not nested and not run_id
+    if not launched_by_project and not run_id:
         use_experiment(experiment_name)
-    parent_run_id = parent_run_id or ("" if nested else _nest_under.get())
-    parent = None if launched_by_project or adopted else (parent_run_id or None)
-    with mlflow.start_run(run_id=adopted, run_name=run_name, nested=nested,
+    parent = None if launched_by_project or run_id else (parent_run_id or None)
+    with mlflow.start_run(run_id=run_id or None, run_name=run_name, nested=nested,
                           parent_run_id=parent,
                           log_system_metrics=_system_metrics(system_metrics)) as run:
         if launched_by_project:
