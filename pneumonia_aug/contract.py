@@ -42,6 +42,7 @@ TRAIN_GAN = "train_gan"
 GENERATE = "generate"
 COMPARE = "compare"
 STUDY = "study"
+GAN_QUALITY = "gan_quality"  # measures a GAN run's images into that run; no run of its own
 
 # ---- run tags -----------------------------------------------------------------------------
 TAG_STAGE = "stage"
@@ -66,6 +67,12 @@ TAG_CLAIM_HEARTBEAT = "claim.heartbeat"  # unix seconds of the owner's last sign
 TAG_DUPLICATE_OF = "claim.duplicate_of"  # on a deleted losing run: the run it gave way to
 TAG_TRAIN_GAN_RUN = "train_gan_run_id"  # on a generate run: the GAN run it drew from
 TAG_FAILURE_REASON = "failure_reason"  # on a FAILED or KILLED run: its error, one line
+# On a GAN run whose quality was measured (stages/gan_quality.py): the feature network, by the
+# URI asked for and the version it meant; or why it was not measured.
+TAG_FEATURE_MODEL_URI = "fid_feature_model_uri"
+TAG_FEATURE_MODEL_VERSION = "fid_feature_model_version"
+TAG_QUALITY_SKIPPED = "quality_skipped"
+TAG_GAN_SEEDS = "gan_seeds"  # a study's GAN design (per-seed or shared)
 
 # ---- metric names -------------------------------------------------------------------------
 # MLflow's UI draws a run's charts in one section per prefix before the "/" (`train/loss` is
@@ -95,6 +102,7 @@ CHOSEN_TEMPERATURE = metric(CHOSEN, "temperature")  # served as TEMPERATURE_KEY
 TEST_ACCURACY, TEST_RECALL = metric(TEST, "accuracy"), metric(TEST, "recall")
 TEST_AUROC = metric(TEST, "auroc")
 TEST_OP_RECALL = metric(TEST_OP, "recall")
+VAL_AUROC = metric(VAL, "auroc")  # per epoch
 # a GAN run's, per epoch: losses and the discriminator's mean outputs on real and generated
 D_LOSS, G_LOSS = metric(TRAIN, "d_loss"), metric(TRAIN, "g_loss")
 D_REAL, D_FAKE = metric(TRAIN, "d_real"), metric(TRAIN, "d_fake")
@@ -167,6 +175,10 @@ SUBGROUPS_ARTIFACT = "predictions/test_subgroups.csv"  # recall on bacterial / v
 SKIPPED_ARTIFACT = "data/skipped_files.json"
 CHECKPOINTS_DIR = "checkpoints"
 GENERATED_DIR = "generated"  # a generate run's PNGs, read by GAN settings
+# A GAN run's images drawn for quality, measured once a feature network is known
+# (stages/gan_quality.py): `epoch_XXXX.npz` per sampled epoch, and the memorization set.
+EVAL_IMAGES_DIR = "quality/eval_images"
+MEMORIZATION_IMAGES = "memorization.npz"
 STUDY_RUNS_ARTIFACT = "study/runs.json"  # the runs a study used, reused ones included
 TABLE_OUTPUTS = ("table1.md", "table1.csv", "table1.html", "accuracy.png")
 FOREST_PLOT = "forest.png"  # compare's picture of the claim (logged, kept in the store)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pneumonia_aug.errors import SettingError
+from pneumonia_aug.errors import PneumoniaAugError, SettingError
 
 GANS = ("DCGAN", "CGAN")
 ORIGINAL = "Original"
@@ -91,3 +91,43 @@ def parse_setting(text: str) -> Setting:
     if source != ORIGINAL and g == 0:
         raise SettingError(f"invalid setting {text!r}: a GAN setting needs g > 0; {GRAMMAR}")
     return Setting(source, r, g)
+
+
+def parse_settings(text: str) -> list[Setting]:
+    """A study's settings: `table1` (or ''): the paper's 12 rows; `all`: those plus the
+    `-1.0-1.0` rows; or a comma-separated list of setting names. Each parsed once, here."""
+    if text in ("", "table1"):
+        names = list(PAPER_TABLE1)
+    elif text == "all":
+        names = [*PAPER_TABLE1, "CGAN-1.0-1.0", "DCGAN-1.0-1.0"]
+    else:
+        names = [s for s in text.split(",") if s.strip()]
+    settings = list(dict.fromkeys(parse_setting(name) for name in names))
+    if not settings:
+        raise SettingError(f"no setting in {text!r}: {GRAMMAR}")
+    return settings
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds as a comma-separated list, each an integer or a range `a-b` (both included):
+    `0,1,2`, `0-33`."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in str(text).split(",")):
+            if not part:
+                continue
+            first, dash, last = part.partition("-")
+            if dash and first:
+                if int(last) < int(first):
+                    raise ValueError(part)
+                seeds += range(int(first), int(last) + 1)
+            else:
+                seeds.append(int(part))
+    except ValueError as exc:
+        raise PneumoniaAugError(f"seeds must be comma-separated integers or ranges (0,1,2 or "
+                                f"0-33), not {text!r}") from exc
+    if not seeds:
+        raise PneumoniaAugError("give at least one seed, e.g. seeds=0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise PneumoniaAugError(f"seeds {text!r} name a seed twice")
+    return seeds

@@ -59,8 +59,10 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
         f"**Table 1** from 2 classifier runs of study [study-tiny]{link(study)} (comparison "
         f"group `{compare.data.tags['comparison_key']}`).\n\n{table}")
     description = study.data.tags["mlflow.note.content"]
-    assert description.startswith("**Study**, profile `tiny`: settings Original-1.0-0.0, "
-                                  f"DCGAN-1.0-0.3; seeds 0; data `{shared_data}`.\n\n{table}")
+    assert description.startswith(
+        "**Study**, profile `tiny`: settings Original-1.0-0.0, DCGAN-1.0-0.3; seeds 0 (one GAN "
+        "and one generated set per seed: gan_seeds=per-seed); data "
+        f"`{shared_data}`.\n\n{table}")
     assert "Not comparable with the paper's numbers" in description  # the scale line
     assert description.count(": new") == 5 and all(link(r) in description for r in runs.values())
 
@@ -78,9 +80,11 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
         assert run.data.tags["mlflow.parentRunId"] == newest.info.run_id
         assert run.data.tags["study_run_id"] == study.info.run_id
 
-    # A new seed reruns exactly what depends on it: its two classifier runs and compare.
+    # A new seed reruns exactly what depends on it: its GAN, generation, two classifier runs
+    # (one GAN per seed) and compare.
     third = mlflow_run("main", {**params, "seeds": "0,1"}, tmp_path)
     assert third.returncode == 0, third.stderr[-4000:]
     added = [r for rid, r in _stage_runs(client, experiment).items() if rid not in runs]
     assert sorted((r.data.tags["stage"], r.data.tags.get("seed", "")) for r in added) == \
-        [("compare", ""), ("train_classifier", "1"), ("train_classifier", "1")]
+        [("compare", ""), ("generate", "1"), ("train_classifier", "1"), ("train_classifier", "1"),
+         ("train_gan", "1")]

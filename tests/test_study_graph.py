@@ -69,17 +69,21 @@ def test_a_crash_in_the_walk_stops_what_runs_and_is_raised():
 
 
 def test_the_study_graph_has_each_stage_after_what_it_needs():
-    cfg = StudyConfig(profile="tiny", seeds="0,1", real_subset="fixed",
+    """The shared design: one block, its GANs first (they wait for nothing), the Originals, the
+    feature network, then per GAN its quality step, generation and settings."""
+    cfg = StudyConfig(profile="tiny", seeds="0,1", real_subset="fixed", gan_seeds="shared",
                       settings="Original-1.0-0.0,Original-0.3-0.0,DCGAN-1.0-0.3,DCGAN-0.3-0.6")
     study = Study("x", "")
-    nodes = study_graph(cfg, study, cfg.settings.split(","), [0, 1])
+    nodes = study_graph(cfg, study)
     names = [n.name for n in nodes]
     deps = {n.name: n.deps for n in nodes}
     originals = tuple(f"train_classifier Original-{r}-0.0 seed {s}" for r in ("1.0", "0.3")
                       for s in (0, 1))
-    assert names[:5] == [*originals, "feature network"]
+    assert names[:7] == ["train_gan dcgan", "train_gan dcgan r=0.3", *originals,
+                         "feature network"]
     assert deps["feature network"] == originals
-    assert deps["train_gan dcgan"] == deps["train_gan dcgan r=0.3"] == ("feature network",)
+    assert deps["train_gan dcgan"] == deps["train_gan dcgan r=0.3"] == ()
+    assert deps["gan_quality dcgan r=0.3"] == ("train_gan dcgan r=0.3", "feature network")
     assert deps["generate dcgan r=0.3"] == ("train_gan dcgan r=0.3",)
     assert deps["train_classifier DCGAN-0.3-0.6 seed 1"] == ("generate dcgan r=0.3",)
     assert deps["train_classifier DCGAN-1.0-0.3 seed 0"] == ("generate dcgan",)
@@ -235,8 +239,9 @@ def test_four_classifiers_share_a_card_at_its_best_throughput():
 def test_the_wall_time_replays_the_graph_on_the_slots():
     steps = [plan.Step(_node("a"), "run", 10), plan.Step(_node("b"), "run", 10),
              plan.Step(_node("c", "a", "b"), "run", 5), plan.Step(_node("r"), "reuse x")]
-    assert plan.wall_seconds(steps, 1) == 25
-    assert plan.wall_seconds(steps, 2) == 15
+    nodes = [s.node for s in steps]
+    assert plan.wall_seconds(nodes, steps, 1) == 25
+    assert plan.wall_seconds(nodes, steps, 2) == 15
 
 
 def test_the_dry_run_of_the_quick_study_is_near_its_measured_time(tracking_uri):
@@ -245,9 +250,10 @@ def test_the_dry_run_of_the_quick_study_is_near_its_measured_time(tracking_uri):
     figures, not docs/benchmarks.md, which a bench on another CPU rewrites."""
     cfg = StudyConfig(profile="quick", seeds="0")
     device = estimate.Device(estimate.CPU_DEFAULT, gpus=0, cores=2, width=1)
-    steps = plan.plan_steps(cfg, device)
-    assert len(steps) == 17 and all(s.action == "run" for s in steps)
-    assert 0.5 * 676 < plan.wall_seconds(steps, 1) < 1.5 * 676
+    nodes = study_graph(cfg, Study(cfg.experiment_name, ""))
+    steps = plan.plan_steps(cfg, device, nodes)
+    assert len(steps) == 19 and all(s.action == "run" for s in steps)
+    assert 0.5 * 676 < plan.wall_seconds(nodes, steps, 1) < 1.5 * 676
 
 
 # The short study on one H200 with 9 stages at once (docs/results/gpu-2026-12-04-2/stages.md):
@@ -263,10 +269,11 @@ SHORT_H200_SPAN = 453
 def test_the_dry_run_of_the_short_study_is_near_its_h200_run(tracking_uri):
     """Each stage's estimate within 45% of its measured wall time, most within 20%, and the
     study's within 20%: the figures nearest 128 px are the short study's own."""
-    cfg = StudyConfig(profile="short", max_parallel=9)
+    cfg = StudyConfig(profile="short", max_parallel=9, gan_seeds="shared")
     figures, _ = estimate.this_device(1, cfg.spec.image_size)
     assert figures is estimate.H200_STUDY  # not the 256 px bench figures scaled by pixels
-    steps = plan.plan_steps(cfg, estimate.Device(figures, gpus=1, cores=16, width=9))
+    nodes = study_graph(cfg, Study(cfg.experiment_name, ""))
+    steps = plan.plan_steps(cfg, estimate.Device(figures, gpus=1, cores=16, width=9), nodes)
     ratios = {}
     for step in steps:
         name = next((k for k in SHORT_H200 if k in step.node.name), None)
@@ -274,7 +281,7 @@ def test_the_dry_run_of_the_short_study_is_near_its_h200_run(tracking_uri):
             ratios[step.node.name] = step.seconds / SHORT_H200[name]
     assert len(ratios) == 19 and all(0.55 < r < 1.45 for r in ratios.values()), ratios
     assert sum(0.8 < r < 1.2 for r in ratios.values()) >= 15, ratios
-    assert 0.8 * SHORT_H200_SPAN < plan.wall_seconds(steps, 9) < 1.2 * SHORT_H200_SPAN
+    assert 0.8 * SHORT_H200_SPAN < plan.wall_seconds(nodes, steps, 9) < 1.2 * SHORT_H200_SPAN
 
 
 # The medium study on one H200 (docs/results/medium-gpu/stages.md): six Originals side by side,
@@ -288,13 +295,15 @@ MEDIUM_H200_SPAN = 206 + 153
 def test_the_dry_run_of_the_medium_study_is_near_its_h200_run(tracking_uri):
     """At 32 px, below the 128 px the figures were measured at, a classifier is no faster per
     image on a GPU (it was estimated at a sixteenth of its time: a 2-minute study for 6)."""
-    cfg = StudyConfig(profile="medium", max_parallel=7)
+    cfg = StudyConfig(profile="medium", max_parallel=7, gan_seeds="shared")
     figures, _ = estimate.this_device(1, cfg.spec.image_size)
-    steps = plan.plan_steps(cfg, estimate.Device(figures, gpus=1, cores=16, width=7))
+    nodes = study_graph(cfg, Study(cfg.experiment_name, ""))
+    steps = plan.plan_steps(cfg, estimate.Device(figures, gpus=1, cores=16, width=7), nodes)
     ratios = {step.node.name: step.seconds / MEDIUM_H200[name] for step in steps
               for name in MEDIUM_H200 if name in step.node.name}
     assert len(ratios) == 13 and all(0.55 < r < 1.45 for r in ratios.values()), ratios
-    assert 0.8 * MEDIUM_H200_SPAN < plan.wall_seconds(steps, 7) < 1.2 * MEDIUM_H200_SPAN
+    # That run's GAN waited for the Originals; now it starts with them: the span is shorter.
+    assert 0.6 * MEDIUM_H200_SPAN < plan.wall_seconds(nodes, steps, 7) < MEDIUM_H200_SPAN
 
 
 def test_the_study_section_of_the_benchmarks_is_no_device_section(tmp_path):

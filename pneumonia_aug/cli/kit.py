@@ -15,15 +15,14 @@ import click
 
 from pneumonia_aug import logs
 from pneumonia_aug.cli.types import UserErrorGroup
-from pneumonia_aug.config import DATA_DIR_HELP, PROFILES
+from pneumonia_aug.config import DATA_DIR_HELP, DEFAULT_BUDGET_S, PACK_RESERVE_S, PROFILES
 from pneumonia_aug.kit.image import IMAGE_PYTHON
 from pneumonia_aug.kit.layout import (
-    DEFAULT_BUDGET_S,
+    DEFAULT_WORK_DIR,
     KIT_DIR,
     MAX_CARRIED_MIB,
     MAX_OUT_FILE_MIB,
     MAX_OUT_FILES,
-    PACK_RESERVE_S,
     out_files,
 )
 
@@ -54,15 +53,19 @@ def kit() -> None:
               default=MAX_CARRIED_MIB, show_default=True,
               help="the most your transfer to the GPU machine carries: the checkout and the "
                    "carried folder together, in MiB")
+@click.option("--store", default="", help="a store earlier `kit run`s were imported into "
+              "(`kit import --store-dir`): its runs travel, and the next run reuses every "
+              "finished pair and trains only the missing seeds")
 def prepare_cmd(kit_dir: str, data_dir: str, image_size: int, python_version: str,
-                workers: int, max_carried_mib: float) -> None:
-    """Here: build the carried folder (data at the study's size, wheels, kit.json); fails
-    if the transfer would carry more than --max-carried-mib."""
+                workers: int, max_carried_mib: float, store: str) -> None:
+    """Here: build the carried folder (data at the study's size, wheels, kit.json, and with
+    --store the earlier runs); fails if the transfer would carry more than --max-carried-mib."""
     from pneumonia_aug.data.kermany import resolve_data_dir
     from pneumonia_aug.kit.prepare import describe, prepare
 
     manifest = prepare(Path(kit_dir), resolve_data_dir(data_dir), image_size, python_version,
-                       workers, max_carried_mib=max_carried_mib)
+                       workers, max_carried_mib=max_carried_mib,
+                       store=Path(store) if store else None)
     click.echo(describe(manifest))
 
 
@@ -96,7 +99,9 @@ def parse_bench(text: str) -> list[tuple[int, int]]:
 @click.option("--bench-timeout", type=float, default=150.0, show_default=True,
               help="seconds each bench may take")
 @click.option("--device", default="cuda", show_default=True, help="the benches' device")
-@click.option("--work-dir", default="", help="where the store is built ('' = a new temp dir)")
+@click.option("--work-dir", default="", help="where the store is built, kept as it is ('' = "
+              f"{DEFAULT_WORK_DIR} in the temp folder, emptied first: one path for every run "
+              "of a study that grows over several)")
 @click.option("--max-out-files", type=click.IntRange(min=1), default=MAX_OUT_FILES,
               show_default=True, help="the most files your transfer brings back from --out")
 @click.option("--max-out-file-mib", type=click.FloatRange(min=0, min_open=True),
@@ -148,7 +153,8 @@ def run_cmd(kit_dir: str, out: str, budget: float, profile: str, max_parallel: i
               help="markdown file whose sections the benches replace ('' = none)")
 def import_cmd(source: str, store_dir: str, results_dir: str, benchmarks: str) -> None:
     """Here: unpack what a `kit run` wrote (the files brought back from its --out) into a store that
-    `mlflow ui` opens, and the table into the docs."""
+    `mlflow ui` opens, and the table into the docs. Into a store that earlier runs of the same
+    study were imported into (and carried from, `kit prepare --store`): merged, one store."""
     from pneumonia_aug.kit.unpack import import_results
 
     summary = import_results(Path(source), Path(store_dir) if store_dir else None,

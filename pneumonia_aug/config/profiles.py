@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from pneumonia_aug.config.lr import AUTHORS_GAN_BATCH_SIZE, PAPER_BATCH_SIZE
 from pneumonia_aug.contract import N_GENERATED
 
+# The GAN design of a study: seed s of a GAN row draws from a GAN trained with seed s (each
+# pair an independent draw of the whole method), or every seed from one shared GAN.
+PER_SEED, SHARED = "per-seed", "shared"
+GAN_SEEDS = (PER_SEED, SHARED)
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -26,10 +31,18 @@ class Profile:
     settings: str = "table1"  # what `study --settings ''` runs (see study/nodes.py)
     seeds: str = "0,1,2"  # what `study --seeds ''` runs
     lr_scaling: str = "none"  # classifier and GANs, from the paper's batch sizes
+    gan_seeds: str = PER_SEED  # the GAN design (GAN_SEEDS)
+    planned_seeds: int = 0  # pairs a power analysis planned (0: none; tables are not interim)
 
 
 # The settings that carry the paper's claim (augmentation at r = 1 and r = 0.3).
 CLAIM_SETTINGS = "Original-1.0-0.0,DCGAN-1.0-0.6,CGAN-1.0-0.6,Original-0.3-0.0,DCGAN-0.3-0.6"
+# The paper's headline contrast: +3 accuracy points of DCGAN-1.0-0.6 over Original-1.0.
+HEADLINE_SETTINGS = "Original-1.0-0.0,DCGAN-1.0-0.6"
+# Pairs the claim study plans (docs/statistics.md, "Power"): the paired t-test at +0.03 with
+# the GPU short study's SD of per-seed differences, 0.06, needs 34 pairs for 80% power at a
+# two-sided 0.05 (noncentral t); the interim looks' alpha spending asks for a few more.
+CLAIM_PLANNED_SEEDS = 36
 
 # The paper: 256 px, 500 GAN epochs at batch 128, 100 classifier epochs at batch 16, 4000
 # generated images per GAN (sections 3.1-3.3 and the authors' code). The run configs' defaults
@@ -44,6 +57,12 @@ PROFILES = {
     # Cut from 15 classifier and 200 GAN epochs after the first H200 run (15/120 needed about
     # 11 minutes): the Originals, then the CGAN (all 4709 training images, after the Original
     # runs that give the feature network), its generation and its rows are the longest path.
+    # The paper's headline contrast alone (Original-1.0-0.0 vs DCGAN-1.0-0.6) at the short
+    # profile's scale, one GAN per seed, over the seeds the power analysis planned; run
+    # seed-major on a GPU, across as many time-limited runs as it takes (docs/study.md).
+    "claim": Profile(128, 80, AUTHORS_GAN_BATCH_SIZE, 10, 64, N_GENERATED, sample_every=40,
+                     settings=HEADLINE_SETTINGS, lr_scaling="sqrt",
+                     seeds=f"0-{CLAIM_PLANNED_SEEDS - 1}", planned_seeds=CLAIM_PLANNED_SEEDS),
     "short": Profile(128, 80, AUTHORS_GAN_BATCH_SIZE, 10, 64, N_GENERATED, sample_every=40,
                      settings=CLAIM_SETTINGS, lr_scaling="sqrt"),
     # Evidence on 2 CPU cores in about an hour: the full data at 32 px, the DCGAN rows of the

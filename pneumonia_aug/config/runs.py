@@ -18,17 +18,17 @@ from pneumonia_aug.config.lr import (
     PAPER_BATCH_SIZE,
     scale_lr,
 )
-from pneumonia_aug.config.profiles import PAPER, PROFILES, Profile
+from pneumonia_aug.config.profiles import GAN_SEEDS, PAPER, SHARED
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI, GAN_CHOICES, Gan
 from pneumonia_aug.diffaugment_policy import parse_policy
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.sizes import gan_stages
+from pneumonia_aug.settings import parse_setting
 
 EXPERIMENT_NAME = "pneumonia-aug"
 PRETRAINED_CHOICES = ("none", "imagenet")
 REAL_FRACTION_SCOPES = ("normal", "all")
 REAL_SUBSETS = ("per_seed", "fixed")
-EXECUTORS = ("local", "ray")
 # How a classifier run chooses its operating point on validation (evaluation/operating_point.py).
 THRESHOLD_RULES = ("spec_at_sens95", "youden", "0.5")
 
@@ -76,6 +76,10 @@ class ClassifierConfig(Config):
     cache_dir: str = param("", CACHE_DIR_HELP)
     synthetic_run_id: str = param("", "generate run whose images a GAN setting adds ('' = the "
                                       "newest finished one of that GAN in the experiment)")
+    gan_seeds: str = param(SHARED, "the GAN design this run is part of: per-seed (its images "
+                                   "must come from a GAN trained, and drawn, with this run's "
+                                   "seed: checked) or shared (one generated set for every "
+                                   "seed); part of the comparison key", GAN_SEEDS)
     max_images_per_split: int = param(0, "debug/test: cap each of train/val/test (0 = all; "
                                          "such runs are not comparable)")
     threshold_rule: str = param("spec_at_sens95", "operating point of the registered model, "
@@ -91,6 +95,10 @@ class ClassifierConfig(Config):
 
     def __post_init__(self) -> None:
         coerce_fields(self)
+        # Parsed once, here (a typo fails before anything else), and named canonically:
+        # `DCGAN-1-0.6` is `DCGAN-1.0-0.6`.
+        self.parsed_setting = parse_setting(self.setting)
+        self.setting = self.parsed_setting.name
         check([
             (self.image_size >= 32, "image_size must be at least 32 (DenseNet121 downsamples 32x)"),
             (self.epochs >= 1, "epochs must be at least 1"),
@@ -198,6 +206,30 @@ class GenerateConfig(Config):
         return Gan.parse(self.model)
 
 
+@dataclass
+class QualityConfig(Config):
+    """GAN quality measured into a GAN run after it trained: FID/KID of the images it drew at
+    each sampled epoch, and the memorization check, in an X-ray classifier's feature space
+    (not in the paper)."""
+
+    gan_run_id: str = param("", "the train_gan run to measure (it keeps the images it drew)")
+    feature_model_uri: str = param(DEFAULT_CLASSIFIER_URI, "X-ray classifier whose features "
+                                                           "FID/KID use")
+    device: str = param("auto", DEVICE_HELP)
+    # Below these, distances in a network's features say nothing about image quality (a 32 px
+    # network's FID jumps by a factor of four between evaluations: docs/stages.md).
+    min_feature_image_size: int = param(64, "measure only in a network trained on images of at "
+                                            "least this many px")
+    min_feature_auroc: float = param(0.9, "measure only in a network whose validation AUROC at "
+                                          "its kept epoch is at least this")
+
+    def __post_init__(self) -> None:
+        coerce_fields(self)
+        check([(bool(self.gan_run_id), "give the train_gan run to measure: --gan-run-id RUN"),
+               (bool(self.feature_model_uri), "give the feature network: --feature-model-uri "
+                                              "models:/pneumonia-chexnet/VERSION")])
+
+
 COMPARE_SOURCES = ("study", "experiment")
 
 
@@ -217,41 +249,3 @@ class CompareConfig(Config):
 
     def __post_init__(self) -> None:
         coerce_fields(self)
-
-
-@dataclass
-class StudyConfig(Config):
-    """The whole study: every stage a profile needs, as runs nested under one parent run."""
-
-    profile: str = param("quick", "paper (256 px, 500 GAN / 100 classifier epochs), short (minutes "
-                                  "on one GPU), medium (an hour on 2 CPU cores), quick (CPU "
-                                  "smoke test) or tiny (tests)", tuple(PROFILES))
-    seeds: str = param("", "comma-separated classifier seeds ('' = the profile's: 0,1,2)")
-    settings: str = param("", "table1 (the paper's 12 rows), all (+ the -1.0-1.0 rows), a "
-                              "comma-separated list, or '' = the profile's (table1; short: the "
-                              "claim's 5 rows; medium: its 4 DCGAN rows)")
-    real_subset: str = param("per_seed", "per_seed: the authors' way (each GAN learns from all "
-                                         "real images; r < 1 rows mix augmentation with "
-                                         "withheld images); fixed: one GAN per r, learning "
-                                         "only from the real images those settings keep",
-                             REAL_SUBSETS)
-    data_dir: str = param("", DATA_DIR_HELP)
-    system_metrics: bool = param(False, SYSTEM_METRICS_HELP + " (for every training run)")
-    experiment_name: str = param(EXPERIMENT_NAME, EXPERIMENT_HELP)
-    output_dir: str = param("outputs/study", "where the table goes")
-    max_parallel: int = param(1, "stages at once: 1 = one after another in this process; N = "
-                                 "up to N stage processes (local; CPU threads divided, GPUs "
-                                 "dealt round-robin) or Ray tasks in flight; 0 = one per core "
-                                 "(local) or every ready stage (ray: it queues them by "
-                                 "resources)")
-    executor: str = param("local", "where stages run: local (this machine) or ray (the cluster "
-                                   "at $RAY_ADDRESS, else a local one; pip install "
-                                   "'pneumonia-aug[ray]')", EXECUTORS)
-
-    def __post_init__(self) -> None:
-        coerce_fields(self)
-        check([(self.max_parallel >= 0, "max_parallel must be >= 0 (0 = as many as fit)")])
-
-    @property
-    def spec(self) -> Profile:
-        return PROFILES[self.profile]

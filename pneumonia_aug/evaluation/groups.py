@@ -10,8 +10,9 @@ training processes). Every classifier run records these parts as one tag, `compa
 `compare` builds one table per key and never averages runs of different keys in one row.
 Runs made before kept one tag per part (`cmp.<part>`); `parts_from_tags` reads both. A GAN
 setting's run also records the digest of the generated images it drew from (`generated_set`):
-runs share a row only when they drew from the same set. Runs made before a part was recorded
-read it as `unknown`.
+in the shared GAN design (`gan_seeds`, a part of the key) runs share a row only when they drew
+from the same set; in the per-seed design each seed draws from its own GAN's set. Runs made
+before a part was recorded read it as `unknown` (made before the per-seed design: shared).
 
 `Scale` says, in words, at what scale a group was made (profile, size, epochs, the seeds that
 finished, cap) and whether its numbers can stand beside the paper's.
@@ -33,7 +34,8 @@ UNKNOWN = "unknown"  # a part a run did not record (made before it was part of t
 # The classifier config fields that shape the test numbers (the setting and seed aside).
 CONFIG_PARTS = ("image_size", "epochs", "batch_size", "lr", "lr_scaling", "weight_decay",
                 "lr_factor", "lr_patience", "crop_scale_min", "pretrained",
-                "real_fraction_scope", "real_subset", "split_seed", "max_images_per_split")
+                "real_fraction_scope", "real_subset", "split_seed", "max_images_per_split",
+                "gan_seeds")
 PAPER_PROFILE = "paper"
 
 

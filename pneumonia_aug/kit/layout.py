@@ -24,6 +24,10 @@ MANIFEST = "kit.json"  # what prepare made: data, wheels, code version, sizes
 DATA_ARCHIVE = "data.tar.gz"
 DATA = "chest_xray"  # the folder inside it
 WHEELS = "wheels"
+CARRIED_STORE = "store.tar.xz"  # `prepare --store`: the database of earlier runs (kit.carry)
+# `run`'s work folder unless told: one path, so that runs of a study that grows over several
+# `kit run`s record the same data folder (a run's params, and so its reuse key, hold it).
+DEFAULT_WORK_DIR = "pneumonia-aug-kit"  # in the system's temp folder
 
 # ---- what `run` writes to --out ---------------------------------------------------------
 STORE_ARCHIVE = "store.tar.xz"  # mlflow.db + mlruns/, weights left behind
@@ -33,6 +37,7 @@ BENCH_MISSING = "no result"  # in a bench.md heading: that bench made no section
 LOG = "kit.log"
 RESULT = "result.json"  # what ran, how long, how it ended, where the store was
 STAGE_TIMES = "stages.md"  # written by import from the store: each stage run's time and speed
+ALLOCATIONS = "allocations.md"  # and which pairs finished in which run (kit.allocations)
 OUT_FILES = (STORE_ARCHIVE, *TABLE_FILES, BENCH, LOG, RESULT)
 
 # ---- inside the store archive ---------------------------------------------------------------
@@ -44,8 +49,7 @@ LEFT_BEHIND = "left_behind.txt"  # artifact files not packed, and why
 MAX_CARRIED_MIB = 64.0  # working tree + carried folder (`kit prepare --max-carried-mib`)
 MAX_OUT_FILES = 8  # files brought back from --out (`kit run --max-out-files`)
 MAX_OUT_FILE_MIB = 16.0  # each of them (`kit run --max-out-file-mib`)
-DEFAULT_BUDGET_S = 540  # leaves a minute of a 10-minute command for start-up and slack
-PACK_RESERVE_S = 75  # kept back from the study for the fallback compare and the archive
+# The time budget's default and what the study leaves for packing: config/allocation.py.
 
 
 def out_files(benches: bool) -> tuple[str, ...]:

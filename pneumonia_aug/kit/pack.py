@@ -1,4 +1,5 @@
-"""Pack a local MLflow store (sqlite db + artifact folder) into one archive under a size cap.
+"""Pack a local MLflow store (sqlite db + artifact folder) into one archive under a size cap;
+point a store's artifact locations at the folder it now lies in (`rewrite_paths`).
 
 What comes back from the GPU machine is at most 16 MiB a file, so some artifacts stay behind,
 in this order, until the archive fits:
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import sqlite3
 import tarfile
 from pathlib import Path
 
@@ -120,3 +122,21 @@ def _by_reason(left: dict[str, str], files: dict[str, int]) -> dict[str, dict]:
         entry["files"] += 1
         entry["bytes"] += files[path]
     return out
+
+
+def rewrite_paths(db: Path, old: str, new: str) -> int:
+    """Replace `old` by `new` wherever it occurs in a text column of any table (the artifact
+    locations begin with it; dataset sources hold it inside JSON); return the values changed.
+    `old` is the GPU machine's work folder, a path nothing else contains."""
+    changed = 0
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')
+                       if r[2].upper().startswith(("VARCHAR", "TEXT", "CHAR"))]
+            for column in columns:
+                changed += conn.execute(
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                    f'WHERE instr("{column}", ?) > 0', (old, new, old)).rowcount
+    return changed

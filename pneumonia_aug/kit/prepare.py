@@ -1,7 +1,8 @@
 """`kit prepare`, here: the one folder carried to the GPU machine (`.gpu/`, git-ignored).
 
 It holds the data at the study's image size as one tar (`kit.data`), the wheels of what the
-GPU image lacks for the target Python (`kit.wheels`, `kit.image.CARRIED`), and `kit.json`: the code
+GPU image lacks for the target Python (`kit.wheels`, `kit.image.CARRIED`), with `--store` the
+database of the runs earlier `kit run`s brought back (`kit.carry`), and `kit.json`: the code
 version the runs will record (no .git travels), the data's digests, the wheels, the sizes.
 The project's source travels with the working tree. Everything that travels, working tree
 included, must stay under the transfer's limit (`max_carried`, 64 MiB unless told): prepare
@@ -23,6 +24,7 @@ from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.kit import image
 from pneumonia_aug.kit.data import compact_copy
 from pneumonia_aug.kit.layout import (
+    CARRIED_STORE,
     DATA,
     DATA_ARCHIVE,
     MANIFEST,
@@ -95,16 +97,20 @@ def _sizes(kit_dir: Path, root: Path, limit: int) -> dict:
 
 def prepare(kit_dir: Path, data_dir: Path, image_size: int, python_version: str,
             workers: int = 1, root: Path | None = None,
-            max_carried_mib: float = MAX_CARRIED_MIB) -> dict:
-    """Build `kit_dir`; return its manifest (also written to `kit_dir/kit.json`). Fails when
-    the kit and the working tree together would carry more than `max_carried_mib`."""
+            max_carried_mib: float = MAX_CARRIED_MIB, store: Path | None = None) -> dict:
+    """Build `kit_dir`; return its manifest (also written to `kit_dir/kit.json`). `store`: a
+    store earlier runs were imported into, whose runs the next run reuses. Fails when the kit
+    and the working tree together would carry more than `max_carried_mib`."""
+    from pneumonia_aug.kit.carry import carry_store
+
     root = root or Path.cwd()
     kit_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (kit_dir / MANIFEST, *(kit_dir / WHEELS).glob("*.whl")):
+    for stale in (kit_dir / MANIFEST, kit_dir / CARRIED_STORE, *(kit_dir / WHEELS).glob("*.whl")):
         stale.unlink(missing_ok=True)  # a kit that fails the size check must not look ready
     shutil.rmtree(kit_dir / "data", ignore_errors=True)  # what an older kit carried
     (kit_dir / "data.tar").unlink(missing_ok=True)
     data = _data_archive(data_dir, kit_dir / DATA_ARCHIVE, image_size, workers)
+    carried = carry_store(store, kit_dir) if store else None
     limit = round(max_carried_mib * MIB)
     _check(_sizes(kit_dir, root, limit))  # before fetching wheels that cannot make it fit
     try:
@@ -119,6 +125,7 @@ def prepare(kit_dir: Path, data_dir: Path, image_size: int, python_version: str,
         "git_commit": git_commit(),
         "python_version": python_version,
         "data": data,
+        "store": carried,
         "wheels": {w.name: w.stat().st_size for w in wheel_files},
         "sizes": sizes,
     }
@@ -130,7 +137,12 @@ def describe(manifest: dict) -> str:
     """The lines `kit prepare` prints."""
     sizes, data = manifest["sizes"], manifest["data"]
     tree = sizes["working_tree"]
+    store = manifest.get("store")
+    carried = ([f"store: {store['runs']} runs of earlier kit runs ({store['bytes'] / MIB:.1f} MiB"
+                f"), {len(store['travel_deleted'])} of them deleted (their seed did not finish: "
+                "trained again)"] if store else [])
     return "\n".join([
+        *carried,
         f"data: {data['images']} images at {data['image_size']} px (JPEG q{data['jpeg_quality']}"
         f"), {sizes['data'] / MIB:.1f} MiB, digest {data['digest']} (source "
         f"{data['source_digest']}); same validation split as the source: "

@@ -24,19 +24,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pneumonia_aug.config import EXPERIMENT_NAME
+from pneumonia_aug.config import EXPERIMENT_NAME, PACK_RESERVE_S
 from pneumonia_aug.kit import safetar, wheels
 from pneumonia_aug.kit.layout import (
     BENCH,
     BENCH_MISSING,
+    CARRIED_STORE,
     DATA,
     DATA_ARCHIVE,
+    DEFAULT_WORK_DIR,
     LOG,
     MANIFEST,
     MAX_OUT_FILE_MIB,
     MAX_OUT_FILES,
     MIB,
-    PACK_RESERVE_S,
     RESULT,
     STORE_ARCHIVE,
     STORE_ARTIFACTS,
@@ -44,7 +45,7 @@ from pneumonia_aug.kit.layout import (
     TABLE_FILES,
     WHEELS,
 )
-from pneumonia_aug.kit.pack import pack_store
+from pneumonia_aug.kit.pack import pack_store, rewrite_paths
 from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
 from pneumonia_aug.stages.provenance import CODE_VERSION_ENV, COMMIT_ENV
 
@@ -118,7 +119,11 @@ class KitRun:
         self.start = time.monotonic()
         self.end = self.start + opts.budget
         self.tee = Tee(log, self.start)
-        self.work = (opts.work_dir or Path(tempfile.mkdtemp(prefix="pneumonia-aug-kit-")))
+        if opts.work_dir is None:  # one path for every run of a study (kit.layout)
+            self.work = Path(tempfile.gettempdir()) / DEFAULT_WORK_DIR
+            shutil.rmtree(self.work, ignore_errors=True)
+        else:
+            self.work = opts.work_dir
         self.work = self.work.resolve()
         self.work.mkdir(parents=True, exist_ok=True)
         self.manifest = json.loads((opts.kit_dir / MANIFEST).read_text())
@@ -152,10 +157,10 @@ def _cli(*args: str) -> list[str]:
     return ["-m", "pneumonia_aug.cli", *args]
 
 
-def _study_args(opts: RunOptions, data: Path, output: Path) -> list[str]:
+def _study_args(opts: RunOptions, data: Path, output: Path, seconds: float) -> list[str]:
     args = ["study", "--profile", opts.profile, "--data-dir", str(data), "--output-dir",
             str(output), "--experiment-name", EXPERIMENT_NAME, "--max-parallel",
-            str(opts.max_parallel)]
+            str(opts.max_parallel), "--time-budget-s", f"{seconds:.0f}"]
     if opts.seeds:
         args += ["--seeds", opts.seeds]
     if opts.settings:
@@ -217,10 +222,12 @@ def _steps(kit: KitRun) -> Outcome:
     kit.tee.line(f"kit: installed {len(installed)} wheels into {site}")
     safetar.extract(opts.kit_dir / DATA_ARCHIVE, kit.work / "data")
     kit.tee.line(f"kit: data unpacked into {kit.data}")
+    _unpack_carried(kit)
     kit.child_env(site)
     kit.step("machine", ["-c", MACHINE_REPORT, str(site)], kit.end - PACK_RESERVE_S)
+    left = kit.end - PACK_RESERVE_S - time.monotonic()
     study = kit.step(f"study, profile {opts.profile}",
-                     _cli(*_study_args(opts, kit.data, kit.work / "study")),
+                     _cli(*_study_args(opts, kit.data, kit.work / "study", left)),
                      kit.end - PACK_RESERVE_S)
     made_runs = (kit.work / STORE_DB).is_file()
     if made_runs and not (kit.work / "study" / TABLE_FILES[0]).is_file():
@@ -235,6 +242,19 @@ def _steps(kit: KitRun) -> Outcome:
             continue
         _bench(kit, size, batch)
     return study
+
+
+def _unpack_carried(kit: KitRun) -> None:
+    """The runs earlier `kit run`s brought back (`kit prepare --store`), into the work folder's
+    store, their artifact locations pointed here (they hold no artifacts: reuse needs none)."""
+    carried = kit.manifest.get("store")
+    if not carried or (kit.work / STORE_DB).exists():
+        return
+    safetar.extract(kit.opts.kit_dir / CARRIED_STORE, kit.work)
+    changed = rewrite_paths(kit.work / STORE_DB, carried["artifact_root"].rstrip("/"),
+                            str(kit.work / STORE_ARTIFACTS))
+    kit.tee.line(f"kit: the store of earlier runs unpacked: {carried['runs']} runs, "
+                 f"{changed} locations pointed at {kit.work / STORE_ARTIFACTS}")
 
 
 def _finish(kit: KitRun, study: Outcome, started: datetime.datetime,

@@ -5,16 +5,20 @@ absolute artifact locations in the database (experiments, runs, logged models, m
 versions), which still point at the GPU machine's work folder: each is rewritten to the folder
 here, so the UI and `MlflowClient` find the artifacts. The table, its chart,
 the bench sections and `result.json` are copied into a dated results folder for the docs, with
-`stages.md` (each stage run's wall time and images/s, read from the store), and the bench
-sections replace their devices' sections of docs/benchmarks.md.
+`stages.md` (each stage run's wall time and images/s, read from the store) and
+`allocations.md` (which pairs finished in which `kit run`), and the bench sections replace
+their devices' sections of docs/benchmarks.md. A study that grows over several `kit run`s
+(`kit prepare --store`) is imported into the same store each time: merged, one store.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 from pneumonia_aug import tracking
@@ -22,9 +26,13 @@ from pneumonia_aug.config import EXPERIMENT_NAME
 from pneumonia_aug.contract import COMPARE, FOREST_PLOT, TAG_STAGE
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.kit import safetar, stage_times
+from pneumonia_aug.kit.allocations import allocations_page
+from pneumonia_aug.kit.carry import store_uri
 from pneumonia_aug.kit.layout import (
+    ALLOCATIONS,
     BENCH,
     BENCH_MISSING,
+    LEFT_BEHIND,
     LOG,
     RESULT,
     STAGE_TIMES,
@@ -33,12 +41,8 @@ from pneumonia_aug.kit.layout import (
     STORE_DB,
     TABLE_FILES,
 )
+from pneumonia_aug.kit.pack import rewrite_paths
 from pneumonia_aug.kit.prepare import KitError
-
-
-def store_uri(store_dir: Path) -> str:
-    """The tracking URI of the store imported into `store_dir`."""
-    return f"sqlite:///{(store_dir / STORE_DB).resolve()}"
 
 
 def read_result(source: Path) -> dict:
@@ -49,33 +53,48 @@ def read_result(source: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def rewrite_paths(db: Path, old: str, new: str) -> int:
-    """Replace `old` by `new` wherever it occurs in a text column of any table (the artifact
-    locations begin with it; dataset sources hold it inside JSON); return the values changed.
-    `old` is the GPU machine's work folder, a path nothing else contains."""
-    changed = 0
-    with sqlite3.connect(db) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")]
-        for table in tables:
-            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')
-                       if r[2].upper().startswith(("VARCHAR", "TEXT", "CHAR"))]
-            for column in columns:
-                changed += conn.execute(
-                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                    f'WHERE instr("{column}", ?) > 0', (old, new, old)).rowcount
+def unpack_store(source: Path, store_dir: Path, artifact_root: str) -> int:
+    """Unpack the store archive into `store_dir` and point its artifact locations there;
+    return the number of locations rewritten. A store already there must be the one this kit
+    run started from (`kit prepare --store`): the incoming database holds all of its runs and
+    more, and replaces it; the new artifacts join the old ones (`merge`)."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    if not (store_dir / STORE_DB).exists():
+        safetar.extract(source / STORE_ARCHIVE, store_dir)  # no absolute paths, no links out
+        return _point_here(store_dir, artifact_root)
+    with tempfile.TemporaryDirectory(dir=store_dir) as tmp:
+        incoming = Path(tmp)
+        safetar.extract(source / STORE_ARCHIVE, incoming)
+        changed = _point_here(incoming, artifact_root, store_dir)
+        merge(incoming, store_dir)
     return changed
 
 
-def unpack_store(source: Path, store_dir: Path, artifact_root: str) -> int:
-    """Unpack the store archive into `store_dir` (which must not hold a store yet) and point
-    its artifact locations there; return the number of locations rewritten."""
-    if (store_dir / STORE_DB).exists():
-        raise KitError(f"{store_dir} already holds a store: import into another folder")
-    store_dir.mkdir(parents=True, exist_ok=True)
-    safetar.extract(source / STORE_ARCHIVE, store_dir)  # no absolute paths, no links out
-    new_root = str((store_dir / STORE_ARTIFACTS).resolve())
-    return rewrite_paths(store_dir / STORE_DB, artifact_root.rstrip("/"), new_root)
+def _point_here(store: Path, artifact_root: str, home: Path | None = None) -> int:
+    new_root = str(((home or store) / STORE_ARTIFACTS).resolve())
+    return rewrite_paths(store / STORE_DB, artifact_root.rstrip("/"), new_root)
+
+
+def _run_ids(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT run_uuid FROM runs")}
+
+
+def merge(incoming: Path, store_dir: Path) -> None:
+    """Put the store `incoming` (a kit run that started from `store_dir`'s runs) in place of
+    `store_dir`'s: its database replaces the old one, its artifacts join the old ones."""
+    missing = _run_ids(store_dir / STORE_DB) - _run_ids(incoming / STORE_DB)
+    if missing:
+        raise KitError(f"{store_dir} holds {len(missing)} runs this kit run did not start from "
+                       f"(e.g. {sorted(missing)[0]}): it was prepared from another store, or "
+                       "runs were added here since `kit prepare --store`; import into another "
+                       "folder")
+    if (incoming / STORE_ARTIFACTS).is_dir():
+        shutil.copytree(incoming / STORE_ARTIFACTS, store_dir / STORE_ARTIFACTS,
+                        dirs_exist_ok=True)
+    for name in (LEFT_BEHIND, STORE_DB):  # the database last: a failure above leaves the old
+        if (incoming / name).is_file():
+            os.replace(incoming / name, store_dir / name)
 
 
 def import_results(source: Path, store_dir: Path | None, results_dir: Path | None,
@@ -88,7 +107,9 @@ def import_results(source: Path, store_dir: Path | None, results_dir: Path | Non
     summary: dict = {"store_dir": str(store_dir), "results_dir": str(results_dir)}
     if (source / STORE_ARCHIVE).is_file():
         summary["locations_rewritten"] = unpack_store(source, store_dir, result["artifact_root"])
-        shutil.copyfile(source / LOG, store_dir / LOG)
+        shutil.copyfile(source / LOG, store_dir / LOG)  # the newest; and each one's, kept
+        (store_dir / "logs").mkdir(exist_ok=True)
+        shutil.copyfile(source / LOG, store_dir / "logs" / f"kit-{result['finished']}.log")
         summary["mlflow_ui"] = ("mlflow ui --backend-store-uri "
                                 + store_uri(store_dir))
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +119,8 @@ def import_results(source: Path, store_dir: Path | None, results_dir: Path | Non
     summary["copied"] = copied
     if (store_dir / STORE_DB).is_file():
         (results_dir / STAGE_TIMES).write_text(stage_times_page(store_dir, result))
-        summary["copied"].append(STAGE_TIMES)
+        (results_dir / ALLOCATIONS).write_text(allocations_page(store_dir))
+        summary["copied"] += [STAGE_TIMES, ALLOCATIONS]
         if forest_from_store(store_dir, results_dir):
             summary["copied"].append(FOREST_PLOT)
     if benchmarks and (source / BENCH).is_file():

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from pneumonia_aug import tracking
-from pneumonia_aug.config import CompareConfig
+from pneumonia_aug.config import PER_SEED, CompareConfig
 from pneumonia_aug.contract import (
     COMPARE,
     FOREST_PLOT,
@@ -95,11 +95,14 @@ def _generated_set(tags: dict) -> str:
 
 
 def one_set_per_row(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The runs, each setting's drawn from one generated set: where they drew from several,
-    the runs of the set of the setting's newest run; and one line per setting so cut."""
+    """The runs, each setting's drawn from one generated set (the shared GAN design; in the
+    per-seed design every seed draws from its own): where they drew from several, the runs of
+    the set of the setting's newest run; and one line per setting so cut."""
     keep = pd.Series(True, index=runs.index)
     notes = []
     for setting, row in runs.groupby("setting", sort=False):
+        if row["parts"].iloc[0].get("gan_seeds") == PER_SEED:
+            continue
         counts = row["generated_set"].value_counts()
         if len(counts) < 2:
             continue

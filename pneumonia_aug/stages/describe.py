@@ -163,9 +163,13 @@ def compare_run(n_runs: int, study_run_id: str, key: str) -> str:
     return f"**Table 1** from {n_runs} classifier runs {origin} (comparison group `{key}`)."
 
 
-def study_started(profile: str, settings: list[str], seeds: list[int], data_dir: str) -> str:
+def study_started(profile: str, settings: list[str], seeds: list[int], data_dir: str,
+                  gan_seeds: str) -> str:
+    design = ("one GAN and one generated set per seed" if gan_seeds == "per-seed"
+              else "one GAN and one generated set shared by every seed")
     return (f"**Study**, profile `{profile}`: settings {', '.join(settings)}; seeds "
-            f"{', '.join(map(str, seeds))}; data {_data(data_dir)}.")
+            f"{', '.join(map(str, seeds))} ({design}: gan_seeds={gan_seeds}); data "
+            f"{_data(data_dir)}.")
 
 
 def _adopt(study_run_id: str, run_id: str) -> str:

@@ -15,11 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from pneumonia_aug import tracking
-from pneumonia_aug.config import ClassifierConfig
+from pneumonia_aug.config import PER_SEED, ClassifierConfig
 from pneumonia_aug.contract import (
     GENERATE,
     GENERATED_DIR,
     TAG_GAN,
+    TAG_SEED,
     TAG_STAGE,
     TAG_TRAIN_GAN_RUN,
     Gan,
@@ -27,7 +28,6 @@ from pneumonia_aug.contract import (
 from pneumonia_aug.data.cache import default_cache_dir
 from pneumonia_aug.data.dataset import index_generated
 from pneumonia_aug.errors import SyntheticDataMissingError, TrackingError
-from pneumonia_aug.settings import parse_setting
 
 
 def find_synthetic_run(gan: Gan, synthetic_run_id: str, experiment_id: str | None,
@@ -52,7 +52,22 @@ def find_synthetic_run(gan: Gan, synthetic_run_id: str, experiment_id: str | Non
             f"run {run_id} is not a generate run of the {gan.display} (stage="
             f"{tags.get(TAG_STAGE)}, gan={tags.get(TAG_GAN)}): {how_to}")
     _check_upstream(run_id, tags.get(TAG_TRAIN_GAN_RUN, ""), classifier)
+    if classifier.gan_seeds == PER_SEED:
+        _check_per_seed(run_id, tags, classifier.seed)
     return run_id
+
+
+def _check_per_seed(generate_run: str, tags: dict, seed: int) -> None:
+    """In the per-seed design a run's images come from a GAN trained, and drawn, with its seed."""
+    gan_run = tags.get(TAG_TRAIN_GAN_RUN, "")
+    gan_seed = tracking.run_info(gan_run).data.params.get("seed") if gan_run else None
+    drawn = tags.get(TAG_SEED)
+    if str(drawn) != str(seed) or gan_seed is None or int(float(gan_seed)) != seed:
+        raise SyntheticDataMissingError(
+            f"gan_seeds=per-seed: seed {seed} must draw from a GAN trained with seed {seed} and "
+            f"images drawn with seed {seed}, but generate run {generate_run} drew with seed "
+            f"{drawn} from a GAN trained with seed {gan_seed}: pass the generate run of seed "
+            f"{seed}, or gan_seeds=shared")
 
 
 def _check_upstream(generate_run: str, gan_run: str, classifier: ClassifierConfig) -> None:
@@ -63,7 +78,7 @@ def _check_upstream(generate_run: str, gan_run: str, classifier: ClassifierConfi
     if not gan_run:
         return
     gan = tracking.run_info(gan_run).data.params
-    r = parse_setting(classifier.setting).real_fraction
+    r = classifier.parsed_setting.real_fraction
     fixed = classifier.real_subset == "fixed"
     wanted = {"split_seed": classifier.split_seed, "image_size": classifier.image_size,
               "real_fraction": r if fixed else 1.0}

@@ -63,7 +63,6 @@ from pneumonia_aug.evaluation import plots
 from pneumonia_aug.evaluation.bedside import Bedside, assess
 from pneumonia_aug.evaluation.groups import comparison_parts, key_tags
 from pneumonia_aug.serving import champion, packaging, registry
-from pneumonia_aug.settings import parse_setting
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.model_card import CARD_ARTIFACT, model_card
 from pneumonia_aug.stages.provenance import code_version
@@ -81,11 +80,10 @@ class ClassifierStage(TrainingStage):
     diverged_hint = "Lower lr (or use lr_scaling=none), or check the data"
 
     def __init__(self, cfg: ClassifierConfig):
-        self.setting = parse_setting(cfg.setting)
-        self.cfg = replace(cfg, setting=self.setting.name)
+        self.cfg, self.setting = cfg, cfg.parsed_setting
         self.gan = Gan.parse(self.setting.gan) if self.setting.gan else None
         # The run's params: the config, and the learning rate Adam actually ran with.
-        self.params = self.cfg.to_dict() | {"lr_effective": self.cfg.effective_lr}
+        self.params = cfg.to_dict() | {"lr_effective": cfg.effective_lr}
         self.run_name = run_name(cfg.seed, self.setting.name)
 
     def prepare(self, resume):

@@ -2,11 +2,12 @@
 
 Logged: the config; `data/n_train`, `data/n_skipped_files`; per epoch `train/d_loss`,
 `train/g_loss`, `train/d_real`, `train/d_fake`; every `sample_every` epochs a fixed-noise grid
-`samples/epoch_XXXX.png` and, when an X-ray feature network is registered, `quality/fid_xray`
-/ `quality/kid_xray` against the validation NORMAL images; at the end the loss curves (the
-paper's Figure 6), the memorization check (`quality/nn_distance_*`), the checkpoint, and the
-generator registered as `pneumonia-{dcgan,cgan}-generator` with the alias `newest`; the tag
-`world_size` (processes under torchrun, 1 otherwise).
+`samples/epoch_XXXX.png` and the images drawn for GAN quality (`quality/eval_images/`, measured
+by `stages.gan_quality` once an X-ray feature network is known: at this run's end when
+`feature_model_uri` names one, else by the study's quality step); at the end the loss curves
+(the paper's Figure 6), the memorization set, the checkpoint, and the generator registered as
+`pneumonia-{dcgan,cgan}-generator` with the alias `newest`; the tag `world_size` (processes
+under torchrun, 1 otherwise).
 
 The run itself (checks, resume, checkpoint, failure) is `stages.runs.execute`.
 """
@@ -19,17 +20,17 @@ import numpy as np
 import torch
 
 from pneumonia_aug import tracking
-from pneumonia_aug.config import GANConfig
+from pneumonia_aug.config import GANConfig, QualityConfig
 from pneumonia_aug.contract import (
     CHECKPOINTS_DIR,
     D_FAKE,
     D_LOSS,
     D_REAL,
+    EVAL_IMAGES_DIR,
     G_LOSS,
+    MEMORIZATION_IMAGES,
     N_SKIPPED_FILES,
     N_TRAIN,
-    NN_DISTANCE_MEDIAN,
-    NN_DISTANCE_MIN,
     PLOTS_DIR,
     TAG_GAN,
     TAG_MODEL_VERSION,
@@ -41,36 +42,18 @@ from pneumonia_aug.contract import (
 )
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
-from pneumonia_aug.errors import ModelVersionError, TrackingError
 from pneumonia_aug.evaluation import plots
 from pneumonia_aug.models.gan import NORMAL, Generator
 from pneumonia_aug.models.sampling import fixed_noise, generate_images
 from pneumonia_aug.serving import packaging, registry
 from pneumonia_aug.stages import describe
+from pneumonia_aug.stages.gan_quality import eval_images_file, measure
 from pneumonia_aug.stages.runs import TrainingStage, execute
-from pneumonia_aug.training.distributed import pick_device
 from pneumonia_aug.training.gan import sample_grid, train_gan
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in each sample grid (8 x 8)
 GAN_METRICS = (D_LOSS, G_LOSS, D_REAL, D_FAKE)
-
-
-def _feature_extractor(model_uri: str, device: torch.device):
-    """The X-ray feature network on `device` (the GAN's: on a GPU the FID/KID evaluations and
-    the memorization check take seconds, not minutes), or None (with a warning) when none is
-    registered."""
-    from pneumonia_aug.evaluation.gan_quality import XrayFeatures
-
-    if not model_uri:
-        return None
-    try:
-        registry.check_alias(model_uri, "--feature-model-uri")
-        classifier = tracking.load_python_model(model_uri)
-    except (TrackingError, ModelVersionError) as exc:
-        log.warning("no GAN quality metrics: %s", exc)
-        return None
-    return XrayFeatures(classifier.net.to(device))
 
 
 class GANStage(TrainingStage):
@@ -84,7 +67,6 @@ class GANStage(TrainingStage):
         self.params = cfg.to_dict() | {"lr_d_effective": lr_d, "lr_g_effective": lr_g}
         subset = f"-r{cfg.real_fraction:g}" if cfg.real_fraction < 1 else ""
         self.run_name = run_name(cfg.seed, f"{TRAIN_GAN}-{self.gan.value}{subset}")
-        self.extractor = None
 
     def prepare(self, resume):
         check_layout(resolve_data_dir(self.cfg.data_dir))
@@ -107,16 +89,7 @@ class GANStage(TrainingStage):
         tracking.log_manifest(data.train.manifest, "gan_train", source=str(data.data_dir))
 
     def train(self, data: GANData, dist, checkpoint, metric_log, checkpoint_path):
-        on_epoch = None
-        if metric_log is not None:
-            self.extractor = _feature_extractor(self.cfg.feature_model_uri,
-                                                dist.device(pick_device(self.cfg.device)))
-            if self.extractor is not None:
-                # The version, not only the alias: the alias may move on later.
-                version, _ = tracking.model_version_of(self.cfg.feature_model_uri)
-                tracking.set_tags({"fid_feature_model_uri": self.cfg.feature_model_uri,
-                                   "fid_feature_model_version": version})
-            on_epoch = self._epoch_logger(data, metric_log)
+        on_epoch = self._epoch_logger(metric_log) if metric_log is not None else None
         return train_gan(data.train.images, data.train.labels.astype(np.int64), self.cfg,
                          on_epoch=on_epoch, checkpoint_path=checkpoint_path, resume=checkpoint,
                          dist=dist)
@@ -125,10 +98,8 @@ class GANStage(TrainingStage):
         """CGAN grids show NORMAL on the top half, PNEUMONIA below; the DCGAN needs no labels."""
         return np.repeat([0, 1], GRID // 2) if self.gan is Gan.CGAN else None
 
-    def _epoch_logger(self, data: GANData, metric_log):
-        from pneumonia_aug.evaluation.gan_quality import fid_kid
-
-        cfg, extractor = self.cfg, self.extractor
+    def _epoch_logger(self, metric_log):
+        cfg = self.cfg
         noise, labels = fixed_noise(GRID, cfg.latent_dim, cfg.seed), self._grid_labels()
 
         def on_epoch(row: dict, generator: Generator) -> None:
@@ -140,38 +111,26 @@ class GANStage(TrainingStage):
             # Same name again on a resumed run's replayed epoch: the artifact is overwritten.
             metric_log.log_image(sample_grid(generator, noise, labels),
                                  f"samples/epoch_{epoch:04d}.png")
-            if extractor is not None:
-                # KID draws subsets from torch's global RNG, which also drives D's dropout: keep
-                # evaluation from shifting training, so a resumed run draws what an unbroken
-                # one does.
-                device = next(generator.parameters()).device
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    fake = generate_images(generator, cfg.eval_images, cfg.seed + 1, NORMAL)
-                    metric_log(fid_kid(data.reference.images, fake, extractor), step=epoch)
+            # Kept for GAN quality, measured later. Drawing uses torch's global RNG, which also
+            # drives D's dropout: keep it from shifting training, so a resumed run draws what
+            # an unbroken one does.
+            device = next(generator.parameters()).device
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                fake = generate_images(generator, cfg.eval_images, cfg.seed + 1, NORMAL)
+            metric_log.log_arrays(f"{EVAL_IMAGES_DIR}/{eval_images_file(epoch)}", images=fake)
 
         return on_epoch
-
-    def _memorization(self, data: GANData, generator: Generator, metric_log) -> None:
-        from pneumonia_aug.evaluation.gan_quality import (
-            closest_pairs_figure,
-            memorization_check,
-        )
-
-        real = data.train.images[data.train.labels == 0]  # NORMAL training images
-        fake = generate_images(generator, self.cfg.eval_images, self.cfg.seed + 2, NORMAL)
-        check = memorization_check(fake, real, self.extractor)
-        metric_log({NN_DISTANCE_MIN: check["nn_distance_min"],
-                    NN_DISTANCE_MEDIAN: check["nn_distance_median"]}, step=0)
-        tracking.log_figure(closest_pairs_figure(fake, real, check), "quality/closest_pairs.png")
 
     def log_results(self, data: GANData, result, metric_log, checkpoint_path) -> None:
         cfg, gan, run_id = self.cfg, self.gan, tracking.active_run_id()
         tracking.log_artifact(checkpoint_path, CHECKPOINTS_DIR)
         tracking.log_figure(plots.gan_losses(result.history, f"{gan.display} losses"),
                             f"{PLOTS_DIR}/losses.png")
-        if self.extractor is not None:
-            self._memorization(data, result.generator, metric_log)
-        # Metrics at step 0 so far (counts, memorization) become the model's too (MLflow).
+        if cfg.sample_every:  # the memorization set: from the final generator, seed + 2
+            fake = generate_images(result.generator, cfg.eval_images, cfg.seed + 2, NORMAL)
+            metric_log.log_arrays(f"{EVAL_IMAGES_DIR}/{MEMORIZATION_IMAGES}", images=fake)
+            metric_log.flush(wait=True)
+        # Metrics at step 0 so far (the counts) become the model's too (MLflow).
         info = packaging.log_generator_model(
             gan, result.generator.state_dict(), self.params,
             metadata={"train_gan_run_id": run_id}, description=tracking.run_description(run_id))
@@ -183,6 +142,8 @@ class GANStage(TrainingStage):
         tracking.set_tags({TAG_MODEL_VERSION: version, "model_uri": info.model_uri})
         log.info("run %s: %s generator registered as %s version %s (alias newest)",
                  run_id, gan.display, generator_model_name(gan), version)
+        if cfg.feature_model_uri and cfg.sample_every:
+            measure(QualityConfig(run_id, cfg.feature_model_uri, cfg.device), data)
 
 
 def run_train_gan(cfg: GANConfig, resume_run_id: str = "", run_id: str = "",

@@ -35,8 +35,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from pneumonia_aug.config import ClassifierConfig, GANConfig, Profile
-from pneumonia_aug.contract import COMPARE, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN, Gan
-from pneumonia_aug.settings import parse_setting
+from pneumonia_aug.contract import (
+    COMPARE,
+    GAN_QUALITY,
+    GENERATE,
+    TRAIN_CLASSIFIER,
+    TRAIN_GAN,
+    Gan,
+)
 
 FIGURES = "throughput.json"  # docs/benchmarks.md's device sections, as `bench.report` wrote them
 # Kermany train/ + val/ (pooled, 10% goes to validation) and test/.
@@ -46,8 +52,11 @@ EVAL_SPEEDUP = 3.0
 # Per stage, beyond its images: start, data, logging, registry. GPU: the short study's stage
 # runs on one H200 (wall minus training time: classifiers 14-28 s, GANs 27-30 s, a generation
 # of 4000 images 8-11 s in all, compare 1 s).
-OVERHEAD_S = {"cpu": {TRAIN_CLASSIFIER: 20.0, TRAIN_GAN: 20.0, GENERATE: 20.0, COMPARE: 10.0},
-              "gpu": {TRAIN_CLASSIFIER: 25.0, TRAIN_GAN: 25.0, GENERATE: 8.0, COMPARE: 2.0}}
+# GAN quality: loading the feature network and the real images, as a generation's start.
+OVERHEAD_S = {"cpu": {TRAIN_CLASSIFIER: 20.0, TRAIN_GAN: 20.0, GENERATE: 20.0, COMPARE: 10.0,
+                      GAN_QUALITY: 20.0},
+              "gpu": {TRAIN_CLASSIFIER: 25.0, TRAIN_GAN: 25.0, GENERATE: 8.0, COMPARE: 2.0,
+                      GAN_QUALITY: 8.0}}
 
 
 @dataclass(frozen=True)
@@ -176,7 +185,7 @@ def _real_train(r: float, scope: str, cap: int) -> tuple[float, float]:
 
 
 def classifier_seconds(cfg: ClassifierConfig, n_generated: int, device: Device) -> float:
-    setting = parse_setting(cfg.setting)
+    setting = cfg.parsed_setting
     cap = cfg.max_images_per_split
     train = sum(_real_train(setting.real_fraction, cfg.real_fraction_scope, cap))
     train += round(setting.synthetic_fraction * n_generated)
@@ -188,14 +197,27 @@ def classifier_seconds(cfg: ClassifierConfig, n_generated: int, device: Device) 
 
 
 def gan_seconds(cfg: GANConfig, device: Device) -> float:
+    """Training, and drawing the images kept for quality (a generation's rate)."""
     normal, pneumonia = _real_train(cfg.real_fraction, cfg.real_fraction_scope, 0)
     images = normal + (pneumonia if cfg.gan is Gan.CGAN else 0)
     images = min(images, cfg.max_images or images)
-    evaluations = cfg.epochs // cfg.sample_every if cfg.sample_every else 0
-    featured = (evaluations + 1) * 2 * cfg.eval_images  # generated + real, and memorization
-    classifier_rate = device.classifier_rate(cfg.batch_size, cfg.image_size)
-    return (cfg.epochs * images / device.gan_rate(cfg.image_size)
-            + featured / (classifier_rate * EVAL_SPEEDUP))
+    drawn = _evaluations(cfg) * cfg.eval_images
+    rate = device.gan_rate(cfg.image_size)
+    return cfg.epochs * images / rate + drawn / (rate * EVAL_SPEEDUP)
+
+
+def _evaluations(cfg: GANConfig) -> int:
+    """Sampled epochs, and the memorization set."""
+    return (cfg.epochs // cfg.sample_every + 1) if cfg.sample_every else 0
+
+
+def quality_seconds(cfg: GANConfig, device: Device) -> float:
+    """The feature network over each kept set, the real reference set beside each, and the
+    real training images for the memorization check."""
+    normal, _ = _real_train(cfg.real_fraction, cfg.real_fraction_scope, 0)
+    featured = _evaluations(cfg) * 2 * cfg.eval_images + normal
+    rate = device.classifier_rate(cfg.batch_size, cfg.image_size)
+    return featured / (rate * EVAL_SPEEDUP)
 
 
 def stage_seconds(kind: str, config, profile: Profile, device: Device) -> float:
@@ -205,6 +227,8 @@ def stage_seconds(kind: str, config, profile: Profile, device: Device) -> float:
         return overhead + classifier_seconds(config, profile.n_images, device)
     if kind == TRAIN_GAN:
         return overhead + gan_seconds(config, device)
+    if kind == GAN_QUALITY:
+        return overhead + quality_seconds(config, device)
     if kind == GENERATE:
         return overhead + profile.n_images / (device.gan_rate(profile.image_size) * EVAL_SPEEDUP)
     return overhead  # compare: reads the runs, writes the table

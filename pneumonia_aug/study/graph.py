@@ -39,6 +39,7 @@ class Node:
     config: object | None = field(default=None, repr=False)  # as known before upstream runs
     in_driver: bool = False  # quick, and run in the driver's main thread, where the study run
     # is the active run (its stage runs nest under it as they always did)
+    seed: int | None = None  # the seed whose pair it is part of (None: shared by the seeds)
 
 
 def check_order(nodes: list[Node]) -> None:

@@ -30,6 +30,16 @@ class Study:
         with self._lock:
             self.failed.append(message)
 
+    def measure(self, label: str, launch: Callable[[], str]) -> str | None:
+        """A step that logs into an existing run (GAN quality): its run id, or None with the
+        failure recorded (the study goes on)."""
+        try:
+            return launch()
+        except PneumoniaAugError as exc:
+            log.error("[study] %s failed: %s", label, exc)
+            self.record_failure(f"{label}: {exc}")
+            return None
+
     def stage(self, name: str, label: str, params: dict, upstream: dict,
               launch: Callable[[], str]) -> str | None:
         """Reuse or launch the stage; safe against a concurrent study (`reuse.claim_or_reuse`)."""

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pneumonia_aug import logs
-from pneumonia_aug.contract import GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN
+from pneumonia_aug.contract import GAN_QUALITY, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN
 from pneumonia_aug.errors import PneumoniaAugError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ PARENT_ONLY_ENV = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_N
 
 @dataclass(frozen=True)
 class Task:
-    stage: str  # TRAIN_CLASSIFIER, TRAIN_GAN or GENERATE
+    stage: str  # TRAIN_CLASSIFIER, TRAIN_GAN, GENERATE or GAN_QUALITY
     config: dict  # the stage config's fields
     parent_run_id: str  # the study run
     threads: int = 0  # torch CPU threads (0 = leave torch's choice)
@@ -69,14 +69,17 @@ def run_stage(stage: str, config, run_id: str = "", parent_run_id: str = "") -> 
     if stage == GENERATE:
         from pneumonia_aug.stages.generate import run_generate
         return run_generate(config, run_id=run_id, parent_run_id=parent_run_id)
+    if stage == GAN_QUALITY:  # into the GAN run it measures: no run of its own
+        from pneumonia_aug.stages.gan_quality import measure
+        return measure(config)
     raise ValueError(f"no stage {stage!r} runs as a task")
 
 
 def _config(task: Task):
-    from pneumonia_aug.config import ClassifierConfig, GANConfig, GenerateConfig
+    from pneumonia_aug.config import ClassifierConfig, GANConfig, GenerateConfig, QualityConfig
 
     kind = {TRAIN_CLASSIFIER: ClassifierConfig, TRAIN_GAN: GANConfig,
-            GENERATE: GenerateConfig}[task.stage]
+            GENERATE: GenerateConfig, GAN_QUALITY: QualityConfig}[task.stage]
     return kind(**task.config)
 
 

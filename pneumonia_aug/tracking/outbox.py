@@ -83,6 +83,19 @@ class MetricLog:
         os.replace(partial, path)  # a kill mid-write leaves no half image to upload
         self.flush()
 
+    def log_arrays(self, artifact_file: str, **arrays) -> None:
+        """Arrays as one compressed `.npz` artifact (e.g. images kept for a later measurement),
+        queued like a metric."""
+        import numpy as np
+
+        path = self.outbox / ARTIFACTS_DIR / artifact_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        with open(partial, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(partial, path)
+        self.flush()
+
     def flush(self, wait: bool = False) -> bool:
         """Send what waits; True when nothing is left. With `wait`, keep trying until it is all
         sent (the end of a run). Raises `TrackingOutageError` once the server has been away
