@@ -24,6 +24,7 @@ from pneumonia_aug.config import (
     CompareConfig,
     GANConfig,
     GenerateConfig,
+    QualityConfig,
     Reliability,
     StudyConfig,
 )
@@ -31,7 +32,8 @@ from pneumonia_aug.config import (
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 COMMAND = "python -m pneumonia_aug.docs_gen"
 CONFIGS = {"train_classifier": ClassifierConfig, "train_gan": GANConfig,
-           "generate": GenerateConfig, "compare": CompareConfig, "main": StudyConfig}
+           "generate": GenerateConfig, "gan_quality": QualityConfig, "compare": CompareConfig,
+           "main": StudyConfig}
 BLOCK = re.compile(r"(<!-- generated: (\S+) -->\n).*?(<!-- end generated -->)", re.S)
 
 

@@ -14,13 +14,15 @@ from pneumonia_aug.config import (
     CompareConfig,
     GANConfig,
     GenerateConfig,
+    QualityConfig,
     StudyConfig,
 )
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
 
 MLPROJECT = yaml.safe_load((Path(__file__).parent.parent / "MLproject").read_text())
 CONFIGS = {"train_classifier": ClassifierConfig, "train_gan": GANConfig,
-           "generate": GenerateConfig, "compare": CompareConfig, "main": StudyConfig}
+           "generate": GenerateConfig, "gan_quality": QualityConfig, "compare": CompareConfig,
+           "main": StudyConfig}
 TYPES = {"int": "int", "float": "float", "str": "string"}
 
 

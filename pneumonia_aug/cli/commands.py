@@ -1,5 +1,6 @@
 """The main group, `pneumonia-aug`, and its run commands (train-classifier, train-gan,
-generate, compare, study, predict); the other groups are attached from their modules.
+gan-quality, generate, compare, study, predict); the other groups are attached from their
+modules.
 
 The options of the run commands are built from the config dataclasses (`options.py`).
 """
@@ -24,6 +25,7 @@ from pneumonia_aug.config import (
     CompareConfig,
     GANConfig,
     GenerateConfig,
+    QualityConfig,
     StudyConfig,
 )
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
@@ -73,6 +75,16 @@ def train_gan_cmd(cfg: GANConfig, resume: str) -> None:
     from pneumonia_aug.stages.train_gan import run_train_gan
 
     click.echo(run_train_gan(cfg, resume_run_id=resume))
+
+
+@main.command("gan-quality")
+@tracked(QualityConfig)
+def gan_quality_cmd(cfg: QualityConfig) -> None:
+    """Measure a GAN run's kept images (FID/KID per sampled epoch, memorization) in an X-ray
+    classifier's features, into that run."""
+    from pneumonia_aug.stages.gan_quality import measure
+
+    click.echo(measure(cfg))
 
 
 @main.command("generate")

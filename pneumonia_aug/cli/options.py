@@ -84,7 +84,7 @@ def tracked(config_cls):
             Reliability.from_env()  # a bad PNEUMONIA_AUG_*_S limit: refused before any run
             from pneumonia_aug import tracking
 
-            tracking.ensure_reachable(cfg.experiment_name)
+            tracking.ensure_reachable(getattr(cfg, "experiment_name", None))
             return func(cfg, **extra)
 
         return wrapper
