@@ -28,6 +28,7 @@ from pneumonia_aug.config.runs import (
     EXECUTORS,
     EXPERIMENT_HELP,
     EXPERIMENT_NAME,
+    PLANNED_LOOKS,
     PRETRAINED_CHOICES,
     REAL_FRACTION_SCOPES,
     REAL_SUBSETS,
@@ -43,9 +44,9 @@ from pneumonia_aug.config.runs import (
 __all__ = [
     "AUTHORS_GAN_BATCH_SIZE", "CACHE_DIR_HELP", "CLAIM_SETTINGS", "COMPARE_SOURCES",
     "DATA_DIR_HELP", "DEVICE_HELP", "EXECUTORS", "EXPERIMENT_HELP", "EXPERIMENT_NAME",
-    "LR_SCALING_RULES", "PAPER", "PAPER_BATCH_SIZE", "PRETRAINED_CHOICES", "PROFILES",
-    "REAL_FRACTION_SCOPES", "REAL_SUBSETS", "RELIABILITY_ENV_PREFIX", "SYSTEM_METRICS_HELP",
-    "THRESHOLD_RULES", "ChampionGate", "ClassifierConfig", "CompareConfig", "Config",
-    "GANConfig", "GenerateConfig", "Profile", "Reliability", "StudyConfig", "check",
-    "coerce_fields", "param", "scale_lr", "to_bool",
+    "LR_SCALING_RULES", "PAPER", "PAPER_BATCH_SIZE", "PLANNED_LOOKS", "PRETRAINED_CHOICES",
+    "PROFILES", "REAL_FRACTION_SCOPES", "REAL_SUBSETS", "RELIABILITY_ENV_PREFIX",
+    "SYSTEM_METRICS_HELP", "THRESHOLD_RULES", "ChampionGate", "ClassifierConfig",
+    "CompareConfig", "Config", "GANConfig", "GenerateConfig", "Profile", "Reliability",
+    "StudyConfig", "check", "coerce_fields", "param", "scale_lr", "to_bool",
 ]
