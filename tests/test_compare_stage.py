@@ -57,7 +57,7 @@ def _compare(tmp_path, *args):
 
 def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     mlflow.set_experiment("cmp")
-    accuracies = {"Original-1.0-0.0": [20, 22, 24], "DCGAN-1.0-0.6": [36, 38, 40]}
+    accuracies = {"Original-1.0-0.0": [20, 22, 24], "DCGAN-1.0-0.6": [36, 39, 40]}
     for setting, corrects in accuracies.items():
         for seed, correct in enumerate(corrects):
             _log_classifier_run(setting, seed, correct)
@@ -70,7 +70,7 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     assert table.loc["Original-1.0-0.0", "accuracy_mean"] == pytest.approx(22 / 40)
     assert (table.loc["Original-1.0-0.0", "accuracy_std"]
             == pytest.approx(np.std([20, 22, 24], ddof=1) / 40))
-    assert table.loc["DCGAN-1.0-0.6", "delta_accuracy"] == pytest.approx((38 - 22) / 40)
+    assert table.loc["DCGAN-1.0-0.6", "delta_accuracy"] == pytest.approx((115 / 3 - 22) / 40)
     assert table.loc["DCGAN-1.0-0.6", "delta_accuracy_p"] < 0.05
     assert table.loc["Original-1.0-0.0", "paper_accuracy"] == pytest.approx(0.89423)
     # the failed run is listed by seed, not dropped
@@ -87,7 +87,7 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     (compare_run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'compare'")
     names = {a.path for a in client.list_artifacts(compare_run.info.run_id)}
     assert {"table1.md", "table1.csv", "table1.html", "accuracy.png"} <= names
-    assert compare_run.data.metrics["accuracy_mean/DCGAN-1.0-0.6"] == pytest.approx(38 / 40)
+    assert compare_run.data.metrics["accuracy_mean/DCGAN-1.0-0.6"] == pytest.approx(115 / 120)
     origin, table_md = compare_run.data.tags["mlflow.note.content"].split("\n\n", 1)
     assert origin == ("**Table 1** from 8 classifier runs of the experiment (comparison group "
                       f"`{comparison_key(QUICK)}`).")
@@ -226,3 +226,25 @@ def test_compare_without_runs_says_what_to_do(tracking_uri, tmp_path):
     result = CliRunner().invoke(main, ["compare", "--experiment-name", "nothing-here"])
     assert result.exit_code == 2
     assert "no experiment named 'nothing-here'" in result.output
+
+
+def test_compare_with_planned_seeds_says_interim(tracking_uri, tmp_path):
+    """`--planned-seeds`: the table says how far the plan is and decides only at its looks;
+    a plan too small for its looks is refused in one line."""
+    mlflow.set_experiment("cmp")
+    for seed, (base, gan) in enumerate([(20, 24), (22, 23), (24, 30)]):
+        _log_classifier_run("Original-1.0-0.0", seed, base)
+        _log_classifier_run("DCGAN-1.0-0.6", seed, gan)
+    result, table = _compare(tmp_path, "--source", "experiment", "--planned-seeds", "8")
+    assert result.exit_code == 0, result.output
+    line = table.loc["DCGAN-1.0-0.6", "plan_line"]
+    assert line.startswith("interim: 3 of 8 planned seeds; decision at look 1 (2 pairs): ")
+    assert line.endswith("; next look at 4") and f"DCGAN-1.0-0.6: {line}" in result.output
+    assert table.loc["DCGAN-1.0-0.6", "planned_looks"] == "2,4,6,8"
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("cmp").experiment_id
+    (run,) = client.search_runs([experiment], "tags.stage = 'compare'")
+    assert run.data.params["planned_seeds"] == "8"
+    result, _ = _compare(tmp_path, "--source", "experiment", "--planned-seeds", "5")
+    assert result.exit_code == 2
+    assert "planned_seeds 5 cannot hold 4 looks: plan at least 8 seeds" in result.output

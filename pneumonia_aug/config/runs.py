@@ -231,6 +231,7 @@ class QualityConfig(Config):
 
 
 COMPARE_SOURCES = ("study", "experiment")
+PLANNED_LOOKS = 4  # looks of a plan, equally spaced: at N/4, N/2, 3N/4 and N pairs
 
 
 @dataclass
@@ -246,6 +247,19 @@ class CompareConfig(Config):
     group: str = param("", "comparison key (or its start) of the group to tabulate ('' = the "
                            "study's, or the newest complete group)")
     output_dir: str = param("outputs/compare", "where the reports go")
+    planned_seeds: int = param(0, "seeds (pairs) planned for each GAN row before its runs: "
+                                  "the table then says 'interim: k of N' and decides only at "
+                                  "planned looks, with O'Brien-Fleming boundaries (0 = no "
+                                  "plan: every p as it stands)")
+    planned_looks: int = param(PLANNED_LOOKS, "looks of the plan, equally spaced over "
+                                              "planned_seeds (its last at planned_seeds)")
 
     def __post_init__(self) -> None:
         coerce_fields(self)
+        check([(self.planned_seeds >= 0, "planned_seeds must be >= 0 (0 = no plan)"),
+               (self.planned_looks >= 1, "planned_looks must be at least 1"),
+               (not 0 < self.planned_seeds < 2 * self.planned_looks,
+                f"planned_seeds {self.planned_seeds} cannot hold {self.planned_looks} looks: "
+                f"plan at least {2 * self.planned_looks} seeds (2 more pairs per look), or "
+                "fewer looks")])
+

@@ -19,6 +19,7 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit
+from sklearn.metrics import brier_score_loss
 
 N_BINS = 10
 T_RANGE = (0.05, 20.0)  # the temperatures searched: far beyond any sensible fit either side
@@ -68,4 +69,4 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray,
 
 
 def brier_score(labels: np.ndarray, probs: np.ndarray) -> float:
-    return float(np.mean((np.asarray(probs, dtype=np.float64) - np.asarray(labels)) ** 2))
+    return float(brier_score_loss(np.asarray(labels), np.asarray(probs, dtype=np.float64)))

@@ -1,78 +1,14 @@
-"""Is a GAN setting better than its Original baseline? Inference over a few training seeds.
+"""Is a GAN setting better than its Original? The paired t-test over training seeds.
 
-The procedure
--------------
-Each classifier run is one (setting, seed) and yields one test metric (accuracy, AUROC) on
-the same fixed test set. A contrast "setting minus its baseline" (e.g. DCGAN-1.0-0.6 minus
-Original-1.0-0.0) is tested on the seeds both settings finished, with the paired t-test
-(scipy.stats.ttest_rel): d[seed] = y[setting, seed] - y[baseline, seed] for the n paired seeds,
+Each classifier run is one (setting, seed) with one test metric on the same fixed test set. A
+contrast "setting minus its baseline" is tested on the seeds both finished: d[seed] =
+y[setting, seed] - y[baseline, seed], and the paired t-test over those n differences gives
+the mean, its standard error sd(d) / sqrt(n) on n - 1 df, a (1 - alpha) t-interval and a
+two-sided p. With fewer than 2 pairs, or differences with no spread, there is no standard
+error, interval or p (NaN). `holm` adjusts the p-values of one table's contrasts.
 
-- estimate: mean(d),
-- standard error sd(d) / sqrt(n), df = n - 1,
-- a (1 - alpha) t-interval and a two-sided t p-value on those df.
-
-With fewer than 2 pairs there is no standard error, interval or p-value (NaN). `holm` adjusts
-the p-values of the family of contrasts in one table (Holm's step-down, which controls the
-family-wise error rate under any dependence between the contrasts; they are dependent, as GAN
-rows share their Original's runs).
-
-Why pairing by seed: runs with the same seed share the initial weights, the data order and
-the augmentation draws, so part of their luck is common; comparing within a seed keeps that
-shared part out of the error. It also keeps a failed seed from biasing the estimate: a seed
-either enters both sides of the difference or neither.
-
-Why each contrast on its own differences, not a model of the whole table
-------------------------------------------------------------------------
-The previous procedure fitted one additive model y = setting + seed + error to every run of
-the table and pooled the residual variance over all settings: at 3 seeds a 13-setting table
-gets 24 df (t quantile 2.06) instead of the paired test's 2 (4.30), so much shorter intervals
-and more power - but only if every setting varies as much between seeds as every other. A
-setting that trains less stably than the rest gets the table's average spread as its error,
-too small, and false positives follow. In tests/test_inference_simulation.py (binomial
-accuracies on the 624 test images, seed-to-seed SD 0.026, 4,000 tables per cell) the pooled
-test of one unstable GAN setting rejected a true null in 8.4-9.0% of 13-setting tables at 1.5x
-the others' spread and 15-18% at 2x (6.7-7.4% and 8.6-9.9% with 4 settings), with interval
-coverage down to 82%; the other rows then became conservative. Pooling only where a test of
-equal spread does not reject does not repair it: with 2-4 df per setting such a pretest
-rarely rejects (an F-test of the row's spread against the table's: 6-29% of 13-setting tables
-at 1.5-2x), and pooling unless it rejected still gave 8-9% at 1.5x and 12-15% at 2x.
-The paired t-test uses nothing but the row's own differences, so its level is exact for any
-spread of the other settings (and of its own), and it measured 4.5-5.9% in every cell of
-that grid (2, 4 and 13 settings; 3 and 5 seeds; seed luck shared by all settings of a seed or
-drawn per run). The price is power: for a true +5-point gain the paired test at 3 seeds finds
-it in 23% of tables when the seed luck is drawn per run and 67% when it is shared (5 seeds:
-53% and 99%), where the pooled model, valid only at equal spread, had 42-51% and 96-99% at 3
-seeds in 4- and 13-setting tables. Holm over many GAN rows costs more (printed by that test).
-
-Why not the seed-resampling bootstrap used before that: it resampled the 3 seeds with
-replacement, so its replicates see only (n - 1)/n = 2/3 of the seed variance of the mean and
-its percentile interval has no small-sample (t with 2 df) widening: with 3 seeds the interval
-is roughly [smallest, largest] per-seed difference, so under no true difference the seed
-resampling alone "rejects" whenever all three differences share a sign, about 30% of studies
-instead of 5% (tests/test_inference.py simulates it). It also resampled the test images,
-which widened it again, but by accident rather than by design: that counts the per-image
-flips between runs a second time (they are already in the seed spread), so its error rate
-depended on how much of the run-to-run spread is such flips (4-9% in our simulations at the
-same 2.6-point spread).
-
-What it assumes
----------------
-- Independent training runs, and seeds missing at random (a run did not fail because of its
-  metric).
-- Approximately normal per-seed differences; t-procedures are robust to the mild skew of
-  accuracies, which the simulations check with binomial and per-image Bernoulli test counts.
-- Nothing about the other settings of the table: their spread, or whether they finished.
-- The population is "new training runs scored on this 624-image test set". The test images
-  are fixed, so the interval is about training variation, not about drawing another test set.
-
-What one seed cannot tell
--------------------------
-With one paired seed the difference of two runs mixes the setting's effect with run-to-run
-training luck (2.5-3 accuracy points between seeds in practice), and nothing in the data
-measures that luck. Then p, SE and the interval are NaN. `paired_test_set_interval` gives,
-for one pair of runs, the uncertainty from the test images only (which images happen to be
-in the test set). It says nothing about training variance, so it must not be read as a test
-of the setting: in the simulation it "rejects" a true null far more often than 5%.
+Why this test, and the measurements behind it (the pooled model and the seed bootstrap it
+replaced, the simulations of its level and power): docs/statistics.md.
 
 Pure numpy/scipy/pandas: callers pass DataFrames; nothing here talks to MLflow.
 """
@@ -86,6 +22,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+ALPHA = 0.05  # two-sided: every interval of the table is a 95% one
+# Differences whose SD is at most this fraction of the values they come from have no spread:
+# exact ties differ only by float rounding (about 1e-16 of the values), and a t-test on such
+# noise gives p of 1e-29.
+SPREAD_TOLERANCE = 1e-12
+NO_SPREAD = "no spread in the per-seed differences"
+
 
 @dataclass(frozen=True)
 class Contrast:
@@ -94,37 +37,45 @@ class Contrast:
     setting: str
     baseline: str
     estimate: float  # mean of the per-seed differences setting - baseline
-    se: float  # NaN with fewer than 2 pairs
+    se: float  # NaN with fewer than 2 pairs or no spread
     df: int  # n_pairs - 1 (0 with fewer than 2 pairs)
     ci_low: float
     ci_high: float
-    p: float  # two-sided paired t p-value, NaN with fewer than 2 pairs
+    p: float  # two-sided paired t p-value, NaN with fewer than 2 pairs or no spread
     n_pairs: int  # seeds where both settings have a run
     per_seed: dict[int, float]  # seed -> setting - baseline, paired seeds only
     effect_size_dz: float  # Cohen's d_z of the per-seed differences
+    no_spread: bool = False  # 2+ pairs, all the same difference: nothing measures the noise
 
 
-def _t_inference(estimate: np.ndarray, se: np.ndarray, df: int,
-                 alpha: float) -> dict[str, np.ndarray]:
-    """t-interval and two-sided p-value; NaN without df."""
-    if df <= 0:
-        nan = np.full_like(estimate, np.nan)
-        return {"ci_low": nan, "ci_high": nan.copy(), "p": nan.copy()}
-    half = stats.t.ppf(1 - alpha / 2, df) * se
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stats.t.sf(np.abs(estimate / se), df)
-    # Identical differences at every seed: certain if they are 0, else not.
-    p = np.where(se == 0, np.where(estimate == 0, 1.0, 0.0), p)
-    return {"ci_low": estimate - half, "ci_high": estimate + half, "p": p}
+def t_interval(mean: float, se: float, df: int, alpha: float = ALPHA) -> tuple[float, float]:
+    """scipy's (1 - alpha) t-interval around `mean`; the point itself where se is 0 (scipy
+    takes no zero scale), NaN without df."""
+    if df < 1 or np.isnan(se):
+        return float("nan"), float("nan")
+    if se == 0:
+        return float(mean), float(mean)
+    low, high = stats.t.interval(1 - alpha, df, loc=mean, scale=se)
+    return float(low), float(high)
 
 
-def paired_t(differences: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
+def _no_spread(sd: np.ndarray, d: np.ndarray, scale) -> np.ndarray:
+    """True where the SD of the differences is within rounding of zero (`SPREAD_TOLERANCE` of
+    `scale`, default the largest |difference|)."""
+    scale = np.abs(d).max(axis=-1) if scale is None else np.abs(np.asarray(scale, dtype=float))
+    return sd <= SPREAD_TOLERANCE * scale
+
+
+def paired_t(differences: np.ndarray, alpha: float = ALPHA,
+             scale: float | np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The paired t-test over seeds of per-seed differences, along the last axis.
 
     `differences` has shape (..., n): n paired seeds (all finite) for each of any number of
     contrasts or simulated studies. Returns estimate (the mean difference), se, df (n - 1),
-    ci_low, ci_high and p, each of the leading shape; se, interval and p are NaN when n < 2,
-    the estimate when n == 0.
+    ci_low, ci_high, p and no_spread, each of the leading shape; se, interval and p are NaN
+    when n < 2 or where the differences have no spread (no_spread: their SD is within
+    `SPREAD_TOLERANCE` of `scale`, the size of the values they were taken from, default the
+    largest |difference|); the estimate is NaN when n == 0.
     """
     d = np.asarray(differences, dtype=float)
     if not np.isfinite(d).all():
@@ -132,34 +83,44 @@ def paired_t(differences: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarr
     n = d.shape[-1]
     nan = np.full(d.shape[:-1], np.nan)
     estimate = d.mean(axis=-1) if n else nan
-    se = d.std(axis=-1, ddof=1) / np.sqrt(n) if n > 1 else nan.copy()
-    return {"estimate": estimate, "se": se, "df": max(n - 1, 0),
-            **_t_inference(estimate, se, n - 1, alpha)}
+    if n < 2:
+        return {"estimate": estimate, "se": nan.copy(), "df": 0, "ci_low": nan.copy(),
+                "ci_high": nan.copy(), "p": nan.copy(), "no_spread": np.zeros(nan.shape, bool)}
+    sd = d.std(axis=-1, ddof=1)
+    flat = _no_spread(sd, d, scale)
+    se = np.where(flat, np.nan, sd / np.sqrt(n))
+    with np.errstate(invalid="ignore"):
+        low, high = stats.t.interval(1 - alpha, n - 1, loc=estimate, scale=se)
+    return {"estimate": estimate, "se": se, "df": n - 1, "ci_low": low, "ci_high": high,
+            "p": 2 * stats.t.sf(np.abs(estimate / se), n - 1), "no_spread": flat}
 
 
 def per_seed_differences(runs: pd.DataFrame, value: str, setting: str,
                          baseline: str) -> dict[int, float]:
-    """seed -> value(setting) - value(baseline), for seeds where both have a non-NaN value."""
-    wide = runs.pivot(index="seed", columns="setting", values=value)
+    """seed -> value(setting) - value(baseline), for seeds where both have a non-NaN value.
+    Pairing by seed keeps a seed's shared luck (initial weights, data order, augmentation
+    draws) out of the error, and a failed seed out of both sides."""
+    wide = runs.pivot(index="seed", columns="setting", values=value).sort_index()
     if setting not in wide or baseline not in wide:
         return {}
     diff = (wide[setting] - wide[baseline]).dropna()
     return {int(seed): float(d) for seed, d in diff.items()}
 
 
-def cohens_dz(differences: Iterable[float]) -> float:
-    """Mean / sd (ddof=1) of paired differences; NaN with fewer than 2 or with sd 0."""
+def cohens_dz(differences: Iterable[float], no_spread: bool = False) -> float:
+    """Mean / sd (ddof=1) of paired differences; NaN with fewer than 2 or with no spread."""
     d = np.asarray(list(differences), dtype=float)
-    if len(d) < 2 or d.std(ddof=1) == 0:
+    if len(d) < 2 or no_spread or d.std(ddof=1) == 0:
         return float("nan")
     return float(d.mean() / d.std(ddof=1))
 
 
 def _clean(runs: pd.DataFrame, value: str) -> pd.DataFrame:
-    """setting, seed, value of the runs that have the metric; one run per (setting, seed)."""
+    """setting, seed, value of the runs that have a finite metric; one run per (setting,
+    seed)."""
     data = runs[["setting", "seed", value]].copy()
     data[value] = pd.to_numeric(data[value], errors="coerce")
-    data = data.dropna(subset=[value])
+    data = data[np.isfinite(data[value])]
     data["setting"] = data["setting"].astype(str)
     data["seed"] = data["seed"].astype(int)
     # A rerun of a seed repeats that seed's shared luck; it is not a new pair. The caller
@@ -173,12 +134,12 @@ def _clean(runs: pd.DataFrame, value: str) -> pd.DataFrame:
 
 
 def paired_contrasts(runs: pd.DataFrame, value: str, pairs: Iterable[tuple[str, str]],
-                     alpha: float = 0.05) -> dict[str, Contrast]:
+                     alpha: float = ALPHA) -> dict[str, Contrast]:
     """Each (setting, baseline) pair's paired t-test on `value` over their shared seeds.
 
     `runs` has one row per finished run with columns setting, seed and `value`; runs whose
-    `value` is NaN are dropped. A pair uses only its own two settings' runs: other settings
-    of the table do not enter its test.
+    `value` is NaN or infinite are dropped. A pair uses only its own two settings' runs (a
+    setting that trains less stably than the others cannot distort another row's test).
     """
     data = _clean(runs, value)
     result = {}
@@ -186,20 +147,23 @@ def paired_contrasts(runs: pd.DataFrame, value: str, pairs: Iterable[tuple[str, 
         if setting in result:
             raise ValueError(f"setting {setting} appears in more than one pair")
         per_seed = per_seed_differences(data, value, setting, baseline)
-        numbers = paired_t(np.array(list(per_seed.values())), alpha)
+        values = data.loc[data["setting"].isin([setting, baseline]), value]
+        numbers = paired_t(np.array(list(per_seed.values())), alpha,
+                           scale=values.abs().max() if len(values) else None)
+        flat = bool(numbers.pop("no_spread"))
         result[setting] = Contrast(setting=setting, baseline=baseline, df=numbers.pop("df"),
-                                   n_pairs=len(per_seed), per_seed=per_seed,
-                                   effect_size_dz=cohens_dz(per_seed.values()),
+                                   n_pairs=len(per_seed), per_seed=per_seed, no_spread=flat,
+                                   effect_size_dz=cohens_dz(per_seed.values(), flat),
                                    **{k: float(v) for k, v in numbers.items()})
     return result
 
 
 def holm(pvalues: Mapping[str, float]) -> dict[str, float]:
     """Holm step-down adjusted p-values for one family; NaN stays NaN and is not counted.
-
-    The i-th smallest of m p-values is multiplied by (m - i + 1), then a running maximum
-    keeps the adjusted values in the order of the raw ones; capped at 1.
-    """
+    Hand-written (statsmodels' multipletests does it, but is no dependency for ten lines):
+    the i-th smallest of m p-values is multiplied by (m - i + 1), then a running maximum
+    keeps the adjusted values in the order of the raw ones; capped at 1. Holm holds the
+    family-wise error under any dependence (GAN rows share their Original's runs)."""
     adjusted = {name: float("nan") for name in pvalues}
     finite = sorted((p, name) for name, p in pvalues.items() if not np.isnan(p))
     running = 0.0
@@ -210,19 +174,18 @@ def holm(pvalues: Mapping[str, float]) -> dict[str, float]:
 
 
 def paired_test_set_interval(correct_a: np.ndarray, correct_b: np.ndarray,
-                      alpha: float = 0.05) -> tuple[float, float, float]:
+                             alpha: float = ALPHA) -> tuple[float, float, float]:
     """(difference, low, high) of accuracy a - b of two runs on the same test images.
 
     `correct_a[i]` and `correct_b[i]` say whether run a and run b got image i right (the
-    same image at the same index). With d_i = correct_a[i] - correct_b[i], the interval is
-    mean(d) +- t(N-1) * sd(d) / sqrt(N): the paired difference of proportions on the same
-    images. It reflects only which images happen to be in the test set; it says nothing about
-    training variance (another seed of either setting would move the difference by more), so
-    it is no test of setting a against setting b.
+    same image at the same index): the t-interval of the mean of d_i = correct_a[i] -
+    correct_b[i], the paired difference of proportions on the same images. It reflects only
+    which images happen to be in the test set, not training variance (another seed of either
+    setting would move the difference by more), so it is no test of setting a against b.
     """
     a, b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError("correct_a and correct_b must be 1-D, aligned, with 2+ images")
     d = a - b
-    half = stats.t.ppf(1 - alpha / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+    low, high = t_interval(d.mean(), d.std(ddof=1) / np.sqrt(len(d)), len(d) - 1, alpha)
+    return float(d.mean()), low, high

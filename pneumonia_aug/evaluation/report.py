@@ -3,7 +3,8 @@ and the claim as a picture (each GAN row's difference from its Original: a fores
 
 Pure presentation of the frame `evaluation.table.summarize` returns and the group's `Scale`
 (`evaluation.groups`): every report states at what scale its numbers were made, what its
-intervals are over, and what one seed cannot tell.
+intervals are over (`evaluation.legend`: with the GAN design, `gan_seeds`), what one seed
+cannot tell, and, with a plan, where each GAN row stands in it.
 """
 
 from __future__ import annotations
@@ -20,32 +21,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from pneumonia_aug.evaluation.groups import Scale
+from pneumonia_aug.evaluation.legend import UNRECORDED, legend
 from pneumonia_aug.evaluation.table import PAPER_METRICS, PAPER_TABLE1_VALUES, SEEDS, TEST_SET
 from pneumonia_aug.settings import parse_setting
 
 _COLORS = {"Original": "tab:gray", "DCGAN": "tab:blue", "CGAN": "tab:orange"}
 TITLE = "Test results beside Tung et al. Table 1"
-LEGEND_SEEDS = (
-    "Ours: mean ± SD over seeds [95% t-interval of the mean, kept inside 0-1; "
-    "'uninformative' where wider than 0.5]; paper: Tung et al. Table 1 (one run each). "
-    "Δ accuracy, Δ AUROC: the setting minus its Original at the same r, seed by seed, averaged "
-    "over the seeds both finished (pairs); [95% CI] and p (two-sided) are across training "
-    "runs, from the paired t-test over those seeds (each row on its own differences, so a "
-    "setting that trains less stably than the others does not distort the other rows); no "
-    "p-value with fewer than 2 pairs (one pair: the bracket covers the test set only); p adj: "
-    "Holm-adjusted over the table's GAN rows. A GAN row's seeds all draw from one generated "
-    "set (one GAN run): its interval covers how the classifier varies with that GAN, not how "
-    "much another GAN training run would move it.")
-LEGEND_ONE_SEED = (
-    "ONE SEED per setting: one training run each, so nothing here measures how much a setting "
-    "varies between training runs (seed to seed, test accuracy moves by a few points). No "
-    "p-values. Δ accuracy is the difference between two single runs; its [interval] covers only "
-    "which images happen to be in the test set (test set only), not training variance, so it "
-    "cannot say that augmentation helps. Ours: the run's value; paper: Tung et al. Table 1.")
-
-
-def legend(scale: Scale) -> str:
-    return LEGEND_ONE_SEED if scale.one_seed else LEGEND_SEEDS
 
 
 UNINFORMATIVE = 0.5  # an interval of a proportion wider than this says nothing: not printed
@@ -72,14 +53,28 @@ def _fmt_delta(row: pd.Series, metric: str) -> tuple[str, str, str]:
     if pd.isna(delta):
         return "–", "", ""
     lo, hi = row[f"delta_{metric}_ci_low"], row[f"delta_{metric}_ci_high"]
-    text = f"{delta:+.3f}"
+    flat = row.get(f"delta_{metric}_no_spread", False)
+    text = f"{delta:+.3f}" + (" (no spread)" if pd.notna(flat) and bool(flat) else "")
     if pd.notna(lo):
         text += f" [{lo:+.3f}, {hi:+.3f}]" + (" (test set only)" if row["interval"] == TEST_SET
                                               else "")
     p, adj = row[f"delta_{metric}_p"], row[f"delta_{metric}_p_holm"]
-    if row["interval"] != SEEDS or pd.isna(p):
+    if row["interval"] != SEEDS or pd.isna(p) or _interim(row):
         return text, "", ""
     return text, f"{p:.3f}", f"{adj:.3f}"
+
+
+def _interim(row: pd.Series) -> bool:
+    """A planned row short of its planned seeds: its p decides nothing yet."""
+    return row.get("interim") is True or row.get("interim") is np.True_
+
+
+def plan_lines(table: pd.DataFrame) -> list[str]:
+    """`setting: interim: k of N planned seeds; ...` for each GAN row of a planned table."""
+    if "plan_line" not in table:
+        return []
+    return [f"{row['setting']}: {row['plan_line']}" for _, row in table.iterrows()
+            if isinstance(row["plan_line"], str)]
 
 
 def _fmt_paper(value: float) -> str:
@@ -124,7 +119,7 @@ def problems(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def to_markdown(table: pd.DataFrame, scale: Scale) -> str:
+def to_markdown(table: pd.DataFrame, scale: Scale, gan_seeds: str = UNRECORDED) -> str:
     cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731
     lines = [scale.line()]
     for title, frame in display_blocks(table):
@@ -132,9 +127,10 @@ def to_markdown(table: pd.DataFrame, scale: Scale) -> str:
         lines += ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
         lines += ["| " + " | ".join(cell(v) for v in r) + " |"
                   for r in frame.itertuples(index=False)]
-    found = problems(table)
-    lines += ["", legend(scale), "", "Missing or failed runs and notes:" if found else
-              "Missing or failed runs: none."]
+    found, plan = problems(table), plan_lines(table)
+    lines += [""] * bool(plan) + [f"- {line}" for line in plan]
+    lines += ["", legend(scale, gan_seeds, table), "",
+              "Missing or failed runs and notes:" if found else "Missing or failed runs: none."]
     lines += [f"- {line}" for line in found]
     return "\n".join(lines) + "\n"
 
@@ -155,7 +151,7 @@ def _png_bytes(figure: bytes | str | Path | Figure) -> bytes:
 
 
 def to_html(table: pd.DataFrame, scale: Scale, *figures: bytes | str | Path | Figure,
-            title: str = TITLE) -> str:
+            title: str = TITLE, gan_seeds: str = UNRECORDED) -> str:
     """A single self-contained page: inline CSS and the charts (the accuracy per setting, the
     forest plot) as base64 PNGs, no external files."""
     images = "".join(f"<img alt='figure {i + 1}' src='data:image/png;base64,"
@@ -170,9 +166,10 @@ def to_html(table: pd.DataFrame, scale: Scale, *figures: bytes | str | Path | Fi
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p class='scale'>{html.escape(scale.line())}</p>"
-            f"<p>{html.escape(legend(scale))}</p>"
+            f"<p>{html.escape(legend(scale, gan_seeds, table))}</p>"
             + "".join(f"<h2>{html.escape(heading)}</h2>{frame.to_html(index=False)}"
-                      for heading, frame in display_blocks(table)) +
+                      for heading, frame in display_blocks(table))
+            + "".join(f"<p class='plan'>{html.escape(line)}</p>" for line in plan_lines(table)) +
             f"{images}"
             f"<h2>Missing or failed runs and notes</h2><ul>{found}</ul></body></html>")
 

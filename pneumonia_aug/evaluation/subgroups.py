@@ -8,19 +8,18 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 SUBTYPES = ("bacteria", "virus")
-Z95 = 1.959964  # the standard normal's 97.5% quantile
 
 
-def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of the proportion k / n; (nan, nan) for n = 0."""
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of the proportion k / n; (nan, nan) for n = 0 (scipy has no
+    interval without trials)."""
     if n == 0:
         return math.nan, math.nan
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def recall_by_subtype(labels: np.ndarray, called: np.ndarray, subtypes) -> pd.DataFrame:

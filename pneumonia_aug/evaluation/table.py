@@ -11,8 +11,11 @@ talks to MLflow.
   seeds both settings finished (CI and p across training runs, Holm-adjusted over the
   table's GAN rows, per-seed differences, Cohen's d_z). With fewer than 2 paired seeds there
   is no p-value: one pair gives the difference and a test-set-only interval, labelled as such;
-- which expected (setting, seed) runs are missing or failed, and whether every run scored
-  the same test images.
+  differences with no spread give none either, and say so;
+- with a plan (`planned_seeds`), where each GAN row stands in it: the decision at its planned
+  looks (`evaluation.sequential`) on the accuracy difference;
+- which expected (setting, seed) runs are missing or failed, which metrics were not finite,
+  and whether every run scored the same test images.
 `evaluation.report` presents it.
 """
 
@@ -22,10 +25,18 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from pneumonia_aug.config import PLANNED_LOOKS
 from pneumonia_aug.contract import TEST, metric
-from pneumonia_aug.evaluation.inference import holm, paired_contrasts, paired_test_set_interval
+from pneumonia_aug.evaluation import sequential
+from pneumonia_aug.evaluation.inference import (
+    ALPHA,
+    NO_SPREAD,
+    holm,
+    paired_contrasts,
+    paired_test_set_interval,
+    t_interval,
+)
 from pneumonia_aug.evaluation.metrics import THRESHOLD
 from pneumonia_aug.settings import ORIGINAL, PAPER_TABLE1, Setting, parse_setting
 
@@ -34,7 +45,9 @@ from pneumonia_aug.settings import ORIGINAL, PAPER_TABLE1, Setting, parse_settin
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "auroc", "ece", "brier")
 PAPER_METRICS = ("accuracy", "recall", "precision")
 DELTA_METRICS = ("accuracy", "auroc")  # compared with Original
-DELTA_FIELDS = ("", "_se", "_df", "_ci_low", "_ci_high", "_p", "_p_holm", "_dz", "_per_seed")
+DELTA_FIELDS = ("", "_se", "_df", "_ci_low", "_ci_high", "_p", "_p_holm", "_dz", "_per_seed",
+                "_no_spread")
+PLAN_METRIC = "accuracy"  # the paper's claim, and what a planned look decides on
 FINISHED = "FINISHED"
 SEEDS, TEST_SET = "seeds", "test set only"  # what a row's interval is over
 
@@ -71,14 +84,15 @@ def _finished(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"].astype(str).str.upper() == FINISHED]
 
 
-def seed_stats(values: pd.Series) -> dict:
-    """mean, std (ddof=1) and the 95% t-interval over seeds; NaN where n is too small."""
+def seed_stats(values: pd.Series, alpha: float = ALPHA) -> dict:
+    """mean, std (ddof=1) and the (1 - alpha) t-interval over seeds; NaN where n is too small
+    (a zero-width interval where every seed gave the same value)."""
     values = values.dropna().astype(float)
     n = len(values)
     mean = values.mean() if n else np.nan
     std = values.std(ddof=1) if n > 1 else np.nan
-    half = stats.t.ppf(0.975, n - 1) * std / np.sqrt(n) if n > 1 else np.nan
-    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+    low, high = t_interval(mean, std / np.sqrt(n), n - 1, alpha) if n > 1 else (np.nan, np.nan)
+    return {"mean": mean, "std": std, "ci_low": low, "ci_high": high}
 
 
 def _test_items(predictions: pd.DataFrame) -> pd.Series:
@@ -98,8 +112,8 @@ def _one_per_seed(finished: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
 
 
 def _no_delta(baseline: str = "") -> dict:
-    delta = {f"delta_{m}{k}": (np.nan if k != "_per_seed" else "")
-             for m in DELTA_METRICS for k in DELTA_FIELDS}
+    empty = {"_per_seed": "", "_no_spread": False}
+    delta = {f"delta_{m}{k}": empty.get(k, np.nan) for m in DELTA_METRICS for k in DELTA_FIELDS}
     return {"baseline": baseline, "n_paired_seeds": 0, "interval": "", **delta}
 
 
@@ -139,9 +153,13 @@ def _deltas(done: pd.DataFrame, gan_settings: list[str], predictions: dict,
                 prefix: c.estimate, f"{prefix}_se": c.se, f"{prefix}_df": c.df,
                 f"{prefix}_ci_low": c.ci_low, f"{prefix}_ci_high": c.ci_high,
                 f"{prefix}_p": c.p, f"{prefix}_p_holm": adjusted[setting],
-                f"{prefix}_dz": c.effect_size_dz,
+                f"{prefix}_dz": c.effect_size_dz, f"{prefix}_no_spread": c.no_spread,
                 f"{prefix}_per_seed": ";".join(f"{k}:{v:+.4f}" for k, v in c.per_seed.items()),
                 "n_paired_seeds": c.n_pairs, "interval": SEEDS if c.n_pairs > 1 else ""})
+            if c.no_spread:
+                notes[setting].append(f"Δ {measure}: {NO_SPREAD} (each of the {c.n_pairs} "
+                                      f"pairs differs by {c.estimate:+.4f}): no p-value or "
+                                      "interval")
     for setting, base in pairs:
         row = rows[setting]
         if row["n_paired_seeds"] and row["interval"] != SEEDS:
@@ -179,9 +197,46 @@ def _completeness(runs: pd.DataFrame, name: str, done: pd.DataFrame,
     return out
 
 
+def _finite_only(done: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """The runs with each infinite metric value made NaN (that seed left out of that metric),
+    each named in the notes: one broken number must not fail the whole table."""
+    done = done.copy()
+    for measure in METRICS:
+        column = metric(TEST, measure)
+        if column not in done:
+            continue
+        values = pd.to_numeric(done[column], errors="coerce")
+        bad = np.isinf(values)
+        notes += [f"seed {done.at[i, 'seed']} (run {done.at[i, 'run_id']}): {column} is "
+                  f"{values[i]}: left out of {measure}" for i in done.index[bad]]
+        done[column] = values.mask(bad)
+    return done
+
+
+def _plan_columns(done: pd.DataFrame, gan_settings: list[str],
+                  design: sequential.Plan) -> dict[str, dict]:
+    """Per GAN setting: the plan and where the row stands in it (`sequential.decide` on its
+    accuracy differences in seed order)."""
+    shared = {"planned_seeds": design.planned_seeds,
+              "planned_looks": ",".join(str(n) for n in design.looks),
+              "look_boundaries": ",".join(f"{p:.6g}" for p in design.p)}
+    frame = done.rename(columns={metric(TEST, PLAN_METRIC): PLAN_METRIC})
+    pairs = [(s, baseline_of(parse_setting(s))) for s in gan_settings]
+    rows = {}
+    for setting, c in paired_contrasts(frame, PLAN_METRIC, pairs).items():
+        decision = sequential.decide(np.array(list(c.per_seed.values())), design)
+        rows[setting] = shared | {
+            "decision_look": decision.look, "decision_pairs": decision.look_pairs,
+            "decision_p": decision.p, "decision_boundary": decision.boundary,
+            "decision_crossed": decision.crossed, "next_look": decision.next_look,
+            "interim": decision.pairs < design.planned_seeds,
+            "plan_line": sequential.describe(decision, design)}
+    return rows
+
+
 def summarize(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame],
-              expected_settings: Iterable[str] = (), expected_seeds: Iterable[int] = ()
-              ) -> pd.DataFrame:
+              expected_settings: Iterable[str] = (), expected_seeds: Iterable[int] = (),
+              planned_seeds: int = 0, planned_looks: int = PLANNED_LOOKS) -> pd.DataFrame:
     """One row per setting of one comparison group: seed statistics, the paper's values and
     the calibrated comparison with Original.
 
@@ -191,17 +246,25 @@ def summarize(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame],
     ("seed s (FAILED run id); seed t (missing)": every expected seed, default the seeds seen,
     without a finished run), {metric}_{mean,std,ci_low,ci_high}, paper_{accuracy,recall,
     precision}, baseline, n_paired_seeds, interval (`seeds`, `test set only` or empty),
-    delta_{accuracy,auroc}{,_se,_df,_ci_low,_ci_high,_p,_p_holm,_dz,_per_seed} and note.
+    delta_{accuracy,auroc}{,_se,_df,_ci_low,_ci_high,_p,_p_holm,_dz,_per_seed,_no_spread}
+    and note. With `planned_seeds` (N > 0 pairs planned, `planned_looks` looks), also
+    planned_seeds, planned_looks (pairs at each look), look_boundaries (nominal p at each),
+    and per GAN row decision_{look,pairs,p,boundary,crossed}, next_look, interim (fewer pairs
+    than planned) and plan_line (where the row stands, in words); without, the table is as it
+    was before plans.
     """
+    design = sequential.plan(planned_seeds, planned_looks) if planned_seeds else None
     runs = runs.assign(setting=[parse_setting(s).name for s in runs["setting"]])
     finished = _finished(runs)
     names = ordered(set(runs["setting"]) | {parse_setting(s).name for s in expected_settings})
     notes = {s: [] for s in names}
-    by_setting = {s: _one_per_seed(g, notes[s]) for s, g in finished.groupby("setting")}
+    by_setting = {s: _finite_only(_one_per_seed(g, notes[s]), notes[s])
+                  for s, g in finished.groupby("setting")}
     done = pd.concat(list(by_setting.values())) if by_setting else finished.iloc[:0]
     seeds = sorted(set(expected_seeds) | set(runs["seed"].astype(int)))
     gan_settings = [s for s in names if parse_setting(s).gan and s in by_setting]
     deltas = _deltas(done, gan_settings, predictions, notes)
+    planned = _plan_columns(done, gan_settings, design) if design else {}
     odd_tests = _test_set_check(done, predictions)
     rows = []
     for name in names:
@@ -218,6 +281,8 @@ def summarize(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame],
         for measure in PAPER_METRICS:
             row[f"paper_{measure}"] = PAPER_TABLE1_VALUES.get(name, {}).get(measure, np.nan)
         row.update(deltas.get(name, _no_delta(baseline_of(setting) if setting.gan else "")))
+        if design:
+            row.update(planned.get(name, {"planned_seeds": design.planned_seeds}))
         if mine.empty:
             notes[name].append("no finished runs")
         rows.append(row | {"note": "; ".join(notes[name])})

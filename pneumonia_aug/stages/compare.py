@@ -15,7 +15,8 @@ log and in `compared_runs.json`.
 Writes `table1.md`, `table1.csv`, `table1.html` (self-contained), `accuracy.png` and
 `forest.png` (each GAN row's difference from its Original) to `output_dir`, each stating the
 group's scale, and logs them to a compare run whose
-description holds the table.
+description holds the table. With `planned_seeds`, each GAN row says where it stands in the
+plan: `interim: k of N planned seeds` and the decision at its last planned look.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from pneumonia_aug.evaluation.groups import (
     differing_parts,
     parts_from_tags,
 )
+from pneumonia_aug.evaluation.legend import GAN_SEEDS, UNRECORDED
 from pneumonia_aug.evaluation.table import METRICS, baseline_of, summarize
 from pneumonia_aug.settings import parse_setting
 from pneumonia_aug.stages import describe
@@ -215,24 +217,28 @@ def select_runs(cfg: CompareConfig, experiment: str, run_ids: list[str] | None =
                      list(expected_seeds or []), study, left_out)
 
 
-def write_reports(table: pd.DataFrame, scale: Scale, output_dir: Path) -> dict[str, Path]:
+def write_reports(table: pd.DataFrame, scale: Scale, output_dir: Path,
+                  gan_seeds: str = UNRECORDED) -> dict[str, Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: output_dir / name for name in (*TABLE_OUTPUTS, FOREST_PLOT)}
-    paths["table1.md"].write_text(report.to_markdown(table, scale))
+    paths["table1.md"].write_text(report.to_markdown(table, scale, gan_seeds))
     report.to_csv(table, paths["table1.csv"])
     report.accuracy_chart(table, scale).savefig(paths["accuracy.png"], dpi=120,
                                                 bbox_inches="tight")
     report.forest_plot(table, scale).savefig(paths[FOREST_PLOT], dpi=120, bbox_inches="tight")
     paths["table1.html"].write_text(report.to_html(table, scale, paths["accuracy.png"],
-                                                   paths[FOREST_PLOT]))
+                                                   paths[FOREST_PLOT], gan_seeds=gan_seeds))
     return paths
 
 
 def run_compare(cfg: CompareConfig, run_ids: list[str] | None = None,
                 expected_settings=None, expected_seeds=None,
-                extra_params: dict | None = None, run_id: str = "") -> str:
+                extra_params: dict | None = None, run_id: str = "",
+                gan_seeds: str = "") -> str:
     """Build the table of one comparison group and log it as a compare run (a new one, or the
-    study's claimed `run_id`); return the run id."""
+    study's claimed `run_id`); return the run id. `gan_seeds`: the GAN design of the rows
+    (`evaluation.legend.GAN_SEEDS`), which the legend names with what its intervals cover;
+    '' = what the runs recorded (their comparison key's part)."""
     experiment = tracking.experiment_id(cfg.experiment_name)
     if experiment is None:
         raise PneumoniaAugError(f"no experiment named {cfg.experiment_name!r}: run "
@@ -245,11 +251,14 @@ def run_compare(cfg: CompareConfig, run_ids: list[str] | None = None,
              len(runs), len(finished), sel.key, runs["setting"].nunique())
     predictions = {rid: p for rid in finished["run_id"]
                    if (p := tracking.read_csv_artifact(rid, PREDICTIONS_ARTIFACT)) is not None}
-    table = summarize(runs, predictions, sel.expected_settings, sel.expected_seeds)
+    table = summarize(runs, predictions, sel.expected_settings, sel.expected_seeds,
+                      cfg.planned_seeds, cfg.planned_looks)
     counts = table["n_runs"]  # finished runs per setting, one per seed
     scale = Scale(sel.key, runs["parts"].iloc[0], tuple(sorted(set(finished["seed"]))),
                   (int(counts.min()), int(counts.max())))
-    paths = write_reports(table, scale, Path(cfg.output_dir))
+    design = gan_seeds or scale.parts.get("gan_seeds", UNRECORDED)
+    paths = write_reports(table, scale, Path(cfg.output_dir),
+                          design if design in GAN_SEEDS else UNRECORDED)
     markdown = paths["table1.md"].read_text()
     if len(markdown) > DESCRIPTION_LIMIT:
         markdown = markdown[:DESCRIPTION_LIMIT] + "\n... (the whole table: table1.md)"

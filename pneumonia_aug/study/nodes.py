@@ -208,13 +208,15 @@ def _compare_node(study: Study, cfg: StudyConfig, classifiers: tuple[str, ...]) 
 
     names = [s.name for s in cfg.setting_list]
     params = {"experiment_name": study.experiment_name, "settings": ",".join(names)}
-    compare = CompareConfig(experiment_name=study.experiment_name, output_dir=cfg.output_dir)
+    compare = CompareConfig(experiment_name=study.experiment_name, output_dir=cfg.output_dir,
+                            planned_seeds=cfg.planned_seeds)
 
     def make(results: dict) -> StageCall:
         runs = sorted(filter(None, (results[name] for name in classifiers)))
         return StageCall(COMPARE, COMPARE, params, {"classifier_runs": runs},
                          run_here=lambda run_id: run_compare(
                              compare, run_ids=runs, expected_settings=names,
-                             expected_seeds=cfg.seed_list, extra_params=params, run_id=run_id))
+                             expected_seeds=cfg.seed_list, extra_params=params, run_id=run_id,
+                             gan_seeds=cfg.design))
 
     return Node(COMPARE, COMPARE, classifiers, make, compare, in_driver=True)
