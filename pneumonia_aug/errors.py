@@ -44,3 +44,7 @@ class TrackingOutageError(TrackingError):
 
 class TrainingDivergedError(PneumoniaAugError):
     """Losses became NaN or infinite: the run stops FAILED, with what it logged kept."""
+
+
+class KitError(PneumoniaAugError):
+    """The kit for an offline GPU machine cannot be built or used as asked."""

@@ -138,3 +138,21 @@ def mlflow_run(entry_point: str, params: dict, cwd: Path, experiment="pneumonia-
            if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def image_python(tmp_path_factory) -> Path:
+    """A venv holding only the GPU image's packages the project needs (the kit's proof)."""
+    from image_env import build_image_env, env_distributions
+    from pneumonia_aug.kit import image
+
+    python = build_image_env(tmp_path_factory.mktemp("image") / "venv")
+    seen = env_distributions(python)
+    # Nothing else there, but the project itself (an editable install is seen through its
+    # metadata; the kit runs it from the carried source either way).
+    seen -= {"pneumonia-aug"}
+    assert seen <= image.IMAGE_PACKAGES, seen - image.IMAGE_PACKAGES
+    assert {"torch", "torchvision", "pandas", "matplotlib", "click", "pip"} <= seen
+    no_mlflow = subprocess.run([str(python), "-c", "import mlflow"], capture_output=True)
+    assert no_mlflow.returncode != 0
+    return python

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from image_env import build_image_env, env_distributions
 from pneumonia_aug.kit import image, layout
 from pneumonia_aug.kit.pack import pack_store
 from pneumonia_aug.kit.supervise import Tee, run_until
@@ -118,20 +117,6 @@ def test_the_store_archive_fits_its_cap_leaving_weights_then_generated_images(tm
     assert layout.STORE_DB in names and "mlruns/1/abc/artifacts/table1.md" in names
     assert "mlruns/1/abc/artifacts/plots/roc.png" in names
     assert "weights.pt" in listing and "dcgan_00001.png" in listing
-
-
-@pytest.fixture(scope="module")
-def image_python(tmp_path_factory) -> Path:
-    python = build_image_env(tmp_path_factory.mktemp("image") / "venv")
-    seen = env_distributions(python)
-    # Nothing else there, but the project itself (an editable install is seen through its
-    # metadata; the kit runs it from the carried source either way).
-    seen -= {"pneumonia-aug"}
-    assert seen <= image.IMAGE_PACKAGES, seen - image.IMAGE_PACKAGES
-    assert {"torch", "torchvision", "pandas", "matplotlib", "click", "pip"} <= seen
-    no_mlflow = subprocess.run([str(python), "-c", "import mlflow"], capture_output=True)
-    assert no_mlflow.returncode != 0
-    return python
 
 
 def _kit(*args: str, python: Path | str = sys.executable, timeout: float = 1800, **kwargs):

@@ -114,8 +114,8 @@ def run_cmd(kit_dir: str, out: str, budget: float, profile: str, max_parallel: i
             max_out_file_mib: float) -> None:
     """There (the GPU machine): install the wheels offline, run the study and then the benches
     within the budget, and write the store, table, benches and log to --out."""
+    from pneumonia_aug.errors import KitError
     from pneumonia_aug.kit.layout import MANIFEST
-    from pneumonia_aug.kit.prepare import KitError
     from pneumonia_aug.kit.run import RunOptions, run_kit
 
     if not (Path(kit_dir) / MANIFEST).is_file():

@@ -59,11 +59,11 @@ class StudyConfig(Config):
     executor: str = param("local", "where stages run: local (this machine) or ray (the cluster "
                                    "at $RAY_ADDRESS, else a local one; pip install "
                                    "'pneumonia-aug[ray]')", EXECUTORS)
-    time_budget_s: float = param(0.0, "seconds the study may take (0 = no limit): a seed "
-                                      "starts only while its pair's estimated time still fits "
-                                      "in what is left, so a study stopped at its limit leaves "
-                                      "complete pairs, not half ones (it does not stop the "
-                                      "study)")
+    time_budget_s: float = param(0.0, "seconds the study may take from its process's start (0 "
+                                      "= no limit): a seed starts only while its pair's "
+                                      "estimated time still fits in what is left, so a study "
+                                      "stopped at its limit leaves complete pairs, not half "
+                                      "ones (it does not stop the study)")
 
     def __post_init__(self) -> None:
         coerce_fields(self)

@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from pneumonia_aug.evaluation.groups import Scale
 from pneumonia_aug.evaluation.legend import UNRECORDED, legend
 from pneumonia_aug.evaluation.table import PAPER_METRICS, PAPER_TABLE1_VALUES, SEEDS, TEST_SET
-from pneumonia_aug.settings import parse_setting
+from pneumonia_aug.settings import ORIGINAL
 
 _COLORS = {"Original": "tab:gray", "DCGAN": "tab:blue", "CGAN": "tab:orange"}
 TITLE = "Test results beside Tung et al. Table 1"
@@ -94,7 +94,7 @@ def display_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
                         ("brier", "Brier"))})
         paper.append({"setting": row["setting"]}
                      | {metric: _fmt_paper(row[f"paper_{metric}"]) for metric in PAPER_METRICS})
-        if parse_setting(row["setting"]).gan:
+        if row["source"] != ORIGINAL:
             acc, p_acc, adj_acc = _fmt_delta(row, "accuracy")
             auroc, p_auroc, adj_auroc = _fmt_delta(row, "auroc")
             versus.append({"setting": row["setting"], "against": row["baseline"],
@@ -190,7 +190,7 @@ def accuracy_chart(table: pd.DataFrame, scale: Scale, error: str = "ci") -> Figu
     x = np.arange(len(table))
     mean = table["accuracy_mean"].to_numpy(float)
     yerr = table["accuracy_ci_high"] - mean if error == "ci" else table["accuracy_std"]
-    sources = [parse_setting(s).source for s in table["setting"]]
+    sources = list(table["source"])
     fig = Figure(figsize=(max(7, 0.6 * len(table) + 3), 5))
     ax = fig.subplots()
     for i, source in enumerate(sources):
@@ -235,7 +235,7 @@ def forest_plot(table: pd.DataFrame, scale: Scale) -> Figure:
     paper_values = PAPER_TABLE1_VALUES
     for i, row in gan.iterrows():
         y = len(gan) - 1 - i
-        color = _COLORS[parse_setting(row["setting"]).source]
+        color = _COLORS[row["source"]]
         low, high = row["delta_accuracy_ci_low"], row["delta_accuracy_ci_high"]
         if np.isfinite(low) and np.isfinite(high):
             ax.plot([low, high], [y, y], color=color, linewidth=2,

@@ -133,10 +133,10 @@ def _test_set_only(setting: str, base: str, done: pd.DataFrame, predictions: dic
             "delta_accuracy_ci_high": high, "interval": TEST_SET}
 
 
-def _deltas(done: pd.DataFrame, gan_settings: list[str], predictions: dict,
+def _deltas(done: pd.DataFrame, pairs: list[tuple[str, str]], predictions: dict,
             notes: dict[str, list[str]]) -> dict[str, dict]:
-    """Delta columns per GAN setting: its paired t-test against its Original over their seeds."""
-    pairs = [(s, baseline_of(parse_setting(s))) for s in gan_settings]
+    """Delta columns per GAN setting: its paired t-test against its Original over their seeds
+    (`pairs`: each GAN setting and its baseline)."""
     rows = {s: _no_delta(b) for s, b in pairs}
     for setting, base in pairs:
         if base not in set(done["setting"]):
@@ -213,7 +213,7 @@ def _finite_only(done: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     return done
 
 
-def _plan_columns(done: pd.DataFrame, gan_settings: list[str],
+def _plan_columns(done: pd.DataFrame, pairs: list[tuple[str, str]],
                   design: sequential.Plan) -> dict[str, dict]:
     """Per GAN setting: the plan and where the row stands in it (`sequential.decide` on its
     accuracy differences in seed order)."""
@@ -221,7 +221,6 @@ def _plan_columns(done: pd.DataFrame, gan_settings: list[str],
               "planned_looks": ",".join(str(n) for n in design.looks),
               "look_boundaries": ",".join(f"{p:.6g}" for p in design.p)}
     frame = done.rename(columns={metric(TEST, PLAN_METRIC): PLAN_METRIC})
-    pairs = [(s, baseline_of(parse_setting(s))) for s in gan_settings]
     rows = {}
     for setting, c in paired_contrasts(frame, PLAN_METRIC, pairs).items():
         decision = sequential.decide(np.array(list(c.per_seed.values())), design)
@@ -254,24 +253,28 @@ def summarize(runs: pd.DataFrame, predictions: dict[str, pd.DataFrame],
     was before plans.
     """
     design = sequential.plan(planned_seeds, planned_looks) if planned_seeds else None
-    runs = runs.assign(setting=[parse_setting(s).name for s in runs["setting"]])
+    # Each name parsed once, here (the runs' tags and the expected ones: canonical names).
+    parsed = {text: parse_setting(text) for text in {*runs["setting"], *expected_settings}}
+    runs = runs.assign(setting=[parsed[s].name for s in runs["setting"]])
+    setting_of = {p.name: p for p in parsed.values()}
     finished = _finished(runs)
-    names = ordered(set(runs["setting"]) | {parse_setting(s).name for s in expected_settings})
+    names = ordered(setting_of)
     notes = {s: [] for s in names}
     by_setting = {s: _finite_only(_one_per_seed(g, notes[s]), notes[s])
                   for s, g in finished.groupby("setting")}
     done = pd.concat(list(by_setting.values())) if by_setting else finished.iloc[:0]
     seeds = sorted(set(expected_seeds) | set(runs["seed"].astype(int)))
-    gan_settings = [s for s in names if parse_setting(s).gan and s in by_setting]
-    deltas = _deltas(done, gan_settings, predictions, notes)
-    planned = _plan_columns(done, gan_settings, design) if design else {}
+    pairs = [(s, baseline_of(setting_of[s])) for s in names
+             if setting_of[s].gan and s in by_setting]
+    deltas = _deltas(done, pairs, predictions, notes)
+    planned = _plan_columns(done, pairs, design) if design else {}
     odd_tests = _test_set_check(done, predictions)
     rows = []
     for name in names:
-        setting, mine = parse_setting(name), by_setting.get(name, finished.iloc[:0])
+        setting, mine = setting_of[name], by_setting.get(name, finished.iloc[:0])
         notes[name] += [odd_tests[r] for r in mine["run_id"] if r in odd_tests]
         missing = _completeness(runs, name, mine, seeds)
-        row = {"setting": name, "n_runs": len(mine),
+        row = {"setting": name, "source": setting.source, "n_runs": len(mine),
                "seeds": ",".join(str(s) for s in sorted(mine["seed"])),
                "n_missing_or_failed": len(missing), "missing_or_failed": "; ".join(missing)}
         for measure in METRICS:

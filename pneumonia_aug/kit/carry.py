@@ -33,8 +33,8 @@ from pneumonia_aug.contract import (
     TRAIN_CLASSIFIER,
     TRAIN_GAN,
 )
+from pneumonia_aug.errors import KitError
 from pneumonia_aug.kit.layout import CARRIED_STORE, STORE_ARTIFACTS, STORE_DB
-from pneumonia_aug.kit.prepare import KitError
 
 
 def store_uri(store_dir: Path) -> str:

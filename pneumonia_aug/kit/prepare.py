@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.errors import KitError
 from pneumonia_aug.kit import image
 from pneumonia_aug.kit.data import compact_copy
 from pneumonia_aug.kit.layout import (
@@ -36,10 +36,6 @@ from pneumonia_aug.kit.wheels import WheelError, download
 from pneumonia_aug.stages.provenance import code_version, git_commit
 
 log = logging.getLogger(__name__)
-
-
-class KitError(PneumoniaAugError):
-    """The kit cannot be built or used as asked."""
 
 
 def folder_bytes(folder: Path) -> int:

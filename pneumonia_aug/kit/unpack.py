@@ -24,7 +24,7 @@ from pathlib import Path
 from pneumonia_aug import tracking
 from pneumonia_aug.config import EXPERIMENT_NAME
 from pneumonia_aug.contract import COMPARE, FOREST_PLOT, TAG_STAGE
-from pneumonia_aug.errors import TrackingError
+from pneumonia_aug.errors import KitError, TrackingError
 from pneumonia_aug.kit import safetar, stage_times
 from pneumonia_aug.kit.allocations import allocations_page
 from pneumonia_aug.kit.carry import store_uri
@@ -42,7 +42,6 @@ from pneumonia_aug.kit.layout import (
     TABLE_FILES,
 )
 from pneumonia_aug.kit.pack import rewrite_paths
-from pneumonia_aug.kit.prepare import KitError
 
 
 def read_result(source: Path) -> dict:

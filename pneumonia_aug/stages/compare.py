@@ -133,10 +133,9 @@ class Selection:
 
 def _complete(runs: pd.DataFrame) -> bool:
     """Every GAN setting of the group has finished runs of its Original baseline too."""
-    done = set(runs.loc[runs["status"] == "FINISHED", "setting"].map(
-        lambda s: parse_setting(s).name))
-    gan = [parse_setting(s) for s in done if parse_setting(s).gan]
-    return bool(done) and all(baseline_of(s) in done for s in gan)
+    done = {parse_setting(s) for s in set(runs.loc[runs["status"] == "FINISHED", "setting"])}
+    names = {s.name for s in done}
+    return bool(done) and all(baseline_of(s) in names for s in done if s.gan)
 
 
 def describe_groups(runs: pd.DataFrame) -> list[str]:

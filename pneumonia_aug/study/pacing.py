@@ -5,17 +5,20 @@ slot) stops the study where it is. A seed started too late would leave half a pa
 Original without its GAN row, or a GAN whose generation never ran. So a seed starts only while
 the time left holds its pair: the longest pair that finished so far, or, before any did, the
 dry run's estimate of one (`study.plan.seed_seconds`). Stages of a seed already started always
-run. Without a budget every seed starts.
+run. Without a budget every seed starts. The budget counts from the start of the study's
+process (what a job limit counts), not from its first stage.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 
+from pneumonia_aug import machine
 from pneumonia_aug.study.graph import Node
 
 log = logging.getLogger(__name__)
@@ -23,9 +26,9 @@ log = logging.getLogger(__name__)
 
 class Pacing:
     def __init__(self, budget_s: float, estimate_s: float, nodes: list[Node],
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.time, t0: float | None = None):
         self.budget_s, self.estimate_s, self.clock = budget_s, estimate_s, clock
-        self.t0 = clock()
+        self.t0 = clock() if t0 is None else t0
         self.remaining = Counter(n.seed for n in nodes if n.seed is not None)
         self.started: dict[int, float] = {}
         self.spans: list[float] = []
@@ -39,9 +42,10 @@ class Pacing:
         from pneumonia_aug.study.plan import seed_seconds
 
         estimate = seed_seconds(cfg, nodes, width)
-        log.info("[study] time budget %.0f s: a seed starts while its pair fits (about %.0f s "
-                 "by the estimate)", cfg.time_budget_s, estimate)
-        return cls(cfg.time_budget_s, estimate, nodes)
+        started = machine.start_time(os.getpid())  # the process's start, in unix seconds
+        log.info("[study] time budget %.0f s from the process's start: a seed starts while its "
+                 "pair fits (about %.0f s by the estimate)", cfg.time_budget_s, estimate)
+        return cls(cfg.time_budget_s, estimate, nodes, t0=started if started > 0 else None)
 
     @property
     def pair_s(self) -> float:

@@ -1,0 +1,135 @@
+"""A claim study that grows over two time-limited `kit run`s, without a GPU: the first run,
+paced by its budget, finishes whole pairs only; the second, carrying what the first brought
+back (`kit prepare --store`), reuses them and trains only the missing seed; `kit import` merges
+both into one store. The same runs, the same table as one uninterrupted run, nothing trained
+twice, and each seed's GAN row drawn from its own GAN."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO
+from pneumonia_aug.config import PACK_RESERVE_S
+from pneumonia_aug.kit import layout
+
+pytestmark = pytest.mark.slow
+HEADLINE = "Original-1.0-0.0,DCGAN-1.0-0.6"
+
+
+def _kit(*args: str, python: Path | str = sys.executable) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+           "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run([str(python), "-m", "pneumonia_aug.cli", "kit", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done
+
+
+def _run(kit_dir: Path, out: Path, work: Path, budget: str, python: Path) -> dict:
+    shutil.rmtree(work, ignore_errors=True)  # a fresh machine each time, at the same path
+    _kit("run", "--kit-dir", str(kit_dir), "--out", str(out), "--work-dir", str(work),
+         "--profile", "tiny", "--seeds", "0,1", "--settings", HEADLINE, "--device", "cpu",
+         "--max-parallel", "1", "--bench", "none", "--budget", budget, python=python)
+    return json.loads((out / layout.RESULT).read_text())
+
+
+def _runs(store: Path) -> list:
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / layout.STORE_DB}")
+    experiment = client.get_experiment_by_name("pneumonia-aug").experiment_id
+    return client.search_runs([experiment], max_results=1000)
+
+
+def _finished(store: Path) -> dict[tuple, object]:
+    """(stage, setting or GAN, seed) -> its one FINISHED run (asserting there is one)."""
+    runs = [r for r in _runs(store) if r.info.status == "FINISHED"
+            and r.data.tags["stage"] not in ("study", "compare")]
+    keys = [(r.data.tags["stage"], r.data.tags.get("setting") or r.data.tags.get("gan"),
+             r.data.tags["seed"]) for r in runs]
+    twice = [k for k, n in Counter(keys).items() if n > 1]
+    assert not twice, f"trained twice: {twice}"
+    return dict(zip(keys, runs, strict=True))
+
+
+def _paced_budget(out: Path, store: Path, monkeypatch) -> str:
+    """A `kit run --budget` under which the study starts seed 0 and leaves seed 1 out, from
+    the uninterrupted run's own times: the pacing starts a seed at t (from the study process's
+    start) while t + its pair's estimate fits; seed 0 starts at a0, seed 1 could at e0 (seed
+    0's end), after which a pair counts as long as seed 0's took. The study's budget is put
+    halfway between the two thresholds."""
+    from pneumonia_aug.config import StudyConfig
+    from pneumonia_aug.study.ledger import Study
+    from pneumonia_aug.study.nodes import study_graph
+    from pneumonia_aug.study.plan import seed_seconds
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the kit's study sees the machine
+    cfg = StudyConfig(profile="tiny", seeds="0,1", settings=HEADLINE)
+    estimate = seed_seconds(cfg, study_graph(cfg, Study(cfg.experiment_name, "")), 1)
+    log = (out / layout.LOG).read_text()
+    launched = float(re.search(r"^\[ *(\d+)s\] == study", log, re.M).group(1))
+    result = json.loads((out / layout.RESULT).read_text())
+    start = datetime.datetime.fromisoformat(result["started"]).timestamp() + launched
+    seed0 = [r.info for r in _runs(store) if r.data.tags.get("seed") == "0"]
+    first, end = (min(i.start_time for i in seed0) / 1000 - start,
+                  max(i.end_time for i in seed0) / 1000 - start)
+    study = (first + estimate + end + max(estimate, end - first)) / 2
+    return f"{study + launched + PACK_RESERVE_S:.0f}"
+
+
+def _rows(table: Path) -> list[str]:
+    """The table's rows of numbers (not its scale line, notes or run ids)."""
+    return [line for line in table.read_text().splitlines() if line.startswith("| ")]
+
+
+def test_a_claim_study_grows_over_two_kit_runs(small_real_data, image_python, tmp_path,
+                                               monkeypatch):
+    kit_dir, work = tmp_path / "kit", tmp_path / "work"
+    _kit("prepare", "--kit-dir", str(kit_dir), "--data-dir", str(small_real_data),
+         "--image-size", "32", "--python-version", "3.11")
+    whole = _run(kit_dir, tmp_path / "whole", work, "3000", image_python)  # one run, all pairs
+    _kit("import", str(tmp_path / "whole"), "--store-dir", str(tmp_path / "whole-store"),
+         "--results-dir", str(tmp_path / "whole-results"), "--benchmarks", "")
+
+    paced = _paced_budget(tmp_path / "whole", tmp_path / "whole-store", monkeypatch)
+    first = _run(kit_dir, tmp_path / "first", work, paced, image_python)
+    assert not first["study"]["stopped_at_budget"], "the pacing should have kept it in time"
+    store = tmp_path / "store"
+    _kit("import", str(tmp_path / "first"), "--store-dir", str(store), "--results-dir",
+         str(tmp_path / "results"), "--benchmarks", "")
+    assert {k[2] for k in _finished(store)} == {"0"}, "the first run: seed 0's pair alone"
+    assert "interim: 1 of" not in (tmp_path / "first" / "table1.md").read_text()  # no plan
+
+    prepared = _kit("prepare", "--kit-dir", str(kit_dir), "--data-dir", str(small_real_data),
+                    "--image-size", "32", "--python-version", "3.11", "--store", str(store))
+    assert "store: " in prepared.stdout and "0 of them deleted" in prepared.stdout
+    second = _run(kit_dir, tmp_path / "second", work, "3000", image_python)
+    assert second["study"]["returncode"] == 0
+    _kit("import", str(tmp_path / "second"), "--store-dir", str(store), "--results-dir",
+         str(tmp_path / "results"), "--benchmarks", "")
+
+    merged, reference = _finished(store), _finished(tmp_path / "whole-store")
+    assert sorted(merged) == sorted(reference) and len(merged) == 2 * 4  # 2 seeds x 4 stages
+    for key, run in merged.items():  # the same numbers as one uninterrupted run
+        assert run.data.metrics.get("test/accuracy") == \
+            reference[key].data.metrics.get("test/accuracy"), key
+    assert _rows(tmp_path / "second" / "table1.md") == _rows(tmp_path / "whole" / "table1.md")
+    # Each seed's GAN row drew from a generation of its own seed, from a GAN of its own seed.
+    for seed in ("0", "1"):
+        row = merged[("train_classifier", "DCGAN-1.0-0.6", seed)]
+        generate = merged[("generate", "DCGAN", seed)]
+        assert row.data.tags["synthetic_run_id"] == generate.info.run_id
+        assert generate.data.tags["train_gan_run_id"] == \
+            merged[("train_gan", "DCGAN", seed)].info.run_id
+    pages = (tmp_path / "results" / layout.ALLOCATIONS).read_text()
+    assert "| 1 |" in pages and "| 2 |" in pages and "2 complete" in pages
+    assert whole["study"]["returncode"] == 0
