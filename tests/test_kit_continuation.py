@@ -45,7 +45,11 @@ def _run(kit_dir: Path, out: Path, work: Path, budget: str, python: Path) -> dic
 
 
 def _runs(store: Path) -> list:
-    client = MlflowClient(tracking_uri=f"sqlite:///{store / layout.STORE_DB}")
+    """The store's runs, read from a copy of its database: MLflow keeps one engine per URI
+    for the process, which would go on reading a file `kit import` has since replaced."""
+    copy = store.parent / f"{store.name}-read-{len(list(store.parent.glob('*-read-*')))}.db"
+    shutil.copyfile(store / layout.STORE_DB, copy)
+    client = MlflowClient(tracking_uri=f"sqlite:///{copy}")
     experiment = client.get_experiment_by_name("pneumonia-aug").experiment_id
     return client.search_runs([experiment], max_results=1000)
 
