@@ -31,7 +31,7 @@ from pneumonia_aug.kit.layout import (
     WHEELS,
 )
 from pneumonia_aug.kit.wheels import WheelError, download
-from pneumonia_aug.stages.provenance import code_version, git_commit
+from pneumonia_aug.provenance import code_version, git_commit
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from pneumonia_aug.kit.layout import (
 )
 from pneumonia_aug.kit.pack import pack_store
 from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
-from pneumonia_aug.stages.provenance import CODE_VERSION_ENV, COMMIT_ENV
+from pneumonia_aug.provenance import CODE_VERSION_ENV, COMMIT_ENV
 
 REPO = Path(__file__).resolve().parents[2]  # the working tree that travelled with the call
 MIN_BENCH_S = 45.0  # a bench given less than this would time out before its first figure

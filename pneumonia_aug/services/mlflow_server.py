@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pneumonia_aug.errors import TrackingError
+from pneumonia_aug.reachability import check_tracking_server
 from pneumonia_aug.services.base import (
     ADMIN_USER,
     BUCKET,
@@ -15,7 +16,6 @@ from pneumonia_aug.services.base import (
     PG_USER,
     write_private,
 )
-from pneumonia_aug.services.checks import check_tracking_server
 from pneumonia_aug.services.processes import spawn, start_time, wait_ready
 
 
