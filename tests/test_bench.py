@@ -145,9 +145,6 @@ def test_bench_group_and_its_commands():
     for option in ("--data-dir", "--image-size", "--batch-size", "--steps", "--warmup",
                    "--device", "--threads", "--output", "--no-memory"):
         assert option in result.output
-    # `bench --device ...` (the command before `bench` had subcommands) is `bench train`.
-    legacy = runner.invoke(bench, ["--device", "cpu", "--help"])
-    assert legacy.exit_code == 0 and legacy.output == result.output
     startup = runner.invoke(bench, ["startup", "--help"])
     assert startup.exit_code == 0 and "--repeat" in startup.output
     serve = runner.invoke(bench, ["serve", "--help"])

@@ -26,17 +26,7 @@ def _show(markdown: str, heading: str, output: str) -> None:
         click.echo(f"wrote the '{heading}' section of {output}")
 
 
-class BenchGroup(UserErrorGroup):
-    """`bench` followed by an option runs `bench train` with it: `pneumonia-aug bench --device
-    cuda ...` keeps working as it did before `bench` had subcommands."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0].startswith("-") and args[0] not in ctx.help_option_names:
-            args = ["train", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group("bench", cls=BenchGroup)
+@click.group("bench", cls=UserErrorGroup)
 def bench() -> None:
     """Benchmarks that write their sections of docs/benchmarks.md."""
     logs.setup(plain=True)  # run on its own; under `pneumonia-aug` its setup stands

@@ -40,5 +40,5 @@ from pneumonia_aug.services.stack import (
 )
 
 __all__ = ["ServiceError", "check_s3", "check_tracking_server", "down", "exports",
-           "missing_prerequisites", "resolve_credentials", "s3_client", "services", "status",
+           "missing_prerequisites", "resolve_credentials", "s3_client", "status",
            "up"]

@@ -36,12 +36,14 @@ from importlib import resources
 
 from pneumonia_aug.config import ClassifierConfig, GANConfig, Profile
 from pneumonia_aug.contract import COMPARE, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN, Gan
+from pneumonia_aug.data.kermany import CLASSES, EXPECTED_COUNTS
+from pneumonia_aug.data.splits import VAL_FRACTION
 from pneumonia_aug.settings import parse_setting
 
 FIGURES = "throughput.json"  # docs/benchmarks.md's device sections, as `bench.report` wrote them
-# Kermany train/ + val/ (pooled, 10% goes to validation) and test/.
-POOLED = {"NORMAL": 1349, "PNEUMONIA": 3883}
-VAL_FRACTION, N_TEST = 0.1, 624
+# The Kermany training pool (train/ + val/; VAL_FRACTION of it validates) and test/.
+POOLED = {label: EXPECTED_COUNTS[("train", label)] for label in CLASSES}
+N_TEST = sum(EXPECTED_COUNTS[("test", label)] for label in CLASSES)
 EVAL_SPEEDUP = 3.0
 # Per stage, beyond its images: start, data, logging, registry. GPU: the short study's stage
 # runs on one H200 (wall minus training time: classifiers 14-28 s, GANs 27-30 s, a generation

@@ -16,7 +16,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,6 @@ class ClassifierResult:
     # The best weights' logits, for calibration and the operating point (evaluation.bedside).
     val_logits: np.ndarray
     test_logits: np.ndarray
-    extra: dict = field(default_factory=dict)
 
 
 def as_tensor(images: np.ndarray, labels: np.ndarray,
