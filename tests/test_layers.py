@@ -24,7 +24,7 @@ ROOT = "__init__"  # the package's own __init__.py (its version, nothing importe
 # The floors, lowest first: the package's top-level modules and packages on each.
 LAYERS = [
     [ROOT, "errors", "contract", "settings", "machine", "logs", "diffaugment_policy",
-     "provenance", "reachability"],
+     "provenance", "reachability", "measured"],
     ["models", "services"],
     ["config", "data", "tracking"],
     ["evaluation", "serving"],

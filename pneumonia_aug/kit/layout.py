@@ -28,8 +28,7 @@ WHEELS = "wheels"
 # ---- what `run` writes to --out ---------------------------------------------------------
 STORE_ARCHIVE = "store.tar.xz"  # mlflow.db + mlruns/, weights left behind
 TABLE_FILES = TABLE_OUTPUTS  # what compare writes
-BENCH = "bench.md"
-BENCH_MISSING = "no result"  # in a bench.md heading: that bench made no section
+BENCH = "bench.json"  # the benches' records (`measured`), each device named with size and batch
 LOG = "kit.log"
 RESULT = "result.json"  # what ran, how long, how it ended, where the store was
 STAGE_TIMES = "stages.md"  # written by import from the store: each stage run's time and speed

@@ -4,9 +4,9 @@ The store archive unpacks into a git-ignored folder (`mlflow.db` + `mlruns/`). M
 absolute artifact locations in the database (experiments, runs, logged models, model
 versions), which still point at the GPU machine's work folder: each is rewritten to the folder
 here, so the UI and `MlflowClient` find the artifacts. The table, its chart,
-the bench sections and `result.json` are copied into a dated results folder for the docs, with
-`stages.md` (each stage run's wall time and images/s, read from the store), and the bench
-sections replace their devices' sections of docs/benchmarks.md.
+the benches' records and `result.json` are copied into a dated results folder for the docs,
+with `stages.md` (each stage run's wall time and images/s, read from the store). The benches'
+records (`bench_records`) then go where `bench train` writes its own (the command does that).
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from pneumonia_aug import tracking
+from pneumonia_aug import measured, tracking
 from pneumonia_aug.config import EXPERIMENT_NAME
 from pneumonia_aug.contract import COMPARE, FOREST_PLOT, TAG_STAGE
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.kit import safetar, stage_times
 from pneumonia_aug.kit.layout import (
     BENCH,
-    BENCH_MISSING,
     LOG,
     RESULT,
     STAGE_TIMES,
@@ -78,8 +77,7 @@ def unpack_store(source: Path, store_dir: Path, artifact_root: str) -> int:
     return rewrite_paths(store_dir / STORE_DB, artifact_root.rstrip("/"), new_root)
 
 
-def import_results(source: Path, store_dir: Path | None, results_dir: Path | None,
-                   benchmarks: Path | None) -> dict:
+def import_results(source: Path, store_dir: Path | None, results_dir: Path | None) -> dict:
     """Import a `kit run`'s outputs from `source`; return where everything went."""
     result = read_result(source)
     date = result["finished"][:10]
@@ -101,9 +99,12 @@ def import_results(source: Path, store_dir: Path | None, results_dir: Path | Non
         summary["copied"].append(STAGE_TIMES)
         if forest_from_store(store_dir, results_dir):
             summary["copied"].append(FOREST_PLOT)
-    if benchmarks and (source / BENCH).is_file():
-        summary["benchmark_sections"] = merge_bench(source / BENCH, benchmarks)
     return summary
+
+
+def bench_records(source: Path) -> list[dict]:
+    """The records of the benches a `kit run` brought back ([] when it ran none)."""
+    return measured.bench_records(source / BENCH)
 
 
 def _device(log: Path) -> str:
@@ -141,20 +142,3 @@ def forest_from_store(store_dir: Path, results_dir: Path) -> bool:
         except TrackingError:
             return False  # a compare of older code drew no forest plot
 
-
-def merge_bench(bench: Path, benchmarks: Path) -> list[str]:
-    """Write each `## heading` section of the kit's bench.md into docs/benchmarks.md."""
-    from pneumonia_aug.bench.report import write_section
-
-    headings, sections, current = [], {}, None
-    for line in bench.read_text().splitlines(keepends=True):
-        if line.startswith("## "):
-            current = line[3:].strip()
-            headings.append(current)
-            sections[current] = ""
-        elif current:
-            sections[current] += line
-    measured = [h for h in headings if BENCH_MISSING not in h]
-    for heading in measured:
-        write_section(benchmarks, heading, sections[heading].strip() + "\n")
-    return measured
