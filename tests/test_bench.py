@@ -17,8 +17,8 @@ from pneumonia_aug import measured
 from pneumonia_aug.bench import estimates
 from pneumonia_aug.bench.report import (
     ESTIMATE_COMMAND,
-    GPU_COMMAND,
     TARGETS,
+    TITLE,
     BenchResult,
     Variant,
     ratios,
@@ -96,15 +96,14 @@ def test_bench_measures_every_variant_and_replaces_its_section(tiny_real, tmp_pa
     assert [row["batch"] for row in result.memory] == [16, 16, 128, 128]
     assert all(row["estimated_gib"] > 0.5 and "reserved_gib" not in row for row in result.memory)
     assert text.count("| yes (estimate) |") == 4
-    assert GPU_COMMAND in text
-    assert OTHER_DEVICE.strip() in text
+    assert text.startswith("# old header\n\n") and OTHER_DEVICE.strip() in text
 
     again = _bench(tiny_real, output, memory=False, figures=figures)
     assert [r["device"] for r in json.loads(figures.read_text())] == [
         "NVIDIA Example GPU", result.device]  # replaced, not added
     text = output.read_text()
     assert text.count(heading) == 1  # replaced, not duplicated
-    assert text.count("# Training throughput, startup and serving benchmarks") == 1
+    assert text.count("# old header") == 1 and text.count("## ") == 2
     assert again.markdown in text
     assert OTHER_DEVICE.strip() in text  # the other device's section is kept
     assert "not measured in this run (`--no-memory`)" in text
@@ -141,18 +140,19 @@ def test_ratios_and_section_from_known_timings(tmp_path):
     assert "max_memory_allocated): 2048 MiB" in body
     assert body.rstrip().endswith("not measured in this run (`--no-memory`).")
 
-    # "No GPU section yet" while only CPU, startup and serving sections exist; gone with a GPU
-    # one.
+    # A new page starts with its title; a section is replaced where it stands, a new one
+    # appended; the page's introduction is kept as it is.
     output = tmp_path / "benchmarks.md"
     write_section(output, "Startup: Example CPU", "startup body\n")
-    write_section(output, "Serving: Example CPU", "serving body\n")
     write_section(output, "CPU: Example (1 thread)", "cpu body\n")
-    write_section(output, estimates.HEADING, "estimate body\n")
-    assert "No GPU section yet" in output.read_text()
+    assert output.read_text().startswith(f"# {TITLE}\n\n## Startup: Example CPU\n")
+    output.write_text(output.read_text().replace(TITLE, f"{TITLE}\n\nIntroduction."))
+    write_section(output, "Startup: Example CPU", "faster\n")
     write_section(output, result.device, body)
-    text = output.read_text()
-    assert "No GPU section yet" not in text
-    assert text.count("## ") == 5 and "startup body" in text and "cpu body" in text
+    assert output.read_text() == (f"# {TITLE}\n\nIntroduction.\n\n"
+                                  "## Startup: Example CPU\n\nfaster\n\n"
+                                  "## CPU: Example (1 thread)\n\ncpu body\n\n"
+                                  f"## {result.device}\n\n{body.rstrip()}\n")
 
 
 def _sections(text: str) -> dict[str, str]:

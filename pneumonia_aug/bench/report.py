@@ -1,7 +1,8 @@
-"""docs/benchmarks.md: the page's header, the targets its sections are read against, a
-`bench train` run as a record (the data its section, and the study's estimate, are made from)
-and that section rendered from it; `write_section` replaces one section of a Markdown page.
-No torch here: the startup bench and `kit import` write through it too."""
+"""docs/benchmarks.md: the targets its sections are read against, a `bench train` run as a
+record (the data its section, and the study's estimate, are made from) and that section
+rendered from it; `write_section` replaces one section of a Markdown page (the page's
+introduction is the page's own). No torch here: the startup bench and `kit import` write
+through it too."""
 
 from __future__ import annotations
 
@@ -27,74 +28,8 @@ STARTUP_FORBIDDEN = ("torch", "mlflow")  # modules those two commands must not i
 STARTUP_HEADING = "Startup: "  # + the machine; every other section is a training device's
 SERVE_HEADING = "Serving: "  # + the machine (the served model runs on its CPU)
 STUDY_HEADING = "Study: "  # the study's fan-out, and the dry run's estimate against runs
-GPU_COMMAND = "pneumonia-aug bench train --device cuda --image-size 256 --batch-size 128"
-CPU_COMMAND = ("pneumonia-aug bench train --device cpu --image-size 64 --batch-size 16"
-               " --threads 1 --data-dir data/chest_xray")
-STARTUP_COMMAND = "pneumonia-aug bench startup --repeat 5"
-SERVE_COMMAND = "pneumonia-aug bench serve --model models:/pneumonia-chexnet/VERSION"
 ESTIMATE_COMMAND = "pneumonia-aug bench estimate"
-HEADER = f"""# Training throughput, startup and serving benchmarks
-
-Written by `pneumonia-aug bench train`, `bench startup`, `bench serve`, `bench study` and
-`bench estimate` (`pneumonia_aug/bench/`). Each run replaces the section of its own device
-(startup: its own machine) and keeps the others. Run them from the repository root:
-
-- GPU: `{GPU_COMMAND}`
-- CPU: `{CPU_COMMAND}`
-- Startup: `{STARTUP_COMMAND}`
-- Serving: `{SERVE_COMMAND}`
-- An air-gapped GPU machine (PyTorch, no MLflow, no network): `pneumonia-aug kit prepare`
-  here, `pneumonia-aug kit run` there with `.gpu/` carried, `pneumonia-aug kit import` here
-  (docs/offline-gpu.md). Its sections are headed by the device, the image size and the batch.
-- The dry run's estimate against the studies whose times were recorded: `{ESTIMATE_COMMAND}`.
-
-`bench train` (and `kit import`, for a GPU machine's) first writes what it measured as data:
-its device's record in `{measured.BENCH_PATH}` (device, date, the command, each
-variant's images and seconds), which the study's dry run reads its figures from (the package
-ships it). The device's section below is rendered from that record.
-
-Five variants run on the same device, each over the same number of images (rounded up to whole
-batches of 16 for the paper-style loop) after a warm-up, in interleaved rounds:
-**classifier bare step** (CheXNet forward + backward + Adam on random tensors already on the
-device, bf16 + channels-last on CUDA: the ceiling), **classifier loop** (the project's step:
-cached uint8 images on the device, indexed, cropped + flipped on the device, as in
-`training/classifier.py`), **paper-style loop** (PIL decode of the JPEG files every step,
-torchvision RandomResizedCrop + flip + ToTensor + Normalize per image, no DataLoader workers,
-fp32, batch 16, `loss.item()` each step), **GAN bare step** (the authors' DCGAN, D + G step on
-random tensors) and **GAN loop** (`training/gan.py` `gan_train_step` on cached real NORMAL
-images).
-
-Targets, on a GPU at 256 px and batch 128: classifier loop >= 90% of its bare step and >= 8x the
-paper-style loop; GAN loop >= 90% of its bare step. The memory table covers the 256 px
-models at the paper's batch sizes (classifier 16, GANs 128), which must fit a 24 GB card: every
-run estimates their peaks without a GPU (fake tensors, `bench/memory.py`), and a CUDA
-run also measures them, fitting when PyTorch reserves at most {FIT_GIB:.0f} GiB. Both count the
-model step only: the project also keeps the decoded training images on the GPU (5216 x 256 x 256
-uint8, about 0.33 GiB for the whole Kermany training split).
-
-Caveat: the CPU figures were measured on a 224 px copy of the dataset. Decoding a full-size
-radiograph costs far more (about 10 ms a core), so against the original files the paper-style
-loop is slower than measured here and the loop / paper-style ratio is an underestimate.
-On a CPU the model step dominates every variant (a 224 px JPEG decodes in about 1 ms), so the
-ratios there sit near 1: the targets are for GPUs. CPU figures come from shared 2-core
-machines: compare ratios within one run, not across runs (they vary by ~10%). There, use
-`--threads 1`: with two intra-op threads on two busy cores the threads stall each other and a
-step runs about 5x slower and far more erratically.
-
-Startup: the wall time of `pneumonia-aug --help` and `pneumonia-aug services status` (on an
-empty `--dir`), each a fresh process run N times in interleaved rounds (the median counts),
-against `python -c pass` on the same interpreter. Each also runs once under
-`python -X importtime`, which lists the heavy modules it loaded and its slowest imports.
-Target: under {STARTUP_TARGET_S:g} s, importing neither {' nor '.join(STARTUP_FORBIDDEN)}.
-
-Serving: `mlflow models serve` of a registered classifier on loopback, hit by concurrent clients
-with a fixed mix of good requests and bad ones (rows that are not base64, not an image, cut
-short or over the 50 Mpx limit, an empty frame, a missing column; `bench/serve_requests.py`).
-Every answer is checked against the serving contract (docs/serving.md, "predict, serving and the
-registry"): target 0 unexpected answers. Latency is per request, to the last byte. The served
-model runs on the CPU; its image size sets the cost of a good row, its weights do not (any
-version of that size will do). The load average in a section says how busy the machine was.
-"""
+TITLE = "Training throughput, startup and serving benchmarks"  # a new page's
 
 
 @dataclass
@@ -195,21 +130,19 @@ def publish(records: list[dict], figures: Path | None, page: Path | None) -> lis
 
 
 def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) the `## heading` section of `path`, keeping the other devices'."""
-    sections: dict[str, str] = {}
-    current = None
-    text = path.read_text() if path.exists() else ""
+    """Replace the `## heading` section of the Markdown page `path` by `body`, or append it;
+    everything else stays as it is (a page not there yet starts with its title)."""
+    intro, sections, current = "", {}, None
+    text = path.read_text() if path.exists() else f"# {TITLE}\n"
     for line in text.splitlines(keepends=True):
         if line.startswith("## "):
             current = line[3:].strip()
             sections[current] = ""
-        elif current is not None:
+        elif current is None:
+            intro += line
+        else:
             sections[current] += line
     sections[heading] = "\n" + body
-    header = HEADER
-    if all(h.startswith(("CPU", STARTUP_HEADING, SERVE_HEADING, STUDY_HEADING))
-           for h in sections):
-        header += f"\nNo GPU section yet: run `{GPU_COMMAND}` on one.\n"
-    parts = [header] + [f"## {h}\n{b.rstrip()}\n" for h, b in sections.items()]
+    parts = [intro.rstrip() + "\n"] + [f"## {h}\n{b.rstrip()}\n" for h, b in sections.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts))

@@ -53,8 +53,9 @@ def start_mlflow(root: Path, creds: dict, pg_port: int, s3_endpoint: str, port: 
     env.update(MLFLOW_S3_ENDPOINT_URL=s3_endpoint, AWS_ACCESS_KEY_ID=creds["s3_access_key"],
                AWS_SECRET_ACCESS_KEY=creds["s3_secret_key"], MLFLOW_DISABLE_TELEMETRY="true",
                PGPASSWORD=creds["postgres_password"])  # libpq reads it: not visible in `ps`
-    # MLflow's job runner (7 huey processes) serves GenAI features this project does not use
-    # and doubles the start time on 2 cores; set the variable to true to keep it.
+    # MLflow's job runner (huey processes) serves GenAI features this project does not use
+    # and slows the server's start (docs/tracking-server.md); set the variable to true to keep
+    # it.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     cmd = [sys.executable, "-m", "mlflow", "server",
            "--backend-store-uri", f"postgresql+psycopg2://{PG_USER}@{HOST}:{pg_port}/{DATABASE}",

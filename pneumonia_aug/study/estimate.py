@@ -2,12 +2,11 @@
 
 The figures are data the package ships (`measured`), each with its device, date and source:
 this device's `bench train` records (`bench.json`, written by the bench), else those recorded
-for its kind from runs outside the bench (`recorded.json`: for GPUs, training steps of one
-H200 at 256 px and the short study's own stage runs at 128 px); of these, the ones measured at
-the image size nearest the study's (small images leave a card waiting on each layer's launch
-and the stage's own Python, so figures at 256 px scaled by pixels promise a 128 px stage
-about four times its speed). A CPU without a record of its own takes another CPU's. The
-model, rough by design:
+for its kind from runs outside the bench (`recorded.json`); of these, the ones measured at the
+image size nearest the study's (small images leave a card waiting on each layer's launch and
+the stage's own Python, so figures scaled by pixels from another size promise too much:
+docs/study.md). A CPU without a record of its own takes another CPU's. The model, rough by
+design:
 
 - compute grows with pixels: a figure measured at s px counts (s / size)^2 at `size`; a
   classifier on a GPU only above s (below it, it is bound by launches and Python);
@@ -133,9 +132,8 @@ class Device:
 
     def scale(self, size: int, kind: str) -> float:
         """Pixels at `size` against the figures' size; a classifier on a GPU no faster below
-        it (DenseNet121's 120 layers wait on launches and Python, not on pixels: the medium
-        study's classifiers trained at 400-525 img/s at 32 px on one H200, the short study's
-        at 550 at 128 px)."""
+        it (DenseNet121's 120 layers wait on launches and Python, not on pixels: the studies
+        in docs/study.md, "checked against the studies run on a GPU")."""
         ratio = (self.figures.image_size / size) ** 2
         if self.figures.kind != "cpu" and kind == TRAIN_CLASSIFIER:
             return min(1.0, ratio)
