@@ -59,7 +59,7 @@ def render(compared: list[Compared]) -> str:
              "dry run: each study planned as `study --dry-run` plans it on that run's device "
              "(every stage to run, none reused), at its width; a stage's time is the longest "
              "of its seeds'. Rewrite it when the estimate or its figures change "
-             "(`tests/test_bench.py` checks it is fresh).", "",
+             "(`tests/test_docs.py` checks it is fresh).", "",
              "| Recorded run | Date | Stage | Measured (s) | Estimated (s) | "
              "Estimated / measured |", "|---|---|---|---:|---:|---:|"]
     for c in compared:
