@@ -13,12 +13,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from pneumonia_aug import measured
 from pneumonia_aug.bench.report import (
-    GPU_COMMAND,
     TARGETS,
+    TITLE,
     BenchResult,
     Variant,
-    compute_ratios,
+    ratios,
     render,
     write_section,
 )
@@ -28,7 +29,8 @@ from pneumonia_aug.bench.startup import render as render_startup
 from pneumonia_aug.cli.bench import bench
 from pneumonia_aug.errors import PneumoniaAugError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data/chest_xray"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared/data/chest_xray"
 VARIANTS = ("classifier bare step", "classifier loop", "paper-style loop", "GAN bare step",
             "GAN loop")
 OTHER_DEVICE = "## NVIDIA Example GPU\n\nkept as it was\n"
@@ -49,25 +51,34 @@ def tiny_real(tmp_path) -> Path:
     return root
 
 
-def _bench(data_dir: Path, output: Path, memory: bool):
+def _bench(data_dir: Path, output: Path, memory: bool, figures: Path | None = None):
     # One thread: on 2 busy cores, two intra-op threads stall each other (seconds a tiny step).
     return run_bench(data_dir=str(data_dir), image_size=32, batch_size=4, steps=2, warmup=1,
-                     device="cpu", output=output, rounds=2, threads=1, memory=memory)
+                     device="cpu", output=output, rounds=2, threads=1, memory=memory,
+                     figures=figures)
 
 
 def test_bench_measures_every_variant_and_replaces_its_section(tiny_real, tmp_path):
-    output = tmp_path / "benchmarks.md"
+    output, figures = tmp_path / "benchmarks.md", tmp_path / "bench.json"
     output.write_text(f"# old header\n\n{OTHER_DEVICE}")
+    figures.write_text(json.dumps([{"device": "NVIDIA Example GPU", "kept": True}]))
     threads = torch.get_num_threads()
-    result = _bench(tiny_real, output, memory=True)
+    result = _bench(tiny_real, output, memory=True, figures=figures)
     assert torch.get_num_threads() == threads  # restored after the run
+    # The data first: the device's record, from which its section is rendered.
+    records = json.loads(figures.read_text())
+    assert [r["device"] for r in records] == ["NVIDIA Example GPU", result.device]
+    record = records[1]
+    assert (record["kind"], record["threads"], record["image_size"]) == ("cpu", 1, 32)
+    assert record["date"] and record["source"].startswith("pneumonia-aug bench train")
+    assert result.markdown == render(record) and render(record) in output.read_text()
 
     assert set(result.variants) == set(VARIANTS)
     for key, variant in result.variants.items():
         assert variant.images_per_s > 0, key
         assert variant.images >= 2 * 4, key  # every variant saw at least steps * batch images
     assert result.variants["paper-style loop"].batch == 16
-    assert set(result.ratios) == set(TARGETS)
+    assert set(ratios(result.record())) == set(TARGETS)
     assert result.peak_mib > 0
 
     heading = f"## {result.device}"
@@ -77,19 +88,20 @@ def test_bench_measures_every_variant_and_replaces_its_section(tiny_real, tmp_pa
     for v in result.variants.values():
         assert (f"| {v.key} | {v.batch} | {v.images} | {v.seconds:.2f} | "
                 f"{v.images_per_s:.1f} |") in text
-    for name, value in result.ratios.items():
+    for name, value in ratios(record).items():
         assert f"| {name} | {value:.2f} | >= {TARGETS[name]:g} |" in text
     # The 256 px models at the paper's batch sizes, estimated (no GPU here): 4 rows that fit.
     assert [row["batch"] for row in result.memory] == [16, 16, 128, 128]
     assert all(row["estimated_gib"] > 0.5 and "reserved_gib" not in row for row in result.memory)
     assert text.count("| yes (estimate) |") == 4
-    assert GPU_COMMAND in text
-    assert OTHER_DEVICE.strip() in text
+    assert text.startswith("# old header\n\n") and OTHER_DEVICE.strip() in text
 
-    again = _bench(tiny_real, output, memory=False)
+    again = _bench(tiny_real, output, memory=False, figures=figures)
+    assert [r["device"] for r in json.loads(figures.read_text())] == [
+        "NVIDIA Example GPU", result.device]  # replaced, not added
     text = output.read_text()
     assert text.count(heading) == 1  # replaced, not duplicated
-    assert text.count("# Training throughput, startup and serving benchmarks") == 1
+    assert text.count("# old header") == 1 and text.count("## ") == 2
     assert again.markdown in text
     assert OTHER_DEVICE.strip() in text  # the other device's section is kept
     assert "not measured in this run (`--no-memory`)" in text
@@ -107,32 +119,38 @@ def test_ratios_and_section_from_known_timings(tmp_path):
         _variant("GAN bare step", 400, 2.0),  # 200 images/s
         _variant("GAN loop", 340, 2.0),  # 170 images/s
     )}
-    ratios = compute_ratios(variants)
-    assert ratios == pytest.approx({"classifier loop / classifier bare step": 0.95,
-                                    "classifier loop / paper-style loop": 95 / 12,
-                                    "GAN loop / GAN bare step": 0.85})
     settings = {"date": "2026-01-01", "torch": "2.x", "cuda": "12.8", "command": "cmd",
-                "images": 1000, "rounds": 4, "classifier_pool": 64, "gan_pool": 32,
-                "data": "chest_xray"}
-    result = BenchResult("NVIDIA Example", settings, variants, ratios, peak_mib=2048.0)
-    body = render(result, ["MEMORY LINES"])
+                "image_size": 256, "threads": 1, "images": 1000, "rounds": 4,
+                "classifier_pool": 64, "gan_pool": 32, "data": "chest_xray"}
+    result = BenchResult("NVIDIA Example", settings, variants, peak_mib=2048.0)
+    record = json.loads(json.dumps(result.record()))  # as bench.json keeps it
+    assert (record["device"], record["kind"], record["date"], record["source"]) == (
+        "NVIDIA Example", "gpu", "2026-01-01", "cmd")
+    assert ratios(record) == pytest.approx({"classifier loop / classifier bare step": 0.95,
+                                            "classifier loop / paper-style loop": 95 / 12,
+                                            "GAN loop / GAN bare step": 0.85})
+    assert measured.training_rates(record) == ({128: 95.0}, 170.0)
+    body = render(record)
     assert "| paper-style loop | 16 | 96 | 8.00 | 12.0 | n/a |" in body
     assert "| classifier loop / classifier bare step | 0.95 | >= 0.9 | yes |" in body
     assert "| classifier loop / paper-style loop | 7.92 | >= 8 | no |" in body
     assert "| GAN loop / GAN bare step | 0.85 | >= 0.9 | no |" in body
-    assert "max_memory_allocated): 2048 MiB" in body and body.rstrip().endswith("MEMORY LINES")
+    assert "max_memory_allocated): 2048 MiB" in body
+    assert body.rstrip().endswith("not measured in this run (`--no-memory`).")
 
-    # "No GPU section yet" while only CPU, startup and serving sections exist; gone with a GPU
-    # one.
+    # A new page starts with its title; a section is replaced where it stands, a new one
+    # appended; the page's introduction is kept as it is.
     output = tmp_path / "benchmarks.md"
     write_section(output, "Startup: Example CPU", "startup body\n")
-    write_section(output, "Serving: Example CPU", "serving body\n")
     write_section(output, "CPU: Example (1 thread)", "cpu body\n")
-    assert "No GPU section yet" in output.read_text()
+    assert output.read_text().startswith(f"# {TITLE}\n\n## Startup: Example CPU\n")
+    output.write_text(output.read_text().replace(TITLE, f"{TITLE}\n\nIntroduction."))
+    write_section(output, "Startup: Example CPU", "faster\n")
     write_section(output, result.device, body)
-    text = output.read_text()
-    assert "No GPU section yet" not in text
-    assert text.count("## ") == 4 and "startup body" in text and "cpu body" in text
+    assert output.read_text() == (f"# {TITLE}\n\nIntroduction.\n\n"
+                                  "## Startup: Example CPU\n\nfaster\n\n"
+                                  "## CPU: Example (1 thread)\n\ncpu body\n\n"
+                                  f"## {result.device}\n\n{body.rstrip()}\n")
 
 
 def test_bench_group_and_its_commands():
@@ -145,9 +163,6 @@ def test_bench_group_and_its_commands():
     for option in ("--data-dir", "--image-size", "--batch-size", "--steps", "--warmup",
                    "--device", "--threads", "--output", "--no-memory"):
         assert option in result.output
-    # `bench --device ...` (the command before `bench` had subcommands) is `bench train`.
-    legacy = runner.invoke(bench, ["--device", "cpu", "--help"])
-    assert legacy.exit_code == 0 and legacy.output == result.output
     startup = runner.invoke(bench, ["startup", "--help"])
     assert startup.exit_code == 0 and "--repeat" in startup.output
     serve = runner.invoke(bench, ["serve", "--help"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from pneumonia_aug import provenance
 from pneumonia_aug.contract import TAG_RUN_KEY
-from pneumonia_aug.stages import provenance
 from pneumonia_aug.study.reuse import find_reusable_run, run_key
 
 PARAMS = {"epochs": 2, "lr": 0.001}

@@ -155,7 +155,8 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
     assert all(DEVICE_NAME.match(n) and (out / n).stat().st_size <= layout.MAX_OUT_FILE_MIB
                * layout.MIB for n in sent)
     assert "| DCGAN-1.0-0.3 |" in (out / "table1.md").read_text()
-    assert "(32 px, batch 4)" in (out / layout.BENCH).read_text()
+    (bench,) = json.loads((out / layout.BENCH).read_text())  # the bench's record
+    assert bench["device"].endswith("(32 px, batch 4)") and bench["variants"]
     assert "carried wheels: requirements not met: none" in (out / layout.LOG).read_text()
     assert result["store"]["left_behind_by_reason"]["model weights or a training checkpoint"]
 
@@ -163,6 +164,7 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
     t0 = time.monotonic()
     imported = _kit("import", str(out), "--store-dir", str(tmp_path / "store"),
                     "--results-dir", str(tmp_path / "results"),
+                    "--figures", str(tmp_path / "bench.json"),
                     "--benchmarks", str(tmp_path / "benchmarks.md"))
     timings["import"] = time.monotonic() - t0
     assert imported.returncode == 0, imported.stderr[-3000:]
@@ -171,7 +173,9 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
     with sqlite3.connect(tmp_path / "store" / layout.STORE_DB) as conn:
         assert not [line for line in conn.iterdump() if str(work / "mlruns") in line]
     assert (tmp_path / "results" / "table1.md").read_text() == (out / "table1.md").read_text()
-    assert "(32 px, batch 4)" in (tmp_path / "benchmarks.md").read_text()
+    assert json.loads((tmp_path / "bench.json").read_text()) == [bench]  # the data first
+    assert f"## {bench['device']}" in (tmp_path / "benchmarks.md").read_text()
+    assert summary["benchmark_sections"] == [bench["device"]]
     assert (tmp_path / "results" / "forest.png").stat().st_size > 1000  # from the store
     stage_times = (tmp_path / "results" / layout.STAGE_TIMES).read_text()
     assert "up to 2 stages at once" in stage_times

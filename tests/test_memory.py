@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pneumonia_aug.bench import memory_probe
+from pneumonia_aug.bench import memory_probe, report
 from pneumonia_aug.bench.memory import step_memory
 from pneumonia_aug.bench.variants import classifier_bare, gan_bare
 
@@ -54,7 +54,7 @@ def test_paper_sized_estimates_fit_a_24gb_card_and_scale_as_expected():
     assert rows["CGAN D + G step (bf16)"]["estimated_gib"] > rows["DCGAN D + G step (bf16)"][
         "estimated_gib"]  # the label channel adds a little
     for row in rows.values():
-        assert 0.5 < row["estimated_gib"] < memory_probe.FIT_GIB / memory_probe.ESTIMATE_SLACK
+        assert 0.5 < row["estimated_gib"] < report.FIT_GIB / report.ESTIMATE_SLACK
         assert row["fits_24gb"]
-    lines = memory_probe.render(list(rows.values()))
+    lines = report.render_memory(list(rows.values()))
     assert sum(line.endswith("| yes (estimate) |") for line in lines) == 4

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from pneumonia_aug import tracking
+from pneumonia_aug import measured, tracking
 from pneumonia_aug.config import ClassifierConfig, StudyConfig
-from pneumonia_aug.contract import TRAIN_CLASSIFIER
+from pneumonia_aug.contract import COMPARE, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.study import estimate, plan
 from pneumonia_aug.study.executors import LocalExecutor, make_executor
@@ -189,50 +191,89 @@ def test_prefixed_output_marks_each_whole_line():
     assert target.getvalue() == "[stage s] one\n[stage s] two\n"
 
 
-def test_the_bench_figures_are_read_from_the_shipped_file():
-    figures = estimate.read_bench("CPU", "cpu")
-    assert figures is not None and figures.image_size == 64 and figures.threads == 1
-    assert figures.classifier == {16: 25.7} and figures.gan == 16.7
-    assert estimate.read_bench("NVIDIA H999", "gpu") is None  # no section: the defaults
+def _record(device: str, size: int, classifier: float, gan: float, kind: str = "gpu") -> dict:
+    """A `bench train` record with these loop rates (images over seconds)."""
+    return {"device": device, "kind": kind, "date": "2026-01-01", "source": "cmd",
+            "image_size": size, "threads": 1,
+            "variants": [{"key": measured.CLASSIFIER_LOOP, "batch": 16, "images": 320,
+                          "seconds": 320 / classifier},
+                         {"key": measured.GAN_LOOP, "batch": 16, "images": 320,
+                          "seconds": 320 / gan}]}
 
 
-def test_the_shipped_figures_are_those_of_docs_benchmarks():
-    """`study/throughput.json` (in the package) is what the bench's writer makes of the
-    checkout's docs/benchmarks.md: the two never disagree."""
-    from pneumonia_aug.bench import report
-
-    assert report.CHECKOUT_BENCHMARKS.is_file()
-    shipped = json.loads(report.FIGURES.read_text())
-    assert shipped == report.throughput_figures(report.CHECKOUT_BENCHMARKS.read_text())
-    assert shipped == estimate.bench_figures()
+RECORDED_GPU = [{"device": "GPU X", "kind": "gpu", "date": "2026-01-02", "source": "runs",
+                 "image_size": size, "threads": 1, "classifier": {"64": rate}, "gan": 900.0}
+                for size, rate in ((256, 300.0), (128, 600.0))]
 
 
-def test_writing_the_checkouts_page_writes_the_figures(tmp_path, monkeypatch):
-    from pneumonia_aug.bench import report
+def test_the_figures_are_this_devices_records_else_its_kinds_at_the_nearest_size():
+    bench = [_record("NVIDIA A", 256, 1000.0, 800.0), _record("NVIDIA A (64 px)", 64, 90.0, 9.0),
+             _record("CPU: Some CPU (1 thread)", 64, 25.0, 16.0, kind="cpu")]
+    own = estimate.figures_for("NVIDIA A", "gpu", 128, bench, RECORDED_GPU)
+    assert (own.image_size, own.classifier, own.gan) == (256, pytest.approx({16: 1000.0}),
+                                                          pytest.approx(800.0))
+    assert estimate.figures_for("NVIDIA A", "gpu", 32, bench, RECORDED_GPU).image_size == 64
+    other = estimate.figures_for("NVIDIA B", "gpu", 160, bench, RECORDED_GPU)
+    assert (other.image_size, other.classifier, other.gan) == (128, {64: 600.0}, 900.0)
+    assert other.source == "GPU X, 2026-01-02, runs"
+    cpu = estimate.figures_for("CPU: Another CPU", "cpu", 32, bench, RECORDED_GPU)
+    assert cpu.classifier == pytest.approx({16: 25.0}) and cpu.kind == "cpu"
+    with pytest.raises(PneumoniaAugError, match="bench train --device cpu"):
+        estimate.figures_for("CPU: Another CPU", "cpu", 32, bench[:2], RECORDED_GPU)
 
-    page, figures = tmp_path / "benchmarks.md", tmp_path / "throughput.json"
-    monkeypatch.setattr(report, "CHECKOUT_BENCHMARKS", page)
-    monkeypatch.setattr(report, "FIGURES", figures)
-    body = ("Measured today: `pneumonia-aug bench train --image-size 64 --batch-size 16`\n\n"
-            "| classifier loop | 16 | 320 | 12.46 | 25.7 | n/a |\n"
-            "| GAN loop | 16 | 320 | 19.18 | 16.7 | n/a |\n")
-    report.write_section(tmp_path / "other.md", "CPU: Example (1 thread)", body)
-    assert not figures.exists()  # another page: no figures
-    report.write_section(page, "CPU: Example (1 thread)", body)
-    sections = json.loads(figures.read_text())
-    found = estimate.read_bench("CPU: Example", "cpu", sections)
-    assert (found.image_size, found.classifier, found.gan) == (64, {16: 25.7}, 16.7)
+
+def test_a_classifier_stage_is_its_images_over_the_rate_plus_its_overhead(monkeypatch):
+    """By hand: Kermany's pooled training images (1349 NORMAL + 3883 PNEUMONIA), 90% of them
+    trained on, 10% validating each epoch, 624 test images once; evaluation at 3x the rate."""
+    monkeypatch.setattr(estimate, "OVERHEAD_S", {"cpu": {TRAIN_CLASSIFIER: 7.0}})
+    figures = estimate.Throughput("cpu", "test", 32, {16: 100.0}, 50.0)
+    device = estimate.Device(figures, gpus=0, cores=2, width=1)  # 2 threads: 200 img/s
+    cfg = ClassifierConfig(setting="Original-1.0-0.0", image_size=32, batch_size=16, epochs=2)
+    train, val = 0.9 * (1349 + 3883), 0.1 * (1349 + 3883)
+    expected = 2 * train / 200 + (2 * val + 624) / 600
+    assert estimate.classifier_seconds(cfg, 0, device) == pytest.approx(expected)
+    profile = StudyConfig(profile="quick").spec
+    assert estimate.stage_seconds(TRAIN_CLASSIFIER, cfg, profile, device) == pytest.approx(
+        7.0 + expected)
+    capped = ClassifierConfig(**{**cfg.to_dict(), "max_images_per_split": 500})
+    assert estimate.classifier_seconds(capped, 0, device) == pytest.approx(
+        2 * 500 / 200 + (2 * 500 + 500) / 600)
+
+
+def test_every_shipped_figure_says_its_device_date_and_source():
+    recorded = measured.shipped(measured.RECORDED)
+    entries = [*measured.bench_records(), *recorded["throughput"], *recorded["overhead"],
+               *recorded["runs"]]
+    assert len(entries) >= 6
+    for entry in entries:
+        assert all(entry[key] for key in ("device", "date", "source")), entry
+    stages = {TRAIN_CLASSIFIER, TRAIN_GAN, GENERATE, COMPARE}
+    assert all(set(estimate.OVERHEAD_S[kind]) == stages for kind in ("cpu", "gpu"))
+
+
+def test_a_built_wheel_ships_the_figures(tmp_path):
+    """An installed package has no docs/: the estimate reads the figures from the package."""
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path), str(repo)], check=True,
+                   capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"pneumonia_aug/measured/{name}" for name in (measured.BENCH, measured.RECORDED)} \
+        <= shipped
 
 
 def test_four_classifiers_share_a_card_at_its_best_throughput():
-    one = estimate.Device(estimate.H200, gpus=1, cores=16, width=1)
-    four = estimate.Device(estimate.H200, gpus=1, cores=16, width=4)
+    card = estimate.Throughput("gpu", "test", 256, {16: 543.0, 128: 2031.0}, 1589.0)
+    one = estimate.Device(card, gpus=1, cores=16, width=1)
+    four = estimate.Device(card, gpus=1, cores=16, width=4)
     assert one.classifier_rate(16, 256) == 543.0
     assert four.classifier_rate(16, 256) == pytest.approx(2031 / 4)
     # fewer pixels: a GAN gets through more images; a classifier on a GPU no more
     assert four.gan_rate(128) == pytest.approx(4 * four.gan_rate(256))
     assert four.classifier_rate(16, 128) == pytest.approx(2031 / 4)
-    cpu = estimate.Device(estimate.CPU_DEFAULT, gpus=0, cores=2, width=1)
+    cpu = estimate.Device(estimate.Throughput("cpu", "test", 64, {16: 25.0}, 16.0), gpus=0,
+                          cores=2, width=1)
     assert cpu.classifier_rate(16, 32) == pytest.approx(4 * cpu.classifier_rate(16, 64))
 
 
@@ -244,74 +285,12 @@ def test_the_wall_time_replays_the_graph_on_the_slots():
     assert plan.wall_seconds(nodes, steps, 2) == 15
 
 
-def test_the_dry_run_of_the_quick_study_is_near_its_measured_time(tracking_uri):
-    """The quick study (one seed, one stage at a time) took 11 min 16 s on the 2-core machine
-    whose 1-thread figures are `estimate.CPU_DEFAULT` (with other work on it; README). Those
-    figures, not docs/benchmarks.md, which a bench on another CPU rewrites."""
+def test_the_dry_run_plans_every_stage_of_the_quick_study(tracking_uri):
+    """Nothing in the store: each of the 17 stages of one seed runs, with an estimate; one at
+    a time, the study takes their sum."""
     cfg = StudyConfig(profile="quick", seeds="0")
-    device = estimate.Device(estimate.CPU_DEFAULT, gpus=0, cores=2, width=1)
+    figures = estimate.Throughput("cpu", "test", 64, {16: 25.0}, 16.0)
     nodes = study_graph(cfg, Study(cfg.experiment_name, ""))
-    steps = plan.plan_steps(cfg, device, nodes)
-    assert len(steps) == 19 and all(s.action == "run" for s in steps)
-    assert 0.5 * 676 < plan.wall_seconds(nodes, steps, 1) < 1.5 * 676
-
-
-# The short study on one H200 with 9 stages at once (docs/results/gpu-2026-12-04-2/stages.md):
-# each stage's wall time (the longest of its seeds), and the span from the first stage run's
-# start to the last one's end.
-SHORT_H200 = {"Original-1.0-0.0": 115, "Original-0.3-0.0": 106, "train_gan cgan": 216,
-              "train_gan dcgan": 79, "generate cgan": 11, "generate dcgan": 8,
-              "DCGAN-1.0-0.6": 156,
-              "DCGAN-0.3-0.6": 146, "CGAN-1.0-0.6": 109}
-SHORT_H200_SPAN = 453
-
-
-def test_the_dry_run_of_the_short_study_is_near_its_h200_run(tracking_uri):
-    """Each stage's estimate within 45% of its measured wall time, most within 20%, and the
-    study's within 20%: the figures nearest 128 px are the short study's own."""
-    cfg = StudyConfig(profile="short", max_parallel=9, gan_seeds="shared")
-    figures, _ = estimate.this_device(1, cfg.spec.image_size)
-    assert figures is estimate.H200_STUDY  # not the 256 px bench figures scaled by pixels
-    nodes = study_graph(cfg, Study(cfg.experiment_name, ""))
-    steps = plan.plan_steps(cfg, estimate.Device(figures, gpus=1, cores=16, width=9), nodes)
-    ratios = {}
-    for step in steps:
-        name = next((k for k in SHORT_H200 if k in step.node.name), None)
-        if name:
-            ratios[step.node.name] = step.seconds / SHORT_H200[name]
-    assert len(ratios) == 19 and all(0.55 < r < 1.45 for r in ratios.values()), ratios
-    assert sum(0.8 < r < 1.2 for r in ratios.values()) >= 15, ratios
-    assert 0.8 * SHORT_H200_SPAN < plan.wall_seconds(nodes, steps, 9) < 1.2 * SHORT_H200_SPAN
-
-
-# The medium study on one H200 (docs/results/medium-gpu/stages.md): six Originals side by side,
-# then the GAN and its generation, then the six GAN-row runs side by side (the longest of each
-# setting's seeds); the span the study would take in one run: the GAN rows started at 206 s.
-MEDIUM_H200 = {"Original-1.0-0.0": 159, "Original-0.3-0.0": 139, "train_gan dcgan": 44,
-               "DCGAN-1.0-0.6": 153, "DCGAN-0.3-0.6": 139}
-MEDIUM_H200_SPAN = 206 + 153
-
-
-def test_the_dry_run_of_the_medium_study_is_near_its_h200_run(tracking_uri):
-    """At 32 px, below the 128 px the figures were measured at, a classifier is no faster per
-    image on a GPU (it was estimated at a sixteenth of its time: a 2-minute study for 6)."""
-    cfg = StudyConfig(profile="medium", max_parallel=7, gan_seeds="shared")
-    figures, _ = estimate.this_device(1, cfg.spec.image_size)
-    nodes = study_graph(cfg, Study(cfg.experiment_name, ""))
-    steps = plan.plan_steps(cfg, estimate.Device(figures, gpus=1, cores=16, width=7), nodes)
-    ratios = {step.node.name: step.seconds / MEDIUM_H200[name] for step in steps
-              for name in MEDIUM_H200 if name in step.node.name}
-    assert len(ratios) == 13 and all(0.55 < r < 1.45 for r in ratios.values()), ratios
-    # That run's GAN waited for the Originals; now it starts with them: the span is shorter.
-    assert 0.6 * MEDIUM_H200_SPAN < plan.wall_seconds(nodes, steps, 7) < MEDIUM_H200_SPAN
-
-
-def test_the_study_section_of_the_benchmarks_is_no_device_section(tmp_path):
-    from pneumonia_aug.bench import report
-    from pneumonia_aug.bench.report import write_section
-
-    output = tmp_path / "benchmarks.md"
-    write_section(output, "CPU: Example (1 thread)", "cpu body\n")
-    write_section(output, "Study: stages in parallel", "study body\n")
-    assert "No GPU section yet" in output.read_text()
-    assert report.throughput_figures(output.read_text()) == []
+    steps = plan.plan_steps(cfg, estimate.Device(figures, gpus=0, cores=2, width=1), nodes)
+    assert len(steps) == 19 and all(s.action == "run" and s.seconds > 0 for s in steps)
+    assert plan.wall_seconds(nodes, steps, 1) == pytest.approx(sum(s.seconds for s in steps))

@@ -1,14 +1,14 @@
 """Peak memory of a training step, counted without running it and without a GPU.
 
 Under PyTorch's `FakeTensorMode` every tensor has its shape, dtype and device but no data, so a
-256 px step at batch 128 costs a second of CPU and no memory. `LiveStorage` (a dispatch mode)
+256 px step at batch 128 costs a little CPU time and no memory. `LiveStorage` (a dispatch mode)
 adds the bytes of each new storage when an operation creates it and takes them off when
 Python frees it, the same bookkeeping as `torch.distributed._tools.mem_tracker.MemTracker`
 (which needs a CUDA context and refuses a module called twice in one step, as D is in a GAN
 step). The peak is what PyTorch's allocator would have to hold: compare it with
 `torch.cuda.max_memory_allocated`. A real GPU adds block rounding and fragmentation of the
-caching allocator, cuDNN workspaces and the CUDA context (about 0.5 GiB), hence the margin
-below a card's size that `bench` applies.
+caching allocator, cuDNN workspaces and the CUDA context, hence the margin below a card's
+size that `bench` applies.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The estimate runs each bare step under FakeTensorMode on the CPU with bf16 autocast, the
 precision the project trains with on a GPU (`bench/memory.py`), so it needs no GPU and takes
 seconds. On CUDA the same steps also run for real and PyTorch's allocator reports its
-peaks, so a GPU run shows how far the estimate is off.
+peaks, so a GPU run shows how far the estimate is off. `report.render_memory` renders the
+rows.
 """
 
 from __future__ import annotations
@@ -14,15 +15,10 @@ from collections.abc import Callable
 import torch
 
 from pneumonia_aug.bench.memory import step_memory
-from pneumonia_aug.bench.report import FIT_GIB
+from pneumonia_aug.bench.report import ESTIMATE_SLACK, FIT_GIB, PROBE_SIZE
 from pneumonia_aug.bench.variants import classifier_bare, gan_bare
 from pneumonia_aug.config import AUTHORS_GAN_BATCH_SIZE, PAPER_BATCH_SIZE
 
-PROBE_SIZE = 256  # the paper's working size
-# An estimate counts tensors only; the caching allocator's rounding and fragmentation and cuDNN
-# workspaces come on top. A rule of thumb, not a measurement: call an estimate a fit when
-# 1.5x it is still within FIT_GIB.
-ESTIMATE_SLACK = 1.5
 GIB = 2**30
 
 PROBES = (  # (label, kind, batch, bf16): the paper's batch sizes
@@ -68,21 +64,3 @@ def measure(device: torch.device, rows: list[dict]) -> None:
     gc.collect()
     torch.cuda.empty_cache()
 
-
-def render(rows: list[dict]) -> list[str]:
-    if not rows:
-        return ["Memory of the 256 px models: not measured in this run (`--no-memory`)."]
-    measured = any("reserved_gib" in row for row in rows)
-    lines = [f"Memory, {PROBE_SIZE} px at the paper's batch sizes (estimated: tensors alive at "
-             "the peak, counted on fake tensors; measured: PyTorch's CUDA allocator):", "",
-             "| Model step | Batch | Estimated peak (GiB) | Measured allocated (GiB) | "
-             "Measured reserved (GiB) | Fits 24 GB |", "|---|---:|---:|---:|---:|---|"]
-    for row in rows:
-        got = [f"{row[k]:.2f}" if k in row else "n/a" for k in ("allocated_gib", "reserved_gib")]
-        fits = "yes" if row["fits_24gb"] else "no"
-        lines.append(f"| {row['model']} | {row['batch']} | {row['estimated_gib']:.2f} | "
-                     f"{got[0]} | {got[1]} | {fits}{'' if measured else ' (estimate)'} |")
-    if not measured:
-        lines += ["", f"No GPU in this run: 'Fits' reads the estimate with a {ESTIMATE_SLACK:g}x "
-                  "margin for the allocator and cuDNN; a CUDA run of the bench measures it."]
-    return lines

@@ -3,7 +3,9 @@
 Each variant is timed over the same number of images after its warm-up. The timed steps are
 split into rounds run round-robin (variant A, B, C, ... then again), so a machine that slows
 down part-way slows every variant alike. It prints images/s, the ratios against the targets
-and the memory of the 256 px models, then writes its device's section of docs/benchmarks.md.
+and the memory of the 256 px models, then writes what it measured as its device's record
+(`measured`: the figures the study's estimate reads) and, rendered from that record, its
+device's section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -20,14 +22,9 @@ from pathlib import Path
 
 import torch
 
+from pneumonia_aug import measured
 from pneumonia_aug.bench import memory_probe
-from pneumonia_aug.bench.report import (
-    BenchResult,
-    Variant,
-    compute_ratios,
-    render,
-    write_section,
-)
+from pneumonia_aug.bench.report import PROBE_SIZE, BenchResult, Variant, publish, render
 from pneumonia_aug.bench.variants import (
     classifier_bare,
     classifier_loop,
@@ -98,13 +95,19 @@ def run_bench(data_dir: str | None = None, image_size: int | None = None,
               batch_size: int | None = None, steps: int | None = None,
               warmup: int | None = None, device: str = "auto",
               output: str | Path | None = "docs/benchmarks.md", max_images: int = 1024,
-              rounds: int = 4, threads: int = 0, memory: bool = True) -> BenchResult:
-    """Measure the five variants on one device; write its section of `output` (None: don't).
-    `threads`: CPU intra-op threads for this run (0 = leave PyTorch's setting); `memory`: add
-    the memory table of the 256 px models."""
+              rounds: int = 4, threads: int = 0, memory: bool = True,
+              figures: str | Path | None = None) -> BenchResult:
+    """Measure the five variants on one device; write its record into `figures` (None or "":
+    don't), then its section of `output` (None or "": don't). `threads`: CPU intra-op threads
+    for this run (0 = leave PyTorch's setting); `memory`: add the memory table of the 256 px
+    models."""
     with _threads(threads):
-        return _run_bench(data_dir, image_size, batch_size, steps, warmup, device, output,
-                          max_images, rounds, memory)
+        result = _run_bench(data_dir, image_size, batch_size, steps, warmup, device,
+                            max_images, rounds, memory)
+    record = result.record()
+    result.markdown = render(record)
+    publish([record], Path(figures) if figures else None, Path(output) if output else None)
+    return result
 
 
 @contextlib.contextmanager
@@ -118,8 +121,8 @@ def _threads(n: int):
         torch.set_num_threads(before)
 
 
-def _run_bench(data_dir, image_size, batch_size, steps, warmup, device, output, max_images,
-               rounds, memory) -> BenchResult:
+def _run_bench(data_dir, image_size, batch_size, steps, warmup, device, max_images, rounds,
+               memory) -> BenchResult:
     dev = pick_device(device)
     cuda = dev.type == "cuda"
     if cuda and not torch.cuda.is_available():
@@ -135,10 +138,10 @@ def _run_bench(data_dir, image_size, batch_size, steps, warmup, device, output, 
     classifier_pool, gan_pool = load_pools(data_dir, size, max_images)
     builders = [
         ("classifier bare step", batch, lambda: classifier_bare(dev, size, batch)),
-        ("classifier loop", batch, lambda: classifier_loop(dev, classifier_pool, batch)),
+        (measured.CLASSIFIER_LOOP, batch, lambda: classifier_loop(dev, classifier_pool, batch)),
         ("paper-style loop", PAPER_BATCH_SIZE, lambda: paper_loop(dev, classifier_pool, size)),
         ("GAN bare step", batch, lambda: gan_bare(dev, size, batch)),
-        ("GAN loop", batch, lambda: gan_loop(dev, gan_pool, size, batch)),
+        (measured.GAN_LOOP, batch, lambda: gan_loop(dev, gan_pool, size, batch)),
     ]
     variants = [prepare(key, b, build, dev, warmup) for key, b, build in builders]
     if cuda:
@@ -151,18 +154,13 @@ def _run_bench(data_dir, image_size, batch_size, steps, warmup, device, output, 
         v.step = None  # drop the models before the memory probe
     rows = []
     if memory:
-        log.info("bench: memory of the %d px models at the paper's batch sizes",
-                 memory_probe.PROBE_SIZE)
+        log.info("bench: memory of the %d px models at the paper's batch sizes", PROBE_SIZE)
         rows = memory_probe.estimate()
         if cuda:
             memory_probe.measure(dev, rows)
     settings = _settings(dev, data_dir, size, batch, steps, warmup, rounds,
                          len(classifier_pool.images), len(gan_pool.images))
-    result = BenchResult(device_name(dev), settings, by_key, compute_ratios(by_key), peak, rows)
-    result.markdown = render(result, memory_probe.render(rows))
-    if output:
-        write_section(Path(output), result.device, result.markdown)
-    return result
+    return BenchResult(device_name(dev), settings, by_key, peak, rows)
 
 
 def _check(size: int, batch: int, steps: int, rounds: int) -> None:
@@ -188,5 +186,6 @@ def _settings(dev, data_dir, size, batch, steps, warmup, rounds, n_cls, n_gan) -
     return {"date": datetime.date.today().isoformat(), "torch": torch.__version__,
             "cuda": torch.version.cuda if dev.type == "cuda" else "", "command": command,
             "image_size": size, "batch_size": batch, "steps": steps, "warmup": warmup,
+            "threads": 1 if dev.type == "cuda" else torch.get_num_threads(),
             "rounds": rounds, "images": steps * batch, "classifier_pool": n_cls,
             "gan_pool": n_gan, "data": Path(resolve_data_dir(data_dir)).name}

@@ -4,8 +4,9 @@ Each width runs `pneumonia-aug study ... --max-parallel N` as a fresh process in
 (SQLite) and a fresh image cache, so nothing is reused and every width decodes the same images.
 The widths run one after another on this machine; the first is the baseline of the ratios.
 With `--rounds R` the widths run R times over, alternating (1, 2, 1, 2, ...), each round's
-speed-up taken against its own baseline: on a shared machine the same study's wall time moved
-by 7% within an hour, so one round cannot settle a target a few percent away.
+speed-up taken against its own baseline: on a shared machine the same study's wall time moves
+between runs (docs/benchmarks.md, "Study: stages in parallel"), so one round cannot settle a
+target a few percent away.
 Each study's Table 1 (`table1.csv`) is compared with the baseline's: one thread per stage can
 round differently from torch's own thread count, so "same table" is reported, not assumed.
 

@@ -1,6 +1,7 @@
 """The `bench` command group: `train` (training throughput and memory), `startup` (how fast
-the command line starts), `study` (the study one stage at a time vs in parallel) and `serve`
-(a served classifier under concurrent good and bad input).
+the command line starts), `study` (the study one stage at a time vs in parallel), `estimate`
+(the dry run's estimate against recorded studies) and `serve` (a served classifier under
+concurrent good and bad input).
 
 Only click here: `pneumonia-aug` attaches this group at import, and its `--help` must not load
 torch. Each command imports its runner (`pneumonia_aug/bench/`) when it runs.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from pneumonia_aug import logs
+from pneumonia_aug import logs, measured
 from pneumonia_aug.cli.types import UserErrorGroup
 from pneumonia_aug.config import DATA_DIR_HELP
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
@@ -26,17 +27,7 @@ def _show(markdown: str, heading: str, output: str) -> None:
         click.echo(f"wrote the '{heading}' section of {output}")
 
 
-class BenchGroup(UserErrorGroup):
-    """`bench` followed by an option runs `bench train` with it: `pneumonia-aug bench --device
-    cuda ...` keeps working as it did before `bench` had subcommands."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0].startswith("-") and args[0] not in ctx.help_option_names:
-            args = ["train", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group("bench", cls=BenchGroup)
+@click.group("bench", cls=UserErrorGroup)
 def bench() -> None:
     """Benchmarks that write their sections of docs/benchmarks.md."""
     logs.setup(plain=True)  # run on its own; under `pneumonia-aug` its setup stands
@@ -59,6 +50,9 @@ def bench() -> None:
 @click.option("--memory/--no-memory", default=True, show_default=True,
               help="estimate (and on CUDA measure) the memory of the 256 px models")
 @click.option("--output", default="docs/benchmarks.md", show_default=True, help=OUTPUT_HELP)
+@click.option("--figures", default=measured.BENCH_PATH, show_default=True,
+              help="JSON file whose record for this device is replaced, written before --output "
+                   "(the figures `study --dry-run` reads; '' = none)")
 def train_cmd(**options) -> None:
     """Images/s of the classifier and GAN loops vs. their bare steps and a paper-style loop."""
     from pneumonia_aug.bench.run import run_bench
@@ -104,6 +98,17 @@ def study_cmd(**options) -> None:
 
     result = run_study_bench(**options)
     _show(result.markdown, result.heading, options["output"])
+
+
+@bench.command("estimate")
+@click.option("--output", default="docs/benchmarks.md", show_default=True,
+              help="markdown file whose estimate section is replaced ('' = none)")
+def estimate_cmd(output: str) -> None:
+    """The dry run's estimate against the studies whose times were recorded, stage by stage
+    (seconds: it plans, nothing runs)."""
+    from pneumonia_aug.bench.estimates import HEADING, run_estimate_bench
+
+    _show(run_estimate_bench(output), HEADING, output)
 
 
 @bench.command("serve")

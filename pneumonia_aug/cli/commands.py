@@ -108,7 +108,8 @@ def compare_cmd(cfg: CompareConfig) -> None:
 
 @main.command("study")
 @click.option("--dry-run", is_flag=True, help="print the stages it would run or reuse and "
-              "their estimated times (from the bench figures of docs/benchmarks.md); launch "
+              "their estimated times (from the measured figures the package ships: "
+              "docs/study.md); launch "
               "nothing")
 @click.option("--plan-gpus", type=click.IntRange(min=0), default=None, help="with --dry-run: "
               "estimate for this many GPUs (0 = the CPU; default: this machine's)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pneumonia_aug import logs
+from pneumonia_aug import logs, measured
 from pneumonia_aug.cli.types import UserErrorGroup
 from pneumonia_aug.config import DATA_DIR_HELP, DEFAULT_BUDGET_S, PACK_RESERVE_S, PROFILES
 from pneumonia_aug.kit.image import IMAGE_PYTHON
@@ -149,15 +149,23 @@ def run_cmd(kit_dir: str, out: str, budget: float, profile: str, max_parallel: i
               "[default: outputs/gpu-DATE]")
 @click.option("--results-dir", default="", help="where the table, chart and benches go "
               "[default: docs/results/gpu-DATE]")
+@click.option("--figures", default=measured.BENCH_PATH, show_default=True,
+              help="JSON file whose records the benches replace, written before --benchmarks "
+                   "(the figures `study --dry-run` reads; '' = none)")
 @click.option("--benchmarks", default="docs/benchmarks.md", show_default=True,
               help="markdown file whose sections the benches replace ('' = none)")
-def import_cmd(source: str, store_dir: str, results_dir: str, benchmarks: str) -> None:
+def import_cmd(source: str, store_dir: str, results_dir: str, figures: str,
+               benchmarks: str) -> None:
     """Here: unpack what a `kit run` wrote (the files brought back from its --out) into a store that
-    `mlflow ui` opens, and the table into the docs. Into a store that earlier runs of the same
-    study were imported into (and carried from, `kit prepare --store`): merged, one store."""
-    from pneumonia_aug.kit.unpack import import_results
+    `mlflow ui` opens, the table into the docs, and the benches' figures and sections. Into a
+    store that earlier runs of the same study were imported into (and carried from, `kit
+    prepare --store`): merged, one store."""
+    from pneumonia_aug.bench.report import publish
+    from pneumonia_aug.kit.unpack import bench_records, import_results
 
     summary = import_results(Path(source), Path(store_dir) if store_dir else None,
-                             Path(results_dir) if results_dir else None,
-                             Path(benchmarks) if benchmarks else None)
+                             Path(results_dir) if results_dir else None)
+    summary["benchmark_sections"] = publish(bench_records(Path(source)),
+                                            Path(figures) if figures else None,
+                                            Path(benchmarks) if benchmarks else None)
     click.echo(json.dumps(summary, indent=2))

@@ -17,6 +17,7 @@ from pneumonia_aug.data.archive import ARCHIVE_NAME, unpack, verify
 from pneumonia_aug.data.fetch import fetch
 from pneumonia_aug.data.kermany import (
     CLASSES,
+    EXPECTED_COUNTS,
     IGNORED_DIRS,
     IMAGE_SUFFIXES,
     REQUIRED_SPLITS,
@@ -34,14 +35,6 @@ MENDELEY_URL = (
     "f12eaf6d-6023-432f-acc9-80c9d7393433/file_downloaded"
 )
 DOWNLOAD_DIR = ".download"
-# Images per (split, label) in the Mendeley archive (docs/protocol.md, "Data"). Its train/ is
-# Kaggle's train + val, so a copy with val/ is compared after merging val into train.
-EXPECTED_COUNTS = {
-    ("train", "NORMAL"): 1349,
-    ("train", "PNEUMONIA"): 3883,
-    ("test", "NORMAL"): 234,
-    ("test", "PNEUMONIA"): 390,
-}
 
 
 def download_dataset(

@@ -31,6 +31,14 @@ IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".we
 # Folders that archivers add and that are never data.
 IGNORED_DIRS = {"__MACOSX"}
 INDEX_COLUMNS = ["path", "relpath", "split", "label", "patient_id", "subtype", "sha256", "origin"]
+# Images per (split, label) in the Mendeley archive (docs/protocol.md, "Data"). Its train/ is
+# Kaggle's train + val, so a copy with val/ is compared after merging val into train.
+EXPECTED_COUNTS = {
+    ("train", "NORMAL"): 1349,
+    ("train", "PNEUMONIA"): 3883,
+    ("test", "NORMAL"): 234,
+    ("test", "PNEUMONIA"): 390,
+}
 DATA_DIR_ENV = "PNEUMONIA_AUG_DATA_DIR"
 DEFAULT_DATA_DIR = "data/chest_xray"
 

@@ -3,7 +3,7 @@ and the scale a group stands for.
 
 Two runs are comparable when everything that shapes their test numbers, other than the
 setting and the seed, is the same: the resolved training parameters, the validation split,
-the data (digest), the debug cap, the code version (`stages.provenance`), the training
+the data (digest), the debug cap, the code version (`provenance`), the training
 precision (`bf16` autocast on CUDA, `fp32` on the CPU) and the world size (the number of
 training processes). Every classifier run records these parts as one tag, `comparison_parts`
 (a JSON object, far below MLflow's 8000 characters), and their digest as `comparison_key`;

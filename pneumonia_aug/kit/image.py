@@ -1,8 +1,8 @@
 """What the offline GPU machine's image holds, and the wheels the kit carries for what it lacks.
 
-The image ('cuda': Python 3.12.3, torch 2.11.0+cu130, torchvision 0.26.0, numpy 2.5.2) has no
-network and no MLflow. `IMAGE_PACKAGES` is its package list as read on a machine running it on
-2026-11-17 and checked again on 2026-12-04 (`kit run` prints it). `CARRIED` is the
+The image has no network and no MLflow (its Python, torch and versions, and when its package
+list was read: docs/offline-gpu.md). `IMAGE_PACKAGES` is that package list (`kit run`
+prints what the machine has, to check it against). `CARRIED` is the
 smallest set of distributions that, added to those, runs every stage of a study against a
 local sqlite store: found by running the study with only the image's packages and adding what
 failed to import, and kept true by `tests/test_gpu_kit.py`, which does the same here.
@@ -38,9 +38,9 @@ transformers treescope triton typer typing-extensions typing-inspect urllib3 uvl
 wadler-lindig werkzeug wheel wrapt xarray xxhash yarl zipp
 """.split())
 
-# The distributions the image lacks that a study needs (names as on the package index), 18 MiB
-# for Python 3.12. Not carried, though the `mlflow` package names them: `mlflow` itself (the
-# same files as mlflow-skinny plus the web UI, 12 MB; `serving.packaging` reads the version
+# The distributions the image lacks that a study needs (names as on the package index). Not
+# carried, though the `mlflow` package names them: `mlflow` itself (the same files as
+# mlflow-skinny plus the web UI; `serving.packaging` reads the version
 # from mlflow-skinny then), `mlflow-tracing` (a subset of mlflow-skinny), flask, gunicorn,
 # graphene, docker, boto3 and the other server or cloud packages, and gitpython (MLflow then
 # only warns that it cannot tag the git commit; the project tags it itself).

@@ -3,9 +3,9 @@ default limits of the transfer.
 
 The limits are those of the transfer to and from your offline GPU machine, options of `kit
 prepare` (`--max-carried-mib`) and `kit run` (`--budget`, `--max-out-files`,
-`--max-out-file-mib`). Their defaults fit a narrow one: the checkout plus the carried folder at
-most 64 MiB, one command of about 10 minutes, and at most 8 files of at most 16 MiB each
-brought back from the output folder. Whatever the limits, the names that come back are plain
+`--max-out-file-mib`). Their defaults (below) fit a narrow one: what the checkout and the
+carried folder may weigh, one command's time, and the number and size of the files brought
+back from the output folder. Whatever the limits, the names that come back are plain
 (letters, digits, `.`, `_`, `-`).
 """
 
@@ -18,9 +18,9 @@ MIB = 2**20
 # ---- the carried folder (git-ignored), built here by `prepare` ------------------------------
 KIT_DIR = ".gpu"
 MANIFEST = "kit.json"  # what prepare made: data, wheels, code version, sizes
-# The data as one archive: 5856 small files would cost a disk block each (64 MiB on disk for
-# 48 MiB of bytes) and a transfer entry each; gzip takes the tar's headers and padding back
-# (the JPEGs themselves do not shrink).
+# The data as one archive: thousands of small files would cost a disk block and a transfer
+# entry each (docs/offline-gpu.md); gzip takes the tar's headers and padding back (the JPEGs
+# themselves do not shrink).
 DATA_ARCHIVE = "data.tar.gz"
 DATA = "chest_xray"  # the folder inside it
 WHEELS = "wheels"
@@ -32,8 +32,7 @@ DEFAULT_WORK_DIR = "pneumonia-aug-kit"  # in the system's temp folder
 # ---- what `run` writes to --out ---------------------------------------------------------
 STORE_ARCHIVE = "store.tar.xz"  # mlflow.db + mlruns/, weights left behind
 TABLE_FILES = TABLE_OUTPUTS  # what compare writes
-BENCH = "bench.md"
-BENCH_MISSING = "no result"  # in a bench.md heading: that bench made no section
+BENCH = "bench.json"  # the benches' records (`measured`), each device named with size and batch
 LOG = "kit.log"
 RESULT = "result.json"  # what ran, how long, how it ended, where the store was
 STAGE_TIMES = "stages.md"  # written by import from the store: each stage run's time and speed

@@ -1,8 +1,8 @@
 """Pack a local MLflow store (sqlite db + artifact folder) into one archive under a size cap;
 point a store's artifact locations at the folder it now lies in (`rewrite_paths`).
 
-What comes back from the GPU machine is at most 16 MiB a file, so some artifacts stay behind,
-in this order, until the archive fits:
+What comes back from the GPU machine has a size cap per file (`layout.MAX_OUT_FILE_MIB` unless
+told), so some artifacts stay behind, in this order, until the archive fits:
 
 1. always: `*.pt` files, the models' weights and the GANs' training checkpoints (tens of MB
    each; they cannot come back, and nothing in the UI reads them);
@@ -14,10 +14,11 @@ in this order, until the archive fits:
 
 The database, every run's params, metrics and tags, the plots, sample grids, predictions,
 manifests and the compare run's table come back. `left_behind.txt` in the archive lists every
-file left out, with its size and why. xz (preset 3: 28 MB/s of this project's text here, 8x
-preset 6's speed for 8% more bytes) finds the repeats across runs that gzip misses. Files are
-given up by an estimate first (images do not compress, text shrinks about 4x), so the
-archive is written about once. Stdlib only (it runs on the GPU machine).
+file left out, with its size and why. xz (preset 3: far faster than preset 6 for a few
+percent more bytes, docs/offline-gpu.md) finds the repeats across runs that gzip misses.
+Files are given up by an estimate first (images do not compress; text is counted at a
+quarter of its size, what xz made of the project's text), so the archive is written about
+once. Stdlib only (it runs on the GPU machine).
 """
 
 from __future__ import annotations

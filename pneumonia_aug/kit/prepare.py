@@ -5,8 +5,8 @@ GPU image lacks for the target Python (`kit.wheels`, `kit.image.CARRIED`), with 
 database of the runs earlier `kit run`s brought back (`kit.carry`), and `kit.json`: the code
 version the runs will record (no .git travels), the data's digests, the wheels, the sizes.
 The project's source travels with the working tree. Everything that travels, working tree
-included, must stay under the transfer's limit (`max_carried`, 64 MiB unless told): prepare
-reports the total and fails above it.
+included, must stay under the transfer's limit (`max_carried`; `layout.MAX_CARRIED_MIB`
+unless told): prepare reports the total and fails above it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pneumonia_aug.kit.layout import (
     WHEELS,
 )
 from pneumonia_aug.kit.wheels import WheelError, download
-from pneumonia_aug.stages.provenance import code_version, git_commit
+from pneumonia_aug.provenance import code_version, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _data_archive(source: Path, archive: Path, image_size: int, workers: int) ->
     """The compact copy of `source`, as `archive` (one tar holding `chest_xray/`)."""
     with tempfile.TemporaryDirectory() as tmp:
         data = compact_copy(source, Path(tmp) / DATA, image_size, workers)
-        # ustar, owner and time cleared: no per-file extended header (1 KiB each, 6 MiB here)
+        # ustar, owner and time cleared: no per-file extended header (1 KiB each)
         with tarfile.open(archive, "w:gz", compresslevel=6, format=tarfile.USTAR_FORMAT) as tar:
             tar.add(Path(tmp) / DATA, arcname=DATA, filter=_plain)
     return data

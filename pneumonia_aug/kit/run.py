@@ -24,11 +24,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pneumonia_aug import measured
 from pneumonia_aug.config import EXPERIMENT_NAME, PACK_RESERVE_S
 from pneumonia_aug.kit import safetar, wheels
 from pneumonia_aug.kit.layout import (
     BENCH,
-    BENCH_MISSING,
     CARRIED_STORE,
     DATA,
     DATA_ARCHIVE,
@@ -47,7 +47,7 @@ from pneumonia_aug.kit.layout import (
 )
 from pneumonia_aug.kit.pack import pack_store, rewrite_paths
 from pneumonia_aug.kit.supervise import Outcome, Tee, run_until
-from pneumonia_aug.stages.provenance import CODE_VERSION_ENV, COMMIT_ENV
+from pneumonia_aug.provenance import CODE_VERSION_ENV, COMMIT_ENV
 
 REPO = Path(__file__).resolve().parents[2]  # the working tree that travelled with the call
 MIN_BENCH_S = 45.0  # a bench given less than this would time out before its first figure
@@ -171,26 +171,25 @@ def _study_args(opts: RunOptions, data: Path, output: Path, seconds: float) -> l
 def _bench(kit: KitRun, size: int, batch: int) -> None:
     opts = kit.opts
     args = ["bench", "train", "--device", opts.device, "--image-size", str(size),
-            "--batch-size", str(batch), "--data-dir", str(kit.data),
-            "--output", str(kit.work / f"bench-{size}x{batch}.md")]
+            "--batch-size", str(batch), "--data-dir", str(kit.data), "--output", "",
+            "--figures", str(kit.work / f"bench-{size}x{batch}.json")]
     if opts.bench_steps:
         args += ["--steps", str(opts.bench_steps), "--warmup", "1"]
     deadline = min(time.monotonic() + opts.bench_timeout, kit.end - PACK_RESERVE_S)
     kit.step(f"bench {size} px, batch {batch}", _cli(*args), deadline)
 
 
-def _bench_report(kit: KitRun) -> str:
-    """The benches' device sections, each headed by the device, the size and the batch."""
-    parts = [f"# GPU kit benches, {datetime.date.today().isoformat()}\n"]
+def _bench_records(kit: KitRun) -> list[dict]:
+    """The benches' records, each device named with the size and the batch (two benches of
+    one card are two records)."""
+    records = []
     for size, batch in kit.opts.benches:
-        path = kit.work / f"bench-{size}x{batch}.md"
-        text = path.read_text() if path.is_file() else ""
-        if "\n## " not in text:
-            parts.append(f"## bench {size} px, batch {batch}: {BENCH_MISSING} (see {LOG})\n")
-            continue
-        device, _, body = text[text.index("\n## ") + 4:].partition("\n")
-        parts.append(f"## {device.strip()} ({size} px, batch {batch})\n\n{body.strip()}\n")
-    return "\n".join(parts)
+        found = measured.bench_records(kit.work / f"bench-{size}x{batch}.json")
+        if not found:
+            kit.tee.line(f"kit: the bench at {size} px, batch {batch} left no figures")
+        for record in found:
+            records.append({**record, "device": f"{record['device']} ({size} px, batch {batch})"})
+    return records
 
 
 def run_kit(opts: RunOptions) -> dict:
@@ -277,7 +276,7 @@ def _finish(kit: KitRun, study: Outcome, started: datetime.datetime,
             shutil.copyfile(source, out / name)
             outputs.append(name)
     if opts.benches:
-        (out / BENCH).write_text(_bench_report(kit))
+        (out / BENCH).write_text(json.dumps(_bench_records(kit), indent=1) + "\n")
         outputs.append(BENCH)
     outputs.append(RESULT)
     result = {

@@ -4,11 +4,12 @@ The store archive unpacks into a git-ignored folder (`mlflow.db` + `mlruns/`). M
 absolute artifact locations in the database (experiments, runs, logged models, model
 versions), which still point at the GPU machine's work folder: each is rewritten to the folder
 here, so the UI and `MlflowClient` find the artifacts. The table, its chart,
-the bench sections and `result.json` are copied into a dated results folder for the docs, with
-`stages.md` (each stage run's wall time and images/s, read from the store) and
-`allocations.md` (which pairs finished in which `kit run`), and the bench sections replace
-their devices' sections of docs/benchmarks.md. A study that grows over several `kit run`s
-(`kit prepare --store`) is imported into the same store each time: merged, one store.
+the benches' records and `result.json` are copied into a dated results folder for the docs,
+with `stages.md` (each stage run's wall time and images/s, read from the store) and
+`allocations.md` (which pairs finished in which `kit run`). The benches' records
+(`bench_records`) then go where `bench train` writes its own (the command does that). A study
+that grows over several `kit run`s (`kit prepare --store`) is imported into the same store
+each time: merged, one store.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from pneumonia_aug import tracking
+from pneumonia_aug import measured, tracking
 from pneumonia_aug.config import EXPERIMENT_NAME
 from pneumonia_aug.contract import COMPARE, FOREST_PLOT, TAG_STAGE
 from pneumonia_aug.errors import KitError, TrackingError
@@ -31,7 +32,6 @@ from pneumonia_aug.kit.carry import store_uri
 from pneumonia_aug.kit.layout import (
     ALLOCATIONS,
     BENCH,
-    BENCH_MISSING,
     LEFT_BEHIND,
     LOG,
     RESULT,
@@ -96,8 +96,7 @@ def merge(incoming: Path, store_dir: Path) -> None:
             os.replace(incoming / name, store_dir / name)
 
 
-def import_results(source: Path, store_dir: Path | None, results_dir: Path | None,
-                   benchmarks: Path | None) -> dict:
+def import_results(source: Path, store_dir: Path | None, results_dir: Path | None) -> dict:
     """Import a `kit run`'s outputs from `source`; return where everything went."""
     result = read_result(source)
     date = result["finished"][:10]
@@ -122,9 +121,12 @@ def import_results(source: Path, store_dir: Path | None, results_dir: Path | Non
         summary["copied"] += [STAGE_TIMES, ALLOCATIONS]
         if forest_from_store(store_dir, results_dir):
             summary["copied"].append(FOREST_PLOT)
-    if benchmarks and (source / BENCH).is_file():
-        summary["benchmark_sections"] = merge_bench(source / BENCH, benchmarks)
     return summary
+
+
+def bench_records(source: Path) -> list[dict]:
+    """The records of the benches a `kit run` brought back ([] when it ran none)."""
+    return measured.bench_records(source / BENCH)
 
 
 def _device(log: Path) -> str:
@@ -162,20 +164,3 @@ def forest_from_store(store_dir: Path, results_dir: Path) -> bool:
         except TrackingError:
             return False  # a compare of older code drew no forest plot
 
-
-def merge_bench(bench: Path, benchmarks: Path) -> list[str]:
-    """Write each `## heading` section of the kit's bench.md into docs/benchmarks.md."""
-    from pneumonia_aug.bench.report import write_section
-
-    headings, sections, current = [], {}, None
-    for line in bench.read_text().splitlines(keepends=True):
-        if line.startswith("## "):
-            current = line[3:].strip()
-            headings.append(current)
-            sections[current] = ""
-        elif current:
-            sections[current] += line
-    measured = [h for h in headings if BENCH_MISSING not in h]
-    for heading in measured:
-        write_section(benchmarks, heading, sections[heading].strip() + "\n")
-    return measured

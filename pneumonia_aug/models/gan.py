@@ -18,10 +18,10 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from pneumonia_aug.contract import Gan
 from pneumonia_aug.models.sizes import BASE_SIZE, gan_stages
 
 NORMAL, PNEUMONIA = 0, 1  # class labels: the order of `data.kermany.CLASSES`
-GAN_MODELS = ("dcgan", "cgan")
 IMAGE_WIDTH = 32  # channels at full resolution (authors' code); doubled at every halving
 EMBED_DIM = 50  # CGAN label embedding (authors' code)
 SLOPE = 0.2  # LeakyReLU negative slope (authors' code)
@@ -107,9 +107,8 @@ class Discriminator(nn.Module):
 
 def build_gan(model: str, image_size: int = 256, latent_dim: int = 100, n_classes: int = 2,
               channels: int = 1) -> tuple[Generator, Discriminator]:
-    """`(G, D)` for `model` "dcgan" (unconditional; `n_classes` ignored) or "cgan"."""
-    if model not in GAN_MODELS:
-        raise ValueError(f"model must be one of {GAN_MODELS}, got {model!r}")
-    n = n_classes if model == "cgan" else 0
+    """`(G, D)` for `model` "dcgan" (unconditional; `n_classes` ignored) or "cgan" (a `Gan` or
+    its name; ValueError naming the choices otherwise)."""
+    n = n_classes if Gan.parse(model) is Gan.CGAN else 0
     return (Generator(image_size, channels, latent_dim, n),
             Discriminator(image_size, channels, n))

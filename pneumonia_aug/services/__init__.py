@@ -22,13 +22,14 @@ PNEUMONIA_AUG_MLFLOW_SECRET_KEY (Flask's CSRF key), both used by `up --auth` onl
 PNEUMONIA_AUG_PG_BIN points at PostgreSQL's bin folder (default /usr/lib/postgresql/15/bin).
 
 Modules: `base.py` (constants, credentials and state in DIR), `processes.py` (ports, process
-groups), `checks.py` (is a tracking server or an S3 bucket reachable: also used by the
-tracking layer to fail fast), `postgres.py`, `seaweedfs.py`, `mlflow_server.py`, `stack.py`
-(up, down, status). The commands are `pneumonia_aug/cli/services.py`.
+groups), `postgres.py`, `seaweedfs.py`, `mlflow_server.py`, `stack.py`
+(up, down, status). Whether a tracking server or an S3 bucket answers is
+`pneumonia_aug/reachability.py`, which the tracking layer asks too. The commands are
+`pneumonia_aug/cli/services.py`.
 """
 
+from pneumonia_aug.reachability import check_s3, check_tracking_server
 from pneumonia_aug.services.base import ServiceError, resolve_credentials
-from pneumonia_aug.services.checks import check_s3, check_tracking_server
 from pneumonia_aug.services.seaweedfs import s3_client
 from pneumonia_aug.services.stack import (
            down,
@@ -39,5 +40,5 @@ from pneumonia_aug.services.stack import (
 )
 
 __all__ = ["ServiceError", "check_s3", "check_tracking_server", "down", "exports",
-           "missing_prerequisites", "resolve_credentials", "s3_client", "services", "status",
+           "missing_prerequisites", "resolve_credentials", "s3_client", "status",
            "up"]

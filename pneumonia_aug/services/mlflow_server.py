@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pneumonia_aug.errors import TrackingError
+from pneumonia_aug.reachability import check_tracking_server
 from pneumonia_aug.services.base import (
     ADMIN_USER,
     BUCKET,
@@ -15,7 +16,6 @@ from pneumonia_aug.services.base import (
     PG_USER,
     write_private,
 )
-from pneumonia_aug.services.checks import check_tracking_server
 from pneumonia_aug.services.processes import spawn, start_time, wait_ready
 
 
@@ -53,8 +53,9 @@ def start_mlflow(root: Path, creds: dict, pg_port: int, s3_endpoint: str, port: 
     env.update(MLFLOW_S3_ENDPOINT_URL=s3_endpoint, AWS_ACCESS_KEY_ID=creds["s3_access_key"],
                AWS_SECRET_ACCESS_KEY=creds["s3_secret_key"], MLFLOW_DISABLE_TELEMETRY="true",
                PGPASSWORD=creds["postgres_password"])  # libpq reads it: not visible in `ps`
-    # MLflow's job runner (7 huey processes) serves GenAI features this project does not use
-    # and doubles the start time on 2 cores; set the variable to true to keep it.
+    # MLflow's job runner (huey processes) serves GenAI features this project does not use
+    # and slows the server's start (docs/tracking-server.md); set the variable to true to keep
+    # it.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     cmd = [sys.executable, "-m", "mlflow", "server",
            "--backend-store-uri", f"postgresql+psycopg2://{PG_USER}@{HOST}:{pg_port}/{DATABASE}",

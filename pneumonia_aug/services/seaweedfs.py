@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from pneumonia_aug.reachability import check_s3, s3_client_at
 from pneumonia_aug.services.base import (
     BUCKET,
     HOST,
@@ -14,7 +15,6 @@ from pneumonia_aug.services.base import (
     read_state,
     write_private,
 )
-from pneumonia_aug.services.checks import check_s3, s3_client_at
 from pneumonia_aug.services.processes import free_ports, spawn, start_time, wait_ready
 
 WEED_PORTS = ("master", "volume", "filer", "s3", "admin")

@@ -30,6 +30,7 @@ from pneumonia_aug.contract import (
     TAG_WORLD_SIZE,
 )
 from pneumonia_aug.errors import TrackingOutageError, TrainingDivergedError
+from pneumonia_aug.provenance import code_version, git_commit
 from pneumonia_aug.stages.checkpoints import (
     Resume,
     ResumeError,
@@ -37,7 +38,6 @@ from pneumonia_aug.stages.checkpoints import (
     local_checkpoint,
     sigterm_as_interrupt,
 )
-from pneumonia_aug.stages.provenance import code_version, git_commit
 from pneumonia_aug.tracking.outbox import MetricLog
 from pneumonia_aug.training import distributed
 

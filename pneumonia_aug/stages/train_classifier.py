@@ -62,10 +62,10 @@ from pneumonia_aug.data.kermany import CLASSES, check_layout, resolve_data_dir
 from pneumonia_aug.evaluation import plots
 from pneumonia_aug.evaluation.bedside import Bedside, assess
 from pneumonia_aug.evaluation.groups import comparison_parts, key_tags
+from pneumonia_aug.provenance import code_version
 from pneumonia_aug.serving import champion, packaging, registry
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.model_card import CARD_ARTIFACT, model_card
-from pneumonia_aug.stages.provenance import code_version
 from pneumonia_aug.stages.runs import TrainingStage, execute
 from pneumonia_aug.stages.synthetic import fetch_synthetic, find_synthetic_run
 from pneumonia_aug.training.classifier import ClassifierResult, train_classifier

@@ -1,18 +1,12 @@
 """How long a study stage takes: images to process over the throughput of the device.
 
-Throughput comes from the bench (`pneumonia-aug bench train` writes docs/benchmarks.md, one
-section per device, and its figures to `throughput.json` beside this module, which the package
-ships): this device's section when there is one, else a stated default per device kind. For
-GPUs the H200 figures measured for this project, at the image size nearest the study's: at 256
-px the bench's training loop (DenseNet121: 543 img/s at batch 16 fp32, 2031 img/s at batch 128
-bf16; the GAN's D + G step 1589 img/s at batch 128 bf16); at 128 px the short study's own stage
-runs on one H200 (docs/results/gpu-2026-12-04-2/stages.md: a classifier stage at batch 64
-trained at about 550 img/s with 5-8 others beside it, 750 img/s with 2; nine together did not
-slow each other further, so the card was not the limit; two GANs side by side about 2,000 img/s
-each). At 128 px a stage runs at a quarter of what the bench's loop at 256 px scaled by pixels
-promises: small images leave the card waiting on each layer's launch and the stage's own
-Python, so the figures measured nearest the study's size are used. For CPUs the 1-thread
-figures of docs/benchmarks.md. The model, rough by design:
+The figures are data the package ships (`measured`), each with its device, date and source:
+this device's `bench train` records (`bench.json`, written by the bench), else those recorded
+for its kind from runs outside the bench (`recorded.json`); of these, the ones measured at the
+image size nearest the study's (small images leave a card waiting on each layer's launch and
+the stage's own Python, so figures scaled by pixels from another size promise too much:
+docs/study.md). A CPU without a record of its own takes another CPU's. The model, rough by
+design:
 
 - compute grows with pixels: a figure measured at s px counts (s / size)^2 at `size`; a
   classifier on a GPU only above s (below it, it is bound by launches and Python);
@@ -24,39 +18,27 @@ figures of docs/benchmarks.md. The model, rough by design:
   classifiers), up to the width, spread over the cards; with Ray a GAN has a card to itself;
 - evaluation (validation, test, FID features, generation) runs at 3x the training rate (a
   forward pass is about a third of forward + backward); every stage also pays a fixed
-  overhead per kind (process start, data, logging and registering its model), measured on
-  the same runs.
+  overhead per kind (process start, data, logging and registering its model), recorded per
+  device kind (`recorded.json`).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 
+from pneumonia_aug import measured
 from pneumonia_aug.config import ClassifierConfig, GANConfig, Profile
-from pneumonia_aug.contract import (
-    COMPARE,
-    GAN_QUALITY,
-    GENERATE,
-    TRAIN_CLASSIFIER,
-    TRAIN_GAN,
-    Gan,
-)
+from pneumonia_aug.contract import GAN_QUALITY, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN, Gan
+from pneumonia_aug.data.kermany import CLASSES, EXPECTED_COUNTS
+from pneumonia_aug.data.splits import VAL_FRACTION
+from pneumonia_aug.errors import PneumoniaAugError
 
-FIGURES = "throughput.json"  # docs/benchmarks.md's device sections, as `bench.report` wrote them
-# Kermany train/ + val/ (pooled, 10% goes to validation) and test/.
-POOLED = {"NORMAL": 1349, "PNEUMONIA": 3883}
-VAL_FRACTION, N_TEST = 0.1, 624
+# The Kermany training pool (train/ + val/; VAL_FRACTION of it validates) and test/.
+POOLED = {label: EXPECTED_COUNTS[("train", label)] for label in CLASSES}
+N_TEST = sum(EXPECTED_COUNTS[("test", label)] for label in CLASSES)
 EVAL_SPEEDUP = 3.0
-# Per stage, beyond its images: start, data, logging, registry. GPU: the short study's stage
-# runs on one H200 (wall minus training time: classifiers 14-28 s, GANs 27-30 s, a generation
-# of 4000 images 8-11 s in all, compare 1 s).
-# GAN quality: loading the feature network and the real images, as a generation's start.
-OVERHEAD_S = {"cpu": {TRAIN_CLASSIFIER: 20.0, TRAIN_GAN: 20.0, GENERATE: 20.0, COMPARE: 10.0,
-                      GAN_QUALITY: 20.0},
-              "gpu": {TRAIN_CLASSIFIER: 25.0, TRAIN_GAN: 25.0, GENERATE: 8.0, COMPARE: 2.0,
-                      GAN_QUALITY: 8.0}}
+# Per stage kind, beyond its images (start, data, logging, registry), per device kind.
+OVERHEAD_S = {o["kind"]: o["seconds"] for o in measured.shipped(measured.RECORDED)["overhead"]}
 
 
 @dataclass(frozen=True)
@@ -79,34 +61,37 @@ class Throughput:
         return self.classifier[max(fits)]
 
 
-H200 = Throughput("gpu", "H200 bench figures measured for this project (no bench of this GPU "
-                         "in docs/benchmarks.md)", 256, {16: 543.0, 128: 2031.0}, 1589.0)
-H200_STUDY = Throughput("gpu", "H200, the short study's stage runs (docs/results/"
-                               "gpu-2026-12-04-2/stages.md)", 128, {64: 550.0}, 4000.0,
-                        card=5000.0)
-H200_BY_SIZE = (H200, H200_STUDY)
-CPU_DEFAULT = Throughput("cpu", "Intel Xeon, 1 thread (docs/benchmarks.md, 2026-11-26)", 64,
-                         {16: 25.7}, 16.7)
+def bench_figures(record: dict) -> Throughput:
+    """The training figures of a `bench train` record (`measured`)."""
+    classifier, gan = measured.training_rates(record)
+    return Throughput(record["kind"], f"{record['device']}, {record['date']}, "
+                      "docs/benchmarks.md", record["image_size"], classifier, gan,
+                      record["threads"])
 
 
-def bench_figures() -> list[dict]:
-    """The device sections' figures shipped with the package (`throughput.json`)."""
-    try:
-        return json.loads(resources.files(__package__).joinpath(FIGURES).read_text())
-    except FileNotFoundError:
-        return []
+def recorded_figures(entry: dict) -> Throughput:
+    """The figures of a `throughput` entry of `recorded.json` (`measured`)."""
+    return Throughput(entry["kind"], f"{entry['device']}, {entry['date']}, {entry['source']}",
+                      entry["image_size"], {int(b): r for b, r in entry["classifier"].items()},
+                      entry["gan"], entry["threads"], entry.get("card", 0.0))
 
 
-def read_bench(heading_start: str, kind: str,
-               sections: list[dict] | None = None) -> Throughput | None:
-    """The figures of the first device section (`bench_figures()` unless given) whose heading
-    starts so."""
-    for s in bench_figures() if sections is None else sections:
-        if s["heading"].startswith(heading_start):
-            return Throughput(kind, f"{s['heading']} (docs/benchmarks.md)", s["image_size"],
-                              {int(b): r for b, r in s["classifier"].items()}, s["gan"],
-                              s["threads"])
-    return None
+def figures_for(device: str, kind: str, image_size: int, bench: list[dict] | None = None,
+                recorded: list[dict] | None = None) -> Throughput:
+    """The figures for a study at `image_size` px on `device` (a GPU's name, or `CPU: MODEL`)
+    of `kind` ("cpu" or "gpu"): its bench records, else those recorded for its kind, else
+    other devices' bench records of its kind; of them, the nearest the study's size. `bench`
+    and `recorded` (the `throughput` entries) default to the package's."""
+    bench = measured.bench_records() if bench is None else bench
+    if recorded is None:
+        recorded = measured.shipped(measured.RECORDED)["throughput"]
+    own = [bench_figures(r) for r in bench if r["device"].startswith(device)]
+    candidates = (own or [recorded_figures(e) for e in recorded if e["kind"] == kind]
+                  or [bench_figures(r) for r in bench if r["kind"] == kind])
+    if not candidates:
+        raise PneumoniaAugError(f"no {kind} figures to estimate from: run `pneumonia-aug bench "
+                                f"train --device {'cuda' if kind == 'gpu' else 'cpu'}` here")
+    return nearest_size(tuple(candidates), image_size)
 
 
 def nearest_size(figures: tuple[Throughput, ...], image_size: int) -> Throughput:
@@ -127,9 +112,8 @@ def this_device(gpus: int | None, image_size: int = 256) -> tuple[Throughput, in
         import torch
 
         name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "\0"
-        return read_bench(name, "gpu") or nearest_size(H200_BY_SIZE, image_size), gpus
-    return read_bench(f"CPU: {cpu_model()}", "cpu") or read_bench("CPU", "cpu") or \
-        CPU_DEFAULT, 0
+        return figures_for(name, "gpu", image_size), gpus
+    return figures_for(f"CPU: {cpu_model()}", "cpu", image_size), 0
 
 
 @dataclass(frozen=True)
@@ -147,9 +131,8 @@ class Device:
 
     def scale(self, size: int, kind: str) -> float:
         """Pixels at `size` against the figures' size; a classifier on a GPU no faster below
-        it (DenseNet121's 120 layers wait on launches and Python, not on pixels: the medium
-        study's classifiers trained at 400-525 img/s at 32 px on one H200, the short study's
-        at 550 at 128 px)."""
+        it (DenseNet121's 120 layers wait on launches and Python, not on pixels: the studies
+        in docs/study.md, "checked against the studies run on a GPU")."""
         ratio = (self.figures.image_size / size) ** 2
         if self.figures.kind != "cpu" and kind == TRAIN_CLASSIFIER:
             return min(1.0, ratio)

@@ -1,6 +1,6 @@
 """Run reuse for the study, safe when several studies (or parallel stages) run at once.
 
-The key of a stage run is a digest of the entry point, the code version (`stages.provenance`:
+The key of a stage run is a digest of the entry point, the code version (`provenance`:
 the code and dependency files at HEAD plus any uncommitted or untracked change to them, so a
 commit of docs or tests alone keeps every run reusable), the parameters (normalised, since
 MLflow returns params as strings) and the upstream run ids. So an interrupted study continues
@@ -67,7 +67,7 @@ from pneumonia_aug.contract import (
     TAG_RUN_KEY,
     TAG_STAGE,
 )
-from pneumonia_aug.stages.provenance import UNKNOWN, code_version
+from pneumonia_aug.provenance import UNKNOWN, code_version
 
 log = logging.getLogger(__name__)
 LIVE = ("RUNNING", "SCHEDULED")

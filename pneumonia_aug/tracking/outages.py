@@ -62,7 +62,7 @@ def single_try() -> Iterator[None]:
 def reachable(timeout: float) -> bool:
     """Does the tracking server answer `/health` within `timeout` s (no retries)? A local store
     (sqlite, files) always does."""
-    from pneumonia_aug.services.checks import check_tracking_server
+    from pneumonia_aug.reachability import check_tracking_server
 
     try:
         check_tracking_server(mlflow.get_tracking_uri(), timeout=timeout)
@@ -75,7 +75,7 @@ def ensure_reachable(experiment_name: str | None = None, timeout: float = 5.0) -
     """Fail in seconds, with a clear message, when the tracking server does not answer or,
     for an experiment whose artifacts this client writes to S3 itself (`s3://` location), when
     the bucket is missing or the key is wrong (MLflow's own client would retry for minutes)."""
-    from pneumonia_aug.services.checks import check_s3, check_tracking_server
+    from pneumonia_aug.reachability import check_s3, check_tracking_server
 
     check_tracking_server(mlflow.get_tracking_uri(), timeout=timeout)
     experiment = MlflowClient().get_experiment_by_name(experiment_name) if experiment_name else None

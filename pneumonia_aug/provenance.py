@@ -26,7 +26,7 @@ import os
 import subprocess
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 PACKAGE = "pneumonia_aug"
 # What the code version covers: the code, and the files that say what it runs with.
 CODE_PATHS = (PACKAGE, "entry_points", "MLproject", "pyproject.toml", "conda.yaml",

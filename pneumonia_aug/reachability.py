@@ -1,4 +1,7 @@
-"""Fail fast: is a tracking server, or an S3 bucket, there? Seconds, not MLflow's retries."""
+"""Fail fast: is a tracking server, or an S3 bucket, there? Seconds, not MLflow's retries.
+
+Asked by the tracking layer before a run starts, and by `services` of the stack it starts;
+it knows neither (standard library, and boto3 for S3)."""
 
 from __future__ import annotations
 
