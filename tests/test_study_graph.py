@@ -14,7 +14,7 @@ import pytest
 
 from pneumonia_aug import measured, tracking
 from pneumonia_aug.config import ClassifierConfig, StudyConfig
-from pneumonia_aug.contract import COMPARE, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN
+from pneumonia_aug.contract import COMPARE, GAN_QUALITY, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.study import estimate, plan
 from pneumonia_aug.study.executors import LocalExecutor, make_executor
@@ -247,7 +247,7 @@ def test_every_shipped_figure_says_its_device_date_and_source():
     assert len(entries) >= 6
     for entry in entries:
         assert all(entry[key] for key in ("device", "date", "source")), entry
-    stages = {TRAIN_CLASSIFIER, TRAIN_GAN, GENERATE, COMPARE}
+    stages = {TRAIN_CLASSIFIER, TRAIN_GAN, GENERATE, COMPARE, GAN_QUALITY}
     assert all(set(estimate.OVERHEAD_S[kind]) == stages for kind in ("cpu", "gpu"))
 
 

@@ -3,8 +3,8 @@ each takes, `width` slots, and (with a time budget) the pacing rule that a seed 
 while its pair can still finish (`study.pacing`).
 
 It follows `study.graph.walk`: a node starts once its dependencies are done and a slot is
-free, the lowest-numbered ready node first; driver nodes and stages that take no time (reused)
-end as soon as they are ready and hold no slot.
+free, the lowest-numbered ready node first; a driver step (compare) takes its time but no slot;
+what takes no time (reused stages, choosing the feature network) ends as soon as it is ready.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def replay(nodes: list[Node], seconds: dict[str, float], width: int, budget: flo
     With `budget`, a seed whose first node would start after `budget - span` is left out."""
     timeline = Timeline()
     pending = list(nodes)
-    running: list[tuple[float, int, str]] = []  # (end, order, name)
+    running: list[tuple[float, int, str, bool]] = []  # (end, order, name, holds a slot)
     order = {node.name: i for i, node in enumerate(nodes)}
     started: set[int] = set()
     now = 0.0
@@ -71,10 +71,11 @@ def replay(nodes: list[Node], seconds: dict[str, float], width: int, budget: flo
                     continue
                 started.add(node.seed)
             took = seconds.get(node.name, 0.0)
-            if node.in_driver or not took:
+            if not took:
                 timeline.end[node.name] = now
-            else:
-                heapq.heappush(running, (now + took, order[node.name], node.name))
+            else:  # a driver step (compare) takes its time, but no slot
+                heapq.heappush(running, (now + took, order[node.name], node.name,
+                                         not node.in_driver))
             node = _next_ready(pending, timeline, now, running, width)
         if not running:
             break
@@ -84,11 +85,11 @@ def replay(nodes: list[Node], seconds: dict[str, float], width: int, budget: flo
     return timeline
 
 
-def _next_ready(pending: list[Node], timeline: Timeline, now: float, running: list,
-                width: int) -> Node | None:
+def _next_ready(pending: list[Node], timeline: Timeline, now: float,
+                running: list[tuple[float, int, str, bool]], width: int) -> Node | None:
     """The lowest-numbered pending node whose dependencies have ended and that may start now:
     a driver node at once, a stage while a slot is free."""
-    room = len(running) < max(1, width)
+    room = sum(slot for *_, slot in running) < max(1, width)
     for node in pending:
         if (node.in_driver or room) and all(timeline.end.get(d, now + 1) <= now
                                             for d in node.deps):
