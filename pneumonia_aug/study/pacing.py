@@ -1,6 +1,6 @@
 """Which seeds a study may still start under a time budget (`StudyConfig.time_budget_s`).
 
-A machine lent for a fixed time (a scheduler's job limit, a preemptible instance, a booked
+A machine held for a fixed time (a scheduler's job limit, a preemptible instance, a booked
 slot) stops the study where it is. A seed started too late would leave half a pair: an
 Original without its GAN row, or a GAN whose generation never ran. So a seed starts only while
 the time left holds its pair: the longest pair that finished so far, or, before any did, the
