@@ -41,7 +41,8 @@ CLAIM_SETTINGS = "Original-1.0-0.0,DCGAN-1.0-0.6,CGAN-1.0-0.6,Original-0.3-0.0,D
 HEADLINE_SETTINGS = "Original-1.0-0.0,DCGAN-1.0-0.6"
 # Pairs the claim study plans (docs/statistics.md, "Power"): the paired t-test at +0.03 with
 # the GPU short study's SD of per-seed differences, 0.06, needs 34 pairs for 80% power at a
-# two-sided 0.05 (noncentral t); the interim looks' alpha spending asks for a few more.
+# two-sided 0.05 (noncentral t); one GAN per seed adds the GAN-to-GAN spread (1 point assumed:
+# SD 0.061, 35 pairs) and the four planned looks' alpha spending a little more: 36, 9 a look.
 CLAIM_PLANNED_SEEDS = 36
 
 # The paper: 256 px, 500 GAN epochs at batch 128, 100 classifier epochs at batch 16, 4000
