@@ -107,6 +107,13 @@ def _duration(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
+def _clock(seconds: float) -> str:
+    """When, from the study's start: `h:mm:ss`, or `m:ss` under an hour."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def plan_width(cfg: StudyConfig, gpus: int, cores: int) -> int:
     """Stages at once: max_parallel; 0 = one per core (local; ray on CPUs, one core a task),
     or on GPUs with Ray four per card (a classifier task asks for a quarter)."""
@@ -158,7 +165,7 @@ def plan_study(cfg: StudyConfig, gpus: int | None = None) -> str:
              f"{figures.image_size} px{', 1 thread' if figures.kind == 'cpu' else ''}.", "",
              "| stage | action | estimated | starts | ends |", "|---|---|---:|---:|---:|"]
     lines += [f"| {s.node.name} | {s.action} | {_duration(s.seconds) if s.seconds else '-'} | "
-              f"{_duration(when.start[s.node.name])} | {_duration(when.end[s.node.name])} |"
+              f"{_clock(when.start[s.node.name])} | {_clock(when.end[s.node.name])} |"
               for s in steps]
     lines += ["", f"{len(steps)} stages: {len(to_run)} to run, "
                   f"{sum(s.action.startswith('reuse') for s in steps)} reused. Stage time "
