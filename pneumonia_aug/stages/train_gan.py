@@ -1,7 +1,9 @@
 """The `train_gan` stage as a tracked run: a DCGAN or CGAN on the real training images.
 
-Logged: the config; `data/n_train`, `data/n_skipped_files`; per epoch `train/d_loss`,
-`train/g_loss`, `train/d_real`, `train/d_fake`; every `sample_every` epochs a fixed-noise grid
+Logged: the config; the tags `n_train` (the images it trains on, its debug cap applied) and,
+where files were skipped, `n_skipped_files`; per epoch `epoch/d_loss`, `epoch/g_loss`,
+`epoch/d_real`, `epoch/d_fake` (the UI's first chart section); every `sample_every` epochs a
+fixed-noise grid
 `samples/epoch_XXXX.png` and, when an X-ray feature network is registered, `quality/fid_xray`
 / `quality/kid_xray` against the validation NORMAL images; at the end the loss curves (the
 paper's Figure 6), the memorization check (`quality/nn_distance_*`), the checkpoint, and the
@@ -31,13 +33,16 @@ from pneumonia_aug.contract import (
     NN_DISTANCE_MEDIAN,
     NN_DISTANCE_MIN,
     PLOTS_DIR,
+    TAG_FID_FEATURE_MODEL_URI,
+    TAG_FID_FEATURE_MODEL_VERSION,
     TAG_GAN,
     TAG_MODEL_VERSION,
+    TAG_REAL_FRACTION,
     TAG_SEED,
     TRAIN_GAN,
     Gan,
+    gan_run_name,
     generator_model_name,
-    run_name,
 )
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
@@ -49,7 +54,7 @@ from pneumonia_aug.serving import packaging, registry
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.runs import TrainingStage, execute
 from pneumonia_aug.training.distributed import pick_device
-from pneumonia_aug.training.gan import sample_grid, train_gan
+from pneumonia_aug.training.gan import capped, sample_grid, train_gan
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in each sample grid (8 x 8)
@@ -82,18 +87,21 @@ class GANStage(TrainingStage):
         self.what = self.gan.display
         lr_d, lr_g = cfg.effective_lrs  # derived, logged too: what Adam actually ran with
         self.params = cfg.to_dict() | {"lr_d_effective": lr_d, "lr_g_effective": lr_g}
-        subset = f"-r{cfg.real_fraction:g}" if cfg.real_fraction < 1 else ""
-        self.run_name = run_name(cfg.seed, f"{TRAIN_GAN}-{self.gan.value}{subset}")
+        self.run_name = gan_run_name(self.gan, cfg.real_fraction, cfg.seed)
         self.extractor = None
 
     def prepare(self, resume):
         check_layout(resolve_data_dir(self.cfg.data_dir))
 
     def tags(self, upstream, dist) -> dict:
-        return {TAG_GAN: self.gan.display, TAG_SEED: self.cfg.seed}
+        subset = {TAG_REAL_FRACTION: self.cfg.real_fraction} if self.cfg.real_fraction < 1 else {}
+        return {TAG_GAN: self.gan.display, TAG_SEED: self.cfg.seed} | subset
 
-    def description(self, upstream) -> str:
-        return describe.gan_run(self.cfg)
+    def description(self, upstream, data: GANData | None = None) -> str:
+        if data is None:
+            return describe.gan_run(self.cfg)
+        available = len(data.train.labels)
+        return describe.gan_run(self.cfg, capped(available, self.cfg.max_images), available)
 
     def load(self, upstream) -> GANData:
         cfg = self.cfg
@@ -102,8 +110,9 @@ class GANStage(TrainingStage):
                              real_fraction_scope=cfg.real_fraction_scope)
 
     def log_inputs(self, data: GANData, dist) -> None:
-        tracking.log_metrics({N_TRAIN: len(data.train.labels),
-                              N_SKIPPED_FILES: len(data.skipped)})
+        skipped = {N_SKIPPED_FILES: len(data.skipped)} if data.skipped else {}
+        tracking.set_tags({N_TRAIN: capped(len(data.train.labels), self.cfg.max_images)}
+                          | skipped)
         tracking.log_manifest(data.train.manifest, "gan_train", source=str(data.data_dir))
 
     def train(self, data: GANData, dist, checkpoint, metric_log, checkpoint_path):
@@ -114,8 +123,8 @@ class GANStage(TrainingStage):
             if self.extractor is not None:
                 # The version, not only the alias: the alias may move on later.
                 version, _ = tracking.model_version_of(self.cfg.feature_model_uri)
-                tracking.set_tags({"fid_feature_model_uri": self.cfg.feature_model_uri,
-                                   "fid_feature_model_version": version})
+                tracking.set_tags({TAG_FID_FEATURE_MODEL_URI: self.cfg.feature_model_uri,
+                                   TAG_FID_FEATURE_MODEL_VERSION: version})
             on_epoch = self._epoch_logger(data, metric_log)
         return train_gan(data.train.images, data.train.labels.astype(np.int64), self.cfg,
                          on_epoch=on_epoch, checkpoint_path=checkpoint_path, resume=checkpoint,
@@ -180,7 +189,7 @@ class GANStage(TrainingStage):
         name = generator_model_name(gan)
         tracking.describe_version(name, version, describe.generator_version(
             cfg, data.dataset_digest, run_id, name, version))
-        tracking.set_tags({TAG_MODEL_VERSION: version, "model_uri": info.model_uri})
+        tracking.set_tags({TAG_MODEL_VERSION: version})
         log.info("run %s: %s generator registered as %s version %s (alias newest)",
                  run_id, gan.display, generator_model_name(gan), version)
 

@@ -6,8 +6,8 @@ indexed, augmented and normalised on the device, so no per-step Python image wor
 Under torchrun each process trains on its shard of every epoch (`training.distributed`).
 Every epoch ends in a checkpoint that holds all a run needs to continue exactly (`resume`).
 This module knows nothing of MLflow: it reports each epoch through `on_epoch`, as a row of
-metrics under their published names (`contract`: `train/loss`, `val/loss`, `val/accuracy`, ...)
-that also make up the checkpoint's history.
+metrics under their published names (`contract`: `epoch/loss_train`, `epoch/loss_val`,
+`epoch/lr_scale`, `epoch/val_accuracy`, ...) that also make up the checkpoint's history.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pneumonia_aug.config import ClassifierConfig
-from pneumonia_aug.contract import TRAIN_LOSS, TRAIN_LR, VAL, VAL_LOSS, metric
+from pneumonia_aug.contract import LR_SCALE, TRAIN_LOSS, VAL_LOSS, val_metric
 from pneumonia_aug.data.dataset import ClassifierData
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation.metrics import binary_metrics
@@ -195,8 +195,9 @@ def train_classifier(
         if val_loss < progress["best_val_loss"]:
             progress.update(best_val_loss=val_loss, best_epoch=epoch,
                             best_model=copy.deepcopy(model.state_dict()))
-        row = {"epoch": epoch, TRAIN_LOSS: train_loss, VAL_LOSS: val_loss, TRAIN_LR: lr,
-               **{metric(VAL, k): v for k, v in val.items() if k not in ("tn", "fp", "fn", "tp")}}
+        row = {"epoch": epoch, TRAIN_LOSS: train_loss, VAL_LOSS: val_loss,
+               LR_SCALE: lr / cfg.effective_lr,
+               **{val_metric(k): v for k, v in val.items() if k not in ("tn", "fp", "fn", "tp")}}
         progress["history"].append(row)
         log.info("epoch %d/%d  train_loss %.4f  val_loss %.4f  val_accuracy %.3f  "
                  "val_auroc %.3f  lr %.1e  (%.1f s)", epoch, cfg.epochs, train_loss, val_loss,
