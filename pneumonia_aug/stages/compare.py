@@ -61,10 +61,10 @@ class Compared:
 
 def _description(origin: str, table: pd.DataFrame, scale: Scale, markdown: str,
                  run_id: str) -> str:
-    """The compare run's page: its origin, Table 1 in short with the forest plot, then the
-    whole table (cut to MLflow's cap on a tag, the rest in table1.md)."""
+    """The compare run's page: its origin and links, Table 1 in short with the forest plot,
+    then the whole table (cut to MLflow's cap on a tag, the rest in table1.md)."""
     experiment = tracking.run_info(run_id).info.experiment_id
-    head = f"{origin}\n\n{table_page.lead(table, scale.line(), experiment, run_id)}\n\n"
+    head = table_page.lead(table, scale.line(), experiment, run_id, head=origin) + "\n\n"
     room = tracking.TAG_VALUE_LIMIT - len(head) - 80
     body = markdown.split("\n", 1)[-1].strip()  # the scale line is in the lead
     if len(body) > room:

@@ -205,8 +205,9 @@ def generate_run(cfg: GenerateConfig, uri: str, version: str, gan_run_id: str,
 
 
 def compare_run(n_runs: int, study_run_id: str, key: str) -> str:
+    """What a compare run tabulated (the head of its page's first line)."""
     origin = f"of study {run_link(study_run_id)}" if study_run_id else "of the experiment"
-    return f"**Table 1** from {n_runs} classifier runs {origin} (comparison group `{key}`)."
+    return f"**Table 1** from {n_runs} classifier runs {origin} (comparison group `{key}`)"
 
 
 def study_started(profile: str, settings: list[str], seeds: list[int], data_dir: str) -> str:
@@ -228,19 +229,20 @@ def _adopt(study_run_id: str, run_id: str) -> str:
     return "new" if launcher == study_run_id else f"reused, launched by study {run_link(launcher)}"
 
 
-def _table(study_run_id: str, used: list[dict], table: str) -> str:
-    """The study's Table 1 as its page leads with it (`table`: the Markdown, whose first line
-    is the scale): compare's files copied to the study's run, linked and shown."""
+def _head(study_run_id: str, started: str, used: list[dict], table: str) -> str:
+    """The study's page above its runs: Table 1 as the page leads with it, compare's files
+    copied to the study's run, linked and shown, and what the study ran (`started`) right
+    under the first line (`table`: the Markdown, whose first line is the scale)."""
     compare = next((u["run_id"] for u in used if u["stage"] == COMPARE), "")
     if not (compare and table.strip()):
-        return table.strip() or "(no table: no classifier run finished)"
+        return f"{started}\n\n{table.strip() or '(no table: no classifier run finished)'}"
     tracking.copy_artifacts(compare, study_run_id, (*TABLE_OUTPUTS, FOREST_PLOT))
     frame = tracking.read_csv_artifact(study_run_id, TABLE_CSV)
     if frame is None:
-        return table.strip()
+        return f"{started}\n\n{table.strip()}"
     experiment = tracking.run_info(study_run_id).info.experiment_id
     return table_page.lead(frame, table.strip().splitlines()[0], experiment, study_run_id,
-                           run_link(compare, "compare run"))
+                           other=run_link(compare, "compare run"), then=started)
 
 
 def describe_study(study_run_id: str, started: str, used: list[dict], failed: list[str],
@@ -250,7 +252,7 @@ def describe_study(study_run_id: str, started: str, used: list[dict], failed: li
     lines = [f"- {run_link(u['run_id'], u['label'])}: {_adopt(study_run_id, u['run_id'])}"
              for u in used]
     lines += [f"- **failed:** {f}" for f in failed]
-    head = f"{started}\n\n{_table(study_run_id, used, table)}"
+    head = _head(study_run_id, started, used, table)
     runs = f"\n\n### Runs ({len(used)} used, {len(failed)} failed)\n"
     room = tracking.TAG_VALUE_LIMIT - len(head) - len(runs) - 80
     kept = []
