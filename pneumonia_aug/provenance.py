@@ -7,7 +7,8 @@ points, the blobs of the files that define the environment), plus, when any of t
 differ from HEAD, a digest of their current content: edited, staged, deleted and new
 untracked files alike (files git ignores, such as `__pycache__/`, do not count). A commit that
 touches nothing else (README, docs/, tests/) keeps the code version, so runs stay reusable and
-in the same comparison group; the commit itself is still recorded, as the tag `git_commit`.
+in the same comparison group; the commit itself is still recorded, as MLflow's tag
+`mlflow.source.git.commit` (the source version its UI shows).
 
 Outside a git checkout of the project (a Docker image, an installed package, an offline kit
 without .git): `$PNEUMONIA_AUG_CODE_VERSION` (set by the kit), else `$PNEUMONIA_AUG_GIT_COMMIT`

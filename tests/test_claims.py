@@ -40,7 +40,7 @@ def _launch(calls: list):
 
 def _rival(owner: str, heartbeat: float) -> str:
     """A RUNNING run holding KEY, as another study's claim would be."""
-    run_id, _ = tracking.create_run("claims", {"run_key": KEY, "claim.owner": owner,
+    run_id, _ = tracking.create_run("claims", {"reuse_key": KEY, "claim.owner": owner,
                                                "claim.heartbeat": heartbeat})
     return run_id
 
@@ -51,7 +51,7 @@ def _claim_tags(run_id: str) -> set[str]:
 
 def _runs(view=ViewType.ACTIVE_ONLY) -> list:
     experiment = mlflow.get_experiment_by_name("claims").experiment_id
-    return MlflowClient().search_runs([experiment], f"tags.run_key = '{KEY}'",
+    return MlflowClient().search_runs([experiment], f"tags.reuse_key = '{KEY}'",
                                       run_view_type=view)
 
 
@@ -90,7 +90,7 @@ def test_a_dead_claim_is_taken_over(tracking_uri, owner, age):
     # Ended runs keep no claim: the winner's run once it finished, the dead one once killed.
     for run_id in (claim.run_id, dead):
         assert not _claim_tags(run_id), run_id
-    assert MlflowClient().get_run(claim.run_id).data.tags["run_key"] == KEY
+    assert MlflowClient().get_run(claim.run_id).data.tags["reuse_key"] == KEY
     assert sorted((r.info.status, r.info.run_id) for r in _runs()) == \
         [("FINISHED", claim.run_id), ("KILLED", dead)]
     again = claim_or_reuse("claims", KEY, PARAMS, _launch(calls), limits=FAST)
@@ -111,7 +111,7 @@ def test_a_claim_holds_while_its_run_lives_and_goes_when_it_fails(tracking_uri):
     assert seen["live"] == {"claim.owner", "claim.heartbeat"}
     (run,) = _runs()
     assert run.info.status == "FAILED" and not _claim_tags(run.info.run_id)
-    assert run.data.tags["run_key"] == KEY
+    assert run.data.tags["reuse_key"] == KEY
 
 
 def test_a_stage_that_fails_before_its_run_leaves_no_run(tracking_uri):

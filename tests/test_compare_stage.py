@@ -1,6 +1,9 @@
 """`compare` over runs logged into a real local store with known metrics and predictions:
 one table per comparison group, never a row that mixes groups."""
 
+import json
+import re
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -11,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from pneumonia_aug import tracking
 from pneumonia_aug.cli import main
 from pneumonia_aug.contract import PREDICTIONS_ARTIFACT, STUDY_RUNS_ARTIFACT
-from pneumonia_aug.evaluation.groups import comparison_key, key_tags
+from pneumonia_aug.evaluation.groups import CONFIG_PARTS, RUN_PARTS, comparison_key
 
 N_IMAGES = 40
 QUICK = {"image_size": "32", "epochs": "5", "batch_size": "32", "lr": "0.001",
@@ -20,13 +23,27 @@ QUICK = {"image_size": "32", "epochs": "5", "batch_size": "32", "lr": "0.001",
          "code_version": "c" * 40}
 
 
+def _key(parts: dict) -> dict:
+    """The key as a run records it: the key tag, and its parts as the params and tags the run
+    logs anyway (the config's parts as params, the others as tags); the tags returned."""
+    mlflow.log_params({k: v for k, v in parts.items() if k in CONFIG_PARTS})
+    return {"comparison_key": comparison_key(parts)} | {
+        tag: parts[part] for part, tag in RUN_PARTS.items() if part in parts}
+
+
+def _json_key_tags(parts: dict) -> dict:
+    """The key as runs of the version before recorded it: one JSON tag of the parts."""
+    return {"comparison_key": comparison_key(parts),
+            "comparison_parts": json.dumps(parts, sort_keys=True)}
+
+
 def _older_key_tags(parts: dict) -> dict:
     """The key as runs made before `comparison_parts` recorded it: one `cmp.<part>` per part."""
     return {"comparison_key": comparison_key(parts)} | {f"cmp.{k}": v for k, v in parts.items()}
 
 
 def _log_classifier_run(setting, seed, correct, parts=QUICK, status="FINISHED", extra=None,
-                        key=key_tags, names="test/{}"):
+                        key=_key, names="test/{}"):
     """A classifier run whose first `correct` of N_IMAGES test images are right (`names`: its
     metric names, `test_{}` as runs before the UI's chart sections had them)."""
     y = np.array([0, 1] * (N_IMAGES // 2))
@@ -49,7 +66,7 @@ def _log_classifier_run(setting, seed, correct, parts=QUICK, status="FINISHED", 
 
 def _compare(tmp_path, *args):
     result = CliRunner().invoke(main, ["compare", "--experiment-name", "cmp", "--output-dir",
-                                       str(tmp_path / "out"), *args])
+                                       str(tmp_path / "out"), *args], env={"COLUMNS": "120"})
     table = (pd.read_csv(tmp_path / "out" / "table1.csv").set_index("setting")
              if result.exit_code == 0 else None)
     return result, table
@@ -76,22 +93,40 @@ def test_compare_builds_the_table_from_runs(tracking_uri, tmp_path):
     # the failed run is listed by seed, not dropped
     assert (table.loc["CGAN-1.0-0.6", "n_runs"] == 0
             and f"seed 0 (FAILED run {failed})" in table.loc["CGAN-1.0-0.6", "missing_or_failed"])
-    assert "| DCGAN-1.0-0.6 |" in result.output and "| Original-1.0-0.0 | 0.894 |" in result.output
-    assert "Scale: profile quick" in result.output and "Not comparable" in result.output
+    # The terminal gets aligned text as wide as it is, not Markdown; then the files and the run.
+    output = result.output
+    assert "| " not in output  # no Markdown table
+    assert max(len(line) for line in output.splitlines() if not line.startswith("http")) <= 120
+    assert re.search(r"^Original-1\.0-0\.0 +0\.894 ", output, re.M)  # the paper's block
+    assert re.search(r"^DCGAN-1\.0-0\.6 +3 +0\.950 ± 0\.050", output, re.M)
+    words = " ".join(output.split())  # wrapped to the width
+    assert "Scale: profile quick" in words and "Not comparable" in words
     # the header counts the runs that finished: no seed 3, none of CGAN-1.0-0.6
-    assert "seeds 0,1,2 (0-3 finished per setting)" in result.output
+    assert "seeds 0,1,2 (0-3 finished per setting)" in words
+    assert f"to {(tmp_path / 'out').resolve()}" in words and "Wrote table1.md, " in words
     assert "data:image/png;base64" in (tmp_path / "out" / "table1.html").read_text()
 
     client = MlflowClient()
     experiment = client.get_experiment_by_name("cmp")
     (compare_run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'compare'")
-    names = {a.path for a in client.list_artifacts(compare_run.info.run_id)}
-    assert {"table1.md", "table1.csv", "table1.html", "accuracy.png"} <= names
+    run_id = compare_run.info.run_id
+    assert (f"Logged run {run_id}; its page (after `mlflow ui --backend-store-uri "
+            f"{tracking_uri}`):") in words
+    assert output.splitlines()[-1] == (
+        f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs/{run_id}"
+        "?workflowType=machine_learning")
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert {"table1.md", "table1.csv", "table1.html", "accuracy.png", "forest.png"} <= names
     assert compare_run.data.metrics["accuracy_mean/DCGAN-1.0-0.6"] == pytest.approx(115 / 120)
-    origin, table_md = compare_run.data.tags["mlflow.note.content"].split("\n\n", 1)
-    assert origin == ("**Table 1** from 8 classifier runs of the experiment (comparison group "
-                      f"`{comparison_key(QUICK)}`).")
-    assert table_md.startswith("Scale: profile quick")
+    # The run's page leads with links, the table in short and the forest plot in place.
+    # (its first line: the UI's fade over a folded description takes the clicks off the rest)
+    lead, rest = compare_run.data.tags["mlflow.note.content"].split("\n\n", 1)
+    assert lead.startswith("**Table 1** from 8 classifier runs of the experiment (comparison "
+                           f"group `{comparison_key(QUICK)}`): [forest plot](#/experiments/"
+                           f"{experiment.experiment_id}/runs/{run_id}/artifacts/forest.png"
+                           "?workflowType=machine_learning) · [whole table](")
+    assert rest.startswith("```text\nsetting ")
+    assert "\n\nScale: profile quick" in rest and "### Table 1" in rest
     assert compare_run.data.tags["comparison_key"] == comparison_key(QUICK)
 
 
@@ -126,23 +161,25 @@ def test_a_mixed_experiment_gives_separate_groups_never_one_row(tracking_uri, tm
 
 def test_runs_of_an_older_version_share_a_table_with_new_ones(tracking_uri, tmp_path):
     """Runs logged before the UI's chart sections: flat metric names (`test_accuracy`) and one
-    `cmp.<part>` tag per key part (one tag `comparison_parts` now). The same key, the same
-    row, their numbers averaged with the new runs', the parts read back from either (the
-    scale line, the reason groups differ)."""
+    `cmp.<part>` tag per key part; runs of the version after: one JSON tag `comparison_parts`
+    (the parts are params and tags now). The same key, the same row, their numbers averaged
+    with the new runs', the parts read back from each (the scale line, the reason groups
+    differ)."""
     mlflow.set_experiment("cmp")
     new = _log_classifier_run("Original-1.0-0.0", 0, 20)
     old = _log_classifier_run("Original-1.0-0.0", 1, 22, key=_older_key_tags, names="test_{}")
+    json_era = _log_classifier_run("Original-1.0-0.0", 3, 24, key=_json_key_tags)
     assert "test_accuracy" in MlflowClient().get_run(old).data.metrics
     tags = MlflowClient().get_run(new).data.tags
-    assert not [k for k in tags if k.startswith("cmp.")]
-    assert len(tags["comparison_parts"]) < 8000  # MLflow's cap on a tag value
+    assert not [k for k in tags if k.startswith("cmp.") or k == "comparison_parts"]
     assert "cmp.epochs" in MlflowClient().get_run(old).data.tags
+    assert "comparison_parts" in MlflowClient().get_run(json_era).data.tags
     result, table = _compare(tmp_path, "--source", "experiment")
     assert result.exit_code == 0, result.output
-    assert table.loc["Original-1.0-0.0", "n_runs"] == 2
-    assert table.loc["Original-1.0-0.0", "accuracy_mean"] == pytest.approx(21 / 40)
-    assert table.loc["Original-1.0-0.0", "auroc_mean"] == pytest.approx(0.905)
-    assert "Scale: profile quick, 32 px, 5 epochs" in result.output
+    assert table.loc["Original-1.0-0.0", "n_runs"] == 3
+    assert table.loc["Original-1.0-0.0", "accuracy_mean"] == pytest.approx(22 / 40)
+    assert table.loc["Original-1.0-0.0", "auroc_mean"] == pytest.approx((0.9 + 0.91 + 0.93) / 3)
+    assert "Scale: profile quick, 32 px, 5 epochs" in " ".join(result.output.split())
     _log_classifier_run("Original-1.0-0.0", 2, 22, QUICK | {"epochs": "1"}, key=_older_key_tags)
     with mlflow.start_run(run_name="study"):
         mlflow.set_tag("stage", "study")
@@ -193,6 +230,7 @@ def test_precision_and_world_size_split_groups_and_the_refusal_names_them(tracki
     result, _ = _compare(tmp_path)
     assert result.exit_code == 2 and "fall into 2 comparison groups" in result.output
     assert "they differ in precision bf16 / fp32; world_size 1 / 2" in result.output
+    assert MlflowClient().get_run(runs[1]).data.tags["precision"] == "bf16"  # a tag of its own
     result, table = _compare(tmp_path, "--group", comparison_key(gpu))
     assert result.exit_code == 0 and table.loc["Original-1.0-0.0", "n_runs"] == 1
     assert "bf16 precision, world size 2" in (tmp_path / "out" / "table1.md").read_text()

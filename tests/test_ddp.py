@@ -5,14 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.training.distributed import DistContext
 
-PER_EPOCH = ("train/loss", "val/loss", "val/accuracy", "val/precision", "val/recall",
-             "val/specificity", "val/f1", "val/auroc", "train/lr")
+PER_EPOCH = ("epoch/loss_train", "epoch/loss_val", "epoch/val_accuracy", "epoch/val_precision",
+             "epoch/val_recall", "epoch/val_specificity", "epoch/val_f1", "epoch/val_auroc",
+             "epoch/lr_scale")
 
 
 @pytest.mark.parametrize("n", [7, 8, 48])
@@ -49,7 +51,7 @@ def _ok(proc) -> str:
 
 @pytest.mark.slow
 def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, small_real_data,
-                                                                 tracking_uri):
+                                                                 tracking_uri, tmp_path):
     client = MlflowClient()
     # No debug cap (a small real copy instead): the model becomes @champion, whose features
     # the GAN below measures FID/KID in.
@@ -62,8 +64,10 @@ def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, s
     for key in PER_EPOCH:
         assert [m.step for m in client.get_metric_history(run_id, key)] == [1, 2], key
     metrics = run.data.metrics
-    tn, fp, fn, tp = (metrics[f"test/{k}"] for k in ("tn", "fp", "fn", "tp"))
-    assert tn + fp + fn + tp == metrics["data/n_test"] == 48  # rank 0 scored the whole test set
+    confusion = pd.read_csv(client.download_artifacts(run_id, "predictions/confusion.csv",
+                                                      str(tmp_path / "dl"))).set_index("at")
+    tn, fp, fn, tp = confusion.loc["0.5 (Table 1)", ["tn", "fp", "fn", "tp"]]
+    assert tn + fp + fn + tp == int(run.data.tags["n_test"]) == 48  # rank 0 scored all of test
     assert metrics["test/accuracy"] == pytest.approx((tp + tn) / 48)
     (version,) = client.search_model_versions("name='pneumonia-chexnet'")
     assert version.run_id == run_id
@@ -75,10 +79,10 @@ def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, s
     assert len(client.search_runs([experiment.experiment_id])) == 2
     gan = client.get_run(gan_id)
     assert gan.info.status == "FINISHED" and gan.data.tags["world_size"] == "2"
-    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake",
+    for key in ("epoch/d_loss", "epoch/g_loss", "epoch/d_real", "epoch/d_fake",
                 "quality/fid_xray", "quality/kid_xray"):
         assert [m.step for m in client.get_metric_history(gan_id, key)] == [1, 2], key
-    assert 0 < gan.data.metrics["train/d_real"] < 1
+    assert 0 < gan.data.metrics["epoch/d_real"] < 1
     assert client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest").run_id == gan_id
 
 
@@ -107,7 +111,7 @@ def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
         while proc.poll() is None and time.monotonic() < deadline:
             experiment = client.get_experiment_by_name("resumed")
             runs = client.search_runs([experiment.experiment_id]) if experiment else []
-            history = client.get_metric_history(runs[0].info.run_id, "train/d_loss") if runs else []
+            history = client.get_metric_history(runs[0].info.run_id, "epoch/d_loss") if runs else []
             if max((m.step for m in history), default=0) >= 2:
                 run_id = runs[0].info.run_id
                 proc.send_signal(signal.SIGTERM)  # torchrun passes it on to both processes
@@ -118,13 +122,13 @@ def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
         proc.kill()
     assert run_id is not None, "the run ended before epoch 2 was logged"
     assert client.get_run(run_id).info.status == "KILLED"  # like Ctrl-C, not FAILED
-    assert len(client.get_metric_history(run_id, "train/d_loss")) < epochs
+    assert len(client.get_metric_history(run_id, "epoch/d_loss")) < epochs
     checkpoint = Path(os.environ["PNEUMONIA_AUG_CACHE_DIR"]) / "checkpoints" / run_id
     assert (checkpoint / "checkpoint.pt").is_file()
 
     assert _ok(_torchrun([*gan, "--experiment-name", "resumed", "--resume", run_id])) == run_id
     assert client.get_run(run_id).info.status == "FINISHED"
-    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
+    for key in ("epoch/d_loss", "epoch/g_loss", "epoch/d_real", "epoch/d_fake"):
         resumed = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
         unbroken = sorted(client.get_metric_history(reference, key), key=lambda m: m.step)
         assert [m.step for m in resumed] == list(range(1, epochs + 1)), key

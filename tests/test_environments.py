@@ -167,4 +167,4 @@ def test_mlflow_run_with_uv_builds_the_environment(tiny_kermany, tracking_uri, t
     client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.project.env"] == "uv"
-    assert client.get_metric_history(run.info.run_id, "val/loss")[0].step == 1
+    assert client.get_metric_history(run.info.run_id, "epoch/loss_val")[0].step == 1

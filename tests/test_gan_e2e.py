@@ -33,12 +33,13 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, small_real_data, trac
                            tmp_path))
     run = _run(client, dcgan)
     assert run.info.status == "FINISHED" and run.data.tags["gan"] == "DCGAN"
-    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
+    for key in ("epoch/d_loss", "epoch/g_loss", "epoch/d_real", "epoch/d_fake"):
         assert [m.step for m in client.get_metric_history(dcgan, key)] == [1, 2], key
-    assert 0 < run.data.metrics["train/d_real"] < 1
+    assert 0 < run.data.metrics["epoch/d_real"] < 1
     metrics = run.data.metrics
-    assert {k.split("/")[0] for k in metrics} == {"data", "train"}  # all sectioned
-    assert run.info.run_name == "s0 train_gan-dcgan"
+    assert {k.split("/")[0] for k in metrics} == {"epoch"}  # all sectioned
+    assert run.data.tags["n_train"] == "64"  # the images it trained on: the debug cap applied
+    assert run.info.run_name == "GAN DC s0"
     # The champion (32 px, one epoch) is below the feature network's floors: no quality
     # metric, and the run says why (tests/test_gan_quality_stage.py measures one).
     assert "saw 32 px images (floor 64 px)" in run.data.tags["quality_skipped"]
@@ -72,7 +73,8 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, small_real_data, trac
     run = _run(client, generated)
     assert run.data.tags["stage"] == "generate" and run.data.tags["train_gan_run_id"] == dcgan
     assert len(client.list_artifacts(generated, "generated")) == 30
-    assert run.data.metrics == {"data/n_images": 30} and run.info.run_name == "s1 generate-dcgan"
+    assert run.data.metrics == {} and run.info.run_name == "gen DC s1"
+    assert "**30 NORMAL images**" in run.data.tags["mlflow.note.content"]
     (inp,) = run.inputs.dataset_inputs
     assert inp.dataset.name == "generated" and len(inp.dataset.digest) == 16
     assert {a.path for a in client.list_artifacts(generated, "samples")} == {"samples/grid.png"}
@@ -84,9 +86,9 @@ def test_gans_generate_and_feed_a_gan_setting(shared_data, small_real_data, trac
     assert run.data.tags["setting"] == "DCGAN-1.0-0.6"
     assert run.data.tags["synthetic_run_id"] == generated  # the newest finished DCGAN generate run
     assert run.data.tags["generated_set"] == inp.dataset.digest  # the images it drew from
-    assert run.data.metrics["data/n_train_generated"] == round(0.6 * 30)
+    assert run.data.tags["n_train_generated"] == str(round(0.6 * 30))
     inputs = {d.dataset.name for d in run.inputs.dataset_inputs}
-    assert inputs == {"train", "val", "test", "synthetic", "test_predictions"}
+    assert inputs == {"train", "val", "test", "synthetic"}
     local = mlflow.artifacts.download_artifacts(run_id=setting, artifact_path="manifests",
                                                 dst_path=str(tmp_path / "m"))
     import pandas as pd

@@ -9,8 +9,8 @@ def _drawn(fig) -> list:
 
 
 def test_one_epoch_learning_curves_show_their_points():
-    row = {"epoch": 1, "train/loss": 0.7, "val/loss": 0.6, "val/accuracy": 0.5,
-           "val/recall": 0.9, "val/specificity": 0.1, "val/auroc": 0.6}
+    row = {"epoch": 1, "epoch/loss_train": 0.7, "epoch/loss_val": 0.6, "epoch/val_accuracy": 0.5,
+           "epoch/val_recall": 0.9, "epoch/val_specificity": 0.1, "epoch/val_auroc": 0.6}
     fig = plots.learning_curves([row], best_epoch=1)
     lines = _drawn(fig)
     assert len(lines) == 6 and all(line.get_marker() == "o" for line in lines)
@@ -20,7 +20,7 @@ def test_one_epoch_learning_curves_show_their_points():
 
 
 def test_one_epoch_gan_losses_show_their_points():
-    row = {"epoch": 1, "train/d_loss": 1.3, "train/g_loss": 0.7, "train/d_real": 0.6,
-           "train/d_fake": 0.4}
+    row = {"epoch": 1, "epoch/d_loss": 1.3, "epoch/g_loss": 0.7, "epoch/d_real": 0.6,
+           "epoch/d_fake": 0.4}
     lines = _drawn(plots.gan_losses([row]))
     assert len(lines) == 4 and all(line.get_marker() == "o" for line in lines)

@@ -31,9 +31,10 @@ pytestmark = [pytest.mark.services, pytest.mark.slow,
               pytest.mark.skipif(bool(services.missing_prerequisites()),
                                  reason=services.missing_prerequisites() or "-")]
 
-PER_EPOCH = ("train/loss", "val/loss", "val/accuracy", "val/precision", "val/recall",
-             "val/specificity", "val/f1", "val/auroc", "train/lr")
-GAN_PER_EPOCH = ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake")
+PER_EPOCH = ("epoch/loss_train", "epoch/loss_val", "epoch/val_accuracy", "epoch/val_precision",
+             "epoch/val_recall", "epoch/val_specificity", "epoch/val_f1", "epoch/val_auroc",
+             "epoch/lr_scale")
+GAN_PER_EPOCH = ("epoch/d_loss", "epoch/g_loss", "epoch/d_real", "epoch/d_fake")
 OUTAGE_S = 20
 START_S = 300.0  # a server start takes 10-30 s, minutes on a machine loaded by other work
 
@@ -158,7 +159,7 @@ def test_training_rides_out_a_server_outage(server, small_real_data, tmp_path):
              "--experiment-name", "outage"),
         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        run_id = _wait_for_step(client, "outage", "val/loss", 1, proc)
+        run_id = _wait_for_step(client, "outage", "epoch/loss_val", 1, proc)
         server.stop_mlflow()
         down_at = time.time()
         time.sleep(OUTAGE_S)
@@ -177,10 +178,10 @@ def test_training_rides_out_a_server_outage(server, small_real_data, tmp_path):
     assert run.info.status == "FINISHED"
     for key in PER_EPOCH:
         assert _steps(client, run_id, key) == list(range(1, epochs + 1)), key
-    for key in ("test/accuracy", "test/auroc", "chosen/epoch"):
+    for key in ("test/accuracy", "test/auroc", "model/epoch"):
         assert _steps(client, run_id, key) == [0], key
     # Epochs that ended during the outage keep the time they were logged at.
-    stamps = [m.timestamp / 1000 for m in client.get_metric_history(run_id, "train/loss")]
+    stamps = [m.timestamp / 1000 for m in client.get_metric_history(run_id, "epoch/loss_train")]
     assert any(down_at < t < up_at for t in stamps), (down_at, up_at, stamps)
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert "plots/roc.png" in artifacts
@@ -207,9 +208,9 @@ def test_outage_past_the_limit_stops_the_run_and_resume_finishes_it(server, smal
     proc = subprocess.Popen(_cli(*args), env=_env(**limit_env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        run_id = _wait_for_step(client, "limit", "train/d_loss", 1, proc)
+        run_id = _wait_for_step(client, "limit", "epoch/d_loss", 1, proc)
         proc.send_signal(signal.SIGSTOP)
-        assert max(_steps(client, run_id, "train/d_loss")) < epochs  # epochs are left to train
+        assert max(_steps(client, run_id, "epoch/d_loss")) < epochs  # epochs are left to train
         server.stop_mlflow()
         stopped = time.monotonic()
         proc.send_signal(signal.SIGCONT)
@@ -314,10 +315,10 @@ def test_identical_stages_at_the_same_moment_make_one_run(server, tmp_path):
     for i, key in enumerate(keys):
         (first, launched_a), (second, launched_b) = outs[0][i], outs[1][i]
         assert first == second and launched_a != launched_b, (key, outs)
-        live = client.search_runs([experiment], f"tags.run_key = '{key}'")
+        live = client.search_runs([experiment], f"tags.reuse_key = '{key}'")
         assert [r.info.run_id for r in live] == [first]
         assert live[0].info.status == "FINISHED"
-        losers = client.search_runs([experiment], f"tags.run_key = '{key}'",
+        losers = client.search_runs([experiment], f"tags.reuse_key = '{key}'",
                                     run_view_type=ViewType.DELETED_ONLY)
         assert all(r.data.tags["claim.duplicate_of"] == first for r in losers)
 

@@ -1,5 +1,7 @@
 """The whole study at the tiniest size through `mlflow run -e main`: nesting, Table 1, reuse."""
 
+import re
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -18,8 +20,10 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
               "data_dir": shared_data, "output_dir": tmp_path / "study"}
     first = mlflow_run("main", params, tmp_path)
     assert first.returncode == 0, first.stderr[-4000:]
-    assert "| DCGAN-1.0-0.3 |" in first.stdout and "| Original-1.0-0.0 |" in first.stdout
-    assert (tmp_path / "study" / "table1.md").read_text() in first.stdout  # not in the checkout
+    # Table 1 as aligned text, from the table the study wrote (into output_dir, not the checkout)
+    assert re.search(r"^DCGAN-1\.0-0\.3 ", first.stdout, re.M) and "| " not in first.stdout
+    assert (tmp_path / "study" / "table1.md").read_text().split()[:4] == \
+        first.stdout.split()[:4] == ["Scale:", "profile", "tiny,", "32"]
 
     client = MlflowClient()
     experiment = client.get_experiment_by_name("pneumonia-aug").experiment_id
@@ -30,7 +34,7 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     assert all(r.data.tags["mlflow.parentRunId"] == study.info.run_id for r in runs.values())
     assert all(r.info.status == "FINISHED" for r in runs.values())
     # Each stage was claimed by its key; once ended, its run keeps the key, not the claim.
-    assert all(r.data.tags["run_key"] for r in runs.values())
+    assert all(r.data.tags["reuse_key"] for r in runs.values())
     assert not [k for r in runs.values() for k in r.data.tags if k.startswith("claim.")]
     assert study.data.metrics["runs_launched"] == 5
     (gan_setting,) = [r for r in runs.values() if r.data.tags.get("setting") == "DCGAN-1.0-0.3"]
@@ -49,21 +53,38 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     (gan,) = [r for r in runs.values() if r.data.tags["stage"] == "train_gan"]
     note = gan_setting.data.tags["mlflow.note.content"]
     assert note.startswith("**CheXNet** (DenseNet121) on **DCGAN-1.0-0.3** (all real images + "
-                           "30% of the generated ones (1200 of 4000)), seed 0, 32 px")
-    assert f"Generated images from generate run [s0 generate-dcgan]{link(generate)}" in note
-    assert f"(GAN run [s0 train_gan-dcgan]{link(gan)})" in note
-    assert f"(GAN run [s0 train_gan-dcgan]{link(gan)})" in generate.data.tags["mlflow.note.content"]
-    assert gan.data.tags["mlflow.note.content"].startswith("**DCGAN** trained on the real NORMAL")
+                           "30% of the generated ones), seed 0, 32 px")
+    tags = gan_setting.data.tags
+    drawn = len(client.list_artifacts(generate.info.run_id, "generated"))
+    assert (f"Trained on {tags['n_train']} images ({tags['n_train_real_normal']} real NORMAL, "
+            f"{tags['n_train_generated']} generated of the {drawn} its generate run drew") in note
+    assert int(tags["n_train_generated"]) == round(0.3 * drawn)
+    assert f"Generated images from generate run [gen DC s0]{link(generate)}" in note
+    assert f"(GAN run [GAN DC s0]{link(gan)})" in note
+    assert f"(GAN run [GAN DC s0]{link(gan)})" in generate.data.tags["mlflow.note.content"]
+    assert gan.data.tags["mlflow.note.content"].startswith(
+        f"**DCGAN** trained on {gan.data.tags['n_train']} of the ")  # its debug cap applied
     table = (tmp_path / "study" / "table1.md").read_text().strip()
-    assert compare.data.tags["mlflow.note.content"].strip() == (
+    assert compare.data.tags["mlflow.note.content"].startswith(
         f"**Table 1** from 2 classifier runs of study [study-tiny]{link(study)} (comparison "
-        f"group `{compare.data.tags['comparison_key']}`).\n\n{table}")
+        f"group `{compare.data.tags['comparison_key']}`): [forest plot]")
+    assert table.split("\n", 1)[1] in compare.data.tags["mlflow.note.content"]  # all of it
+    # The study's page leads with its own copy of the forest plot and table, then the runs.
+    assert {"table1.md", "table1.csv", "table1.html", "accuracy.png", "forest.png"} <= \
+        {a.path for a in client.list_artifacts(study.info.run_id)}
     description = study.data.tags["mlflow.note.content"]
-    assert description.startswith(
-        "**Study**, profile `tiny`: settings Original-1.0-0.0, DCGAN-1.0-0.3; seeds 0 (one GAN "
-        "and one generated set per seed: gan_seeds=per-seed); data "
-        f"`{shared_data}`.\n\n{table}")
-    assert "Not comparable with the paper's numbers" in description  # the scale line
+    forest = (f"#/experiments/{experiment}/runs/{study.info.run_id}/artifacts/forest.png"
+              "?workflowType=machine_learning")
+    first, second = description.split("\n\n")[:2]  # links first: a folded page fades the rest
+    assert first.startswith("**Table 1** (2 settings, 2 finished classifier runs): "
+                            f"[forest plot]({forest}) · [whole table](")
+    assert first.endswith(f" · [compare run]{link(compare)}")
+    assert second == ("**Study**, profile `tiny`: settings Original-1.0-0.0, DCGAN-1.0-0.3; "
+                      "seeds 0 (one GAN and one generated set per seed: gan_seeds=per-seed); "
+                      f"data `{shared_data}`.")
+    assert f"get-artifact?path=forest.png&run_uuid={study.info.run_id}" in description
+    assert table.splitlines()[0] in description  # the scale line
+    assert "Not comparable with the paper's numbers" in description
     assert description.count(": new") == 5 and all(link(r) in description for r in runs.values())
 
     # The same call again launches nothing new.
@@ -78,7 +99,7 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     assert description.count(f"reused, launched by study [study-tiny]{link(study)}") == 5
     for run in _stage_runs(client, experiment).values():
         assert run.data.tags["mlflow.parentRunId"] == newest.info.run_id
-        assert run.data.tags["study_run_id"] == study.info.run_id
+        assert run.data.tags["launched_by_study"] == study.info.run_id
 
     # A new seed reruns exactly what depends on it: its GAN, generation, two classifier runs
     # (one GAN per seed) and compare.

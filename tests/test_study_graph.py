@@ -142,7 +142,8 @@ def test_a_stage_process_that_refuses_its_input_leaves_its_claim_nothing(trackin
 
     with tracking.start_run("pneumonia-aug", run_name="study") as parent:
         parent_id = parent.info.run_id
-    claim, _ = tracking.create_run("pneumonia-aug", {"run_key": "k", "study_run_id": parent_id})
+    claim, _ = tracking.create_run("pneumonia-aug", {"reuse_key": "k",
+                                                     "mlflow.parentRunId": parent_id})
     cfg = ClassifierConfig(data_dir=str(tmp_path / "nowhere"), image_size=32, epochs=1)
     executor = LocalExecutor(2)
     executor.parent_run_id = parent_id

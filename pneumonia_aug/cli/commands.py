@@ -8,7 +8,9 @@ The options of the run commands are built from the config dataclasses (`options.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -96,14 +98,37 @@ def generate_cmd(cfg: GenerateConfig) -> None:
     click.echo(run_generate(cfg))
 
 
+def _width() -> int:
+    return shutil.get_terminal_size((100, 24)).columns  # 100 where no terminal says
+
+
+def _terminal_text(markdown: str) -> str:
+    """Table 1's Markdown as aligned text as wide as the terminal."""
+    from pneumonia_aug.evaluation.report_text import markdown_to_text
+
+    return markdown_to_text(markdown, _width())
+
+
 @main.command("compare")
 @tracked(CompareConfig)
 def compare_cmd(cfg: CompareConfig) -> None:
-    """Build Table 1 (ours beside the paper's) from the classifier runs."""
-    from pneumonia_aug.stages.compare import run_compare
+    """Build Table 1 (ours beside the paper's) from the classifier runs; print it, the files
+    it wrote and the run it logged, with the address of its page."""
+    from pneumonia_aug import tracking
+    from pneumonia_aug.contract import TABLE_MD
+    from pneumonia_aug.stages.compare import build_compare
 
-    run_compare(cfg)
-    click.echo((Path(cfg.output_dir) / "table1.md").read_text())
+    done = build_compare(cfg)
+    click.echo(_terminal_text(done.paths[TABLE_MD].read_text()))
+    uri = tracking.tracking_uri()
+    served = "" if uri.startswith(("http://", "https://")) else (
+        f" (after `mlflow ui --backend-store-uri {uri}`)")
+    for line in (f"Wrote {', '.join(p.name for p in done.paths.values())} to "
+                 f"{Path(cfg.output_dir).resolve()}",
+                 f"Logged run {done.run_id}; its page{served}:"):
+        click.echo(textwrap.fill(line, _width(), break_long_words=False,
+                                 break_on_hyphens=False))
+    click.echo(tracking.run_address(done.run_id))
 
 
 @main.command("study")
@@ -123,7 +148,7 @@ def study_cmd(cfg: StudyConfig, dry_run: bool, plan_gpus: int | None) -> None:
         return
     from pneumonia_aug.study.study import run_study
 
-    click.echo(run_study(cfg))
+    click.echo(_terminal_text(run_study(cfg)))
 
 
 @main.command("predict")

@@ -6,11 +6,11 @@ recall per pneumonia subtype.
 Order: T is fitted on the validation logits (`calibration`), then the threshold is chosen by
 the rule on the CALIBRATED validation probabilities (`operating_point`); test data is only
 ever measured with both. Metric names (`contract`; docs/stages.md, "What a classifier run
-logs"): `chosen/threshold`, `chosen/temperature`; `test_op/*` at the threshold;
-`test/sens_at_spec90` and the like; `test/ece`, `test/brier` (uncalibrated) and
-`test/ece_calibrated`, `test/brier_calibrated`; `test/recall_<subtype>` at 0.5 and
-`test_op/recall_<subtype>` at the threshold, with `_low`/`_high` (Wilson 95%) and
-`data/n_test_<subtype>`.
+logs"): `model/threshold`, `model/temperature`; `test_op/*` at the threshold (its confusion
+cells apart, in `counts`: counts, not measures); `test/sens_at_spec90` and the like;
+`test/ece`, `test/brier` (uncalibrated) and `test/ece_calibrated`, `test/brier_calibrated`;
+`test/recall_<subtype>` at 0.5 and `test_op/recall_<subtype>` at the threshold. The subtype
+counts and Wilson 95% intervals are in `subgroups`, a table.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import pandas as pd
 from pneumonia_aug.contract import (
     CHOSEN_TEMPERATURE,
     CHOSEN_THRESHOLD,
-    DATA,
     TEMPERATURE,
     TEST,
     TEST_OP,
@@ -35,14 +34,17 @@ from pneumonia_aug.evaluation.metrics import binary_metrics
 from pneumonia_aug.evaluation.operating_point import choose_threshold, roc_points
 from pneumonia_aug.evaluation.subgroups import recall_by_subtype
 
+CELLS = ("tn", "fp", "fn", "tp")  # a confusion matrix's counts (evaluation.metrics' names)
+
 
 @dataclass
 class Bedside:
     temperature: float
     threshold: float
-    metrics: dict  # every number above, named as logged
+    metrics: dict  # every measure above, named as logged
+    counts: dict  # the confusion cells at the threshold: tn, fp, fn, tp
     test_probs_calibrated: np.ndarray
-    subgroups: pd.DataFrame  # recall per subtype, at 0.5 and at the threshold
+    subgroups: pd.DataFrame  # recall per subtype, at 0.5 and at the threshold, with n
 
 
 def assess(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
@@ -54,6 +56,7 @@ def assess(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarr
     raw = calibration.scaled_probabilities(test_logits, TEMPERATURE)
     calibrated = calibration.scaled_probabilities(test_logits, temperature)
     at_op = binary_metrics(test_labels, calibrated, threshold)
+    counts = {k: at_op.pop(k) for k in CELLS}
     metrics = {CHOSEN_THRESHOLD: threshold, CHOSEN_TEMPERATURE: temperature,
                **{metric(TEST_OP, k): v for k, v in at_op.items() if k != "auroc"},
                **{metric(TEST, k): v for k, v in roc_points(test_labels, raw).items()},
@@ -70,10 +73,7 @@ def assess(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarr
         for row in rows.itertuples():
             if not row.n:
                 continue  # no such image in the test set: a table row, no NaN metric
-            name = metric(section, f"recall_{row.subtype}")
-            metrics |= {name: row.recall, f"{name}_low": row.recall_low,
-                        f"{name}_high": row.recall_high,
-                        metric(DATA, f"n_test_{row.subtype}"): row.n}
+            metrics[metric(section, f"recall_{row.subtype}")] = row.recall
         frames.append(rows.assign(threshold=at))
-    return Bedside(temperature, threshold, metrics, calibrated,
+    return Bedside(temperature, threshold, metrics, counts, calibrated,
                    pd.concat(frames, ignore_index=True))

@@ -5,14 +5,16 @@ Two runs are comparable when everything that shapes their test numbers, other th
 setting and the seed, is the same: the resolved training parameters, the validation split,
 the data (digest), the debug cap, the code version (`provenance`), the training
 precision (`bf16` autocast on CUDA, `fp32` on the CPU) and the world size (the number of
-training processes). Every classifier run records these parts as one tag, `comparison_parts`
-(a JSON object, far below MLflow's 8000 characters), and their digest as `comparison_key`;
-`compare` builds one table per key and never averages runs of different keys in one row.
-Runs made before kept one tag per part (`cmp.<part>`); `parts_from_tags` reads both. A GAN
-setting's run also records the digest of the generated images it drew from (`generated_set`):
-in the shared GAN design (`gan_seeds`, a part of the key) runs share a row only when they drew
-from the same set; in the per-seed design each seed draws from its own GAN's set. Runs made
-before a part was recorded read it as `unknown` (made before the per-seed design: shared).
+training processes). Every classifier run records their digest as the tag `comparison_key`;
+`compare` builds one table per key and never averages runs of different keys in one row. The
+parts themselves are what the run logged anyway: its params (`gan_seeds`, the GAN design,
+among them), and the tags `dataset_digest`, `code_version`, `precision` and `world_size`
+(`parts_of_run`). Runs made before kept them in one JSON tag, `comparison_parts`, and before
+that one tag per part (`cmp.<part>`); both are read as they are. A GAN setting's run also
+records the digest of the generated images it drew from (`generated_set`): in the shared GAN
+design runs share a row only when they drew from the same set; in the per-seed design each
+seed draws from its own GAN's set. Runs made before a part was recorded read it as `unknown`
+(made before the per-seed design: shared).
 
 `Scale` says, in words, at what scale a group was made (profile, size, epochs, the seeds that
 finished, cap) and whether its numbers can stand beside the paper's.
@@ -26,9 +28,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pneumonia_aug.config import PROFILES
+from pneumonia_aug.contract import (
+    TAG_CODE_VERSION,
+    TAG_DATASET_DIGEST,
+    TAG_PRECISION,
+    TAG_WORLD_SIZE,
+)
 
 KEY_TAG = "comparison_key"
-PARTS_TAG = "comparison_parts"
+PARTS_TAG = "comparison_parts"  # one JSON tag of the parts, on runs made before `parts_of_run`
 LEGACY_PART_PREFIX = "cmp."  # one tag per part, on runs made before PARTS_TAG
 UNKNOWN = "unknown"  # a part a run did not record (made before it was part of the key)
 # The classifier config fields that shape the test numbers (the setting and seed aside).
@@ -51,17 +59,29 @@ def comparison_key(parts: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
+# The parts that are no config field, and the run tag each is kept in.
+RUN_PARTS = {"dataset_digest": TAG_DATASET_DIGEST, "code_version": TAG_CODE_VERSION,
+             "precision": TAG_PRECISION, "world_size": TAG_WORLD_SIZE}
+
+
 def key_tags(parts: dict[str, str]) -> dict[str, str]:
-    """`comparison_key` and `comparison_parts`, the parts as one JSON object."""
-    return {KEY_TAG: comparison_key(parts), PARTS_TAG: json.dumps(parts, sort_keys=True)}
+    """The tags a run adds for its comparison: `comparison_key`, and `precision` (the other
+    parts are its params and tags already)."""
+    return {KEY_TAG: comparison_key(parts), TAG_PRECISION: parts["precision"]}
 
 
-def parts_from_tags(tags: dict) -> dict[str, str]:
-    """A run's key parts: its `comparison_parts`, or the `cmp.<part>` tags of an older run."""
+def parts_of_run(params: dict, tags: dict) -> dict[str, str]:
+    """A run's key parts, from its params and tags (`params` as MLflow returns them, compared
+    as strings: normalise them first); from `comparison_parts` or `cmp.<part>` on a run
+    made before."""
     if PARTS_TAG in tags:
         return {k: str(v) for k, v in json.loads(tags[PARTS_TAG]).items()}
-    return {k.removeprefix(LEGACY_PART_PREFIX): v for k, v in tags.items()
-            if k.startswith(LEGACY_PART_PREFIX)}
+    legacy = {k.removeprefix(LEGACY_PART_PREFIX): v for k, v in tags.items()
+              if k.startswith(LEGACY_PART_PREFIX)}
+    if legacy:
+        return legacy
+    parts = {name: str(params[name]) for name in CONFIG_PARTS if name in params}
+    return parts | {part: tags.get(tag, UNKNOWN) for part, tag in RUN_PARTS.items()}
 
 
 def differing_parts(parts: Iterable[dict[str, str]]) -> str:

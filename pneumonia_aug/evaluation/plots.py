@@ -14,9 +14,8 @@ from pneumonia_aug.contract import (
     D_REAL,
     G_LOSS,
     TRAIN_LOSS,
-    VAL,
     VAL_LOSS,
-    metric,
+    val_metric,
 )
 from pneumonia_aug.evaluation.calibration import (
     N_BINS,
@@ -44,7 +43,7 @@ def learning_curves(history: list[dict], best_epoch: int | None = None):
     ax_loss.plot(epochs, [h[VAL_LOSS] for h in history], label="validation loss",
                  **EPOCH_MARKS)
     for measure in ("accuracy", "recall", "specificity", "auroc"):
-        ax_metric.plot(epochs, [h[metric(VAL, measure)] for h in history], label=measure,
+        ax_metric.plot(epochs, [h[val_metric(measure)] for h in history], label=measure,
                        **EPOCH_MARKS)
     for ax in (ax_loss, ax_metric):
         if best_epoch:

@@ -1,11 +1,11 @@
 """Which pairs finished in which run of a study that grew over several `kit run`s
 (`allocations.md` beside the table): read from the merged store alone.
 
-Every stage run records the study that launched it (`study_run_id`; reused runs keep it), and
-each `kit run` is one study run. A seed's pair is complete once every setting of the study has
-a finished classifier run of that seed; it completed in the run that launched the last of them
-to finish. Seeds are listed in the order their pairs completed: the seed-major order as it
-actually ran.
+Every stage run knows the study that launched it (`stages.describe.launcher`: its parent, or
+`launched_by_study` once a later study reused it), and each `kit run` is one study run. A
+seed's pair is complete once every setting of the study has a finished classifier run of that
+seed; it completed in the run that launched the last of them to finish. Seeds are listed in the
+order their pairs completed: the seed-major order as it actually ran.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 
 from pneumonia_aug import tracking
 from pneumonia_aug.config import EXPERIMENT_NAME, PROFILES
-from pneumonia_aug.contract import STUDY, TAG_SEED, TAG_SETTING, TAG_STAGE, TAG_STUDY_RUN
+from pneumonia_aug.contract import STUDY, TAG_SEED, TAG_SETTING, TAG_STAGE
 from pneumonia_aug.kit.carry import store_uri
+from pneumonia_aug.stages.describe import launcher
 
 
 def _when(ms: int) -> str:
@@ -41,7 +42,7 @@ def completed_pairs(studies: list, runs: list) -> dict[str, list[int]]:
     for seed, by_setting in finished.items():
         if set(by_setting) == settings:
             last = max(by_setting.values(), key=lambda r: r.info.end_time)
-            done.append((last.info.end_time, seed, last.data.tags.get(TAG_STUDY_RUN, "")))
+            done.append((last.info.end_time, seed, launcher(last.data.tags)))
     by_study: dict[str, list[int]] = defaultdict(list)
     for _, seed, study in sorted(done):
         by_study[study].append(seed)
@@ -61,7 +62,7 @@ def allocations_page(store_dir: Path) -> str:
     pairs = completed_pairs(studies, runs)
     launched = defaultdict(int)
     for run in runs:
-        launched[run.data.tags.get(TAG_STUDY_RUN, "")] += 1
+        launched[launcher(run.data.tags)] += 1
     total, lines = 0, ["| run | study run | started | classifier runs launched | pairs "
                        "completed | seeds, in the order they completed | complete so far |",
                        "|---:|---|---|---:|---:|---|---:|"]

@@ -4,9 +4,11 @@ Read from the runs themselves (the tracking store `kit import` unpacked), so the
 nothing but the store: start and end of each run in seconds from the study's first stage run,
 its wall time, its training time and the images it trained on per second. Training time is a
 classifier's `train/seconds` metric (its epochs, validation included); a GAN logs no such
-metric, so its epochs' span is read from the timestamps of its per-epoch `train/d_loss` (first
+metric, so its epochs' span is read from the timestamps of its per-epoch `epoch/d_loss` (first
 to last, scaled by n/(n-1) for the first epoch; the FID/KID evaluations between epochs count).
-Runs logged under the older flat names (`train_seconds`, `d_loss`) are read the same way.
+The images trained on are the run's `n_train` tag (the metric `data/n_train` of an older run).
+Runs logged under older metric names (`train_seconds`, `d_loss`, `train/d_loss`) are read the
+same way.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pneumonia_aug.contract import (
     TRAIN_GAN,
     TRAIN_SECONDS,
     current_metrics,
+    image_count,
     logged_metric_name,
 )
 
@@ -64,7 +67,7 @@ def _training(run) -> tuple[float | None, float | None]:
         seconds = _gan_training_seconds(run)
     else:
         return None, None
-    epochs, n_train = _epochs(run), metrics.get(N_TRAIN)
+    epochs, n_train = _epochs(run), image_count(run.data.tags, metrics, N_TRAIN)
     if not seconds or epochs is None or n_train is None:
         return seconds, None
     return seconds, n_train * epochs / seconds

@@ -33,7 +33,7 @@ from pneumonia_aug.contract import (
     TEST_RECALL,
     current_metrics,
 )
-from pneumonia_aug.serving.registry import DEBUG_CAP_TAG
+from pneumonia_aug.serving.registry import DEBUG_CAP_TAG, RUN_ID_TAG
 
 TEST_SET = "test"  # the dataset input a training run logs its test manifest as
 AUROC = TEST_AUROC
@@ -57,7 +57,7 @@ class Evidence:
 
     @classmethod
     def of(cls, version) -> Evidence:
-        run_id = version.run_id or version.tags.get("run_id", "")
+        run_id = version.run_id or version.tags.get(RUN_ID_TAG, "")
         if not run_id:
             return cls("", None, None, SENSITIVITIES[-1])
         metrics = current_metrics(tracking.run_info(run_id).data.metrics)

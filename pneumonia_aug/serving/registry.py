@@ -29,7 +29,8 @@ from pneumonia_aug.errors import ModelVersionError
 VAL_LOSS_TAG = "best_val_loss"
 IMAGE_SIZE_TAG = "image_size"
 DEBUG_CAP_TAG = "max_images_per_split"  # 0 = the full data, the only data a champion has
-TEST_ACCURACY_TAG = "test_accuracy"
+TEST_ACCURACY_TAG = "test_accuracy"  # at 0.5, as Table 1 (the run's `test/accuracy`)
+RUN_ID_TAG = "run_id"  # the run that trained the version
 LISTED_VERSIONS = 5  # versions an error lists by name; the rest are counted
 
 

@@ -7,9 +7,9 @@ down, wrong S3 key) or the process is stopped, the file stays and the log says w
 `--resume RUN_ID` continues such a run: `load_resume` checks that the run can be continued
 with the config given (the same as the run's), loads its checkpoint, and lists the metric
 steps the run already has so that every epoch ends up logged exactly once (`outbox.MetricLog`).
-A run logged under the older flat metric names (`val_loss`, `n_train`: before the UI's chart
-sections, `contract`) is refused, saying why: continuing it would split each curve between
-two names. It stays readable (Table 1, the champion gate); a new run replaces it.
+A run logged under older metric names (`val_loss`, `train/loss`: before the UI's chart
+sections were as they are, `contract`) is refused, saying why: continuing it would split each
+curve between two names. It stays readable (Table 1, the champion gate); a new run replaces it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch
 from pneumonia_aug import tracking
 from pneumonia_aug.contract import (
     CONFIG_ARTIFACT,
+    OLDER_TAG_GIT_COMMIT,
     TAG_GIT_COMMIT,
     TAG_STAGE,
     older_metric_names,
@@ -119,9 +120,9 @@ def load_resume(run_id: str, stage: str, config: dict, cache_dir: str = "") -> R
 def _check_metric_names(run_id: str, logged, tags: dict) -> None:
     older = older_metric_names(logged)
     if older:
-        commit = tags.get(TAG_GIT_COMMIT, "")
+        commit = tags.get(TAG_GIT_COMMIT) or tags.get(OLDER_TAG_GIT_COMMIT, "")
         raise ResumeError(
-            f"run {run_id} was logged by an older version of pneumonia-aug, under flat metric "
+            f"run {run_id} was logged by an older version of pneumonia-aug, under older metric "
             f"names ({', '.join(older[:3])}{', ...' if len(older) > 3 else ''}) that this "
             f"version no longer logs: continuing it would split its curves between two names. "
             "Start a new run instead (a study does so by itself), or finish this one with the "

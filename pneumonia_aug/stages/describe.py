@@ -1,10 +1,15 @@
 """What the MLflow UI says about a run, a model version and a study, in words and links.
 
 Each stage run's description (Markdown) says what it is and where its inputs came from, with
-links to the upstream runs; a registered version's says what it was trained on; the study's
-holds Table 1 and lists, with links, every run it used, launched now or reused. A reused run
-is moved under the study that used it last (its `study_run_id` tag keeps the study that
-launched it), so the UI's run list shows each study with all of its runs.
+links to the upstream runs, and, once its data are loaded, how many images it trained on; a
+registered version's says what it was trained on and its results, each at its threshold; the
+study's leads with Table 1 in short and the forest plot (`stages.table_page`) and lists, with
+links, every run it used, launched now or reused. A reused run is moved under the study that
+used it last (its `launched_by_study` tag keeps the study that launched it), so the UI's run
+list shows each study with all of its runs.
+
+Every number said here is one the run logged (a metric, a count tag, a param) or counted in
+its data: nothing comes from a default.
 """
 
 from __future__ import annotations
@@ -16,22 +21,34 @@ from pneumonia_aug.config import ClassifierConfig, GANConfig, GenerateConfig
 from pneumonia_aug.contract import (
     CHOSEN_TEMPERATURE,
     CHOSEN_THRESHOLD,
+    COMPARE,
     ERROR_COLUMN,
+    FOREST_PLOT,
     IMAGE_COLUMN,
     LABEL_COLUMN,
-    N_GENERATED,
+    N_TEST,
+    N_TRAIN,
+    N_TRAIN_GENERATED,
+    N_TRAIN_REAL_NORMAL,
+    N_VAL,
+    OLDER_TAG_STUDY_RUN,
     PROBABILITY_COLUMN,
-    TAG_STUDY_RUN,
+    STUDY_RUNS_ARTIFACT,
+    TABLE_CSV,
+    TABLE_OUTPUTS,
+    TAG_LAUNCHED_BY_STUDY,
     TAG_TRAIN_GAN_RUN,
     TEST,
     TEST_OP,
     TEST_OP_RECALL,
+    THRESHOLD,
     THRESHOLD_COLUMN,
     metric,
 )
 from pneumonia_aug.data.kermany import default_data_dir
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.settings import Setting
+from pneumonia_aug.stages import table_page
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +72,7 @@ def _setting_words(setting: Setting) -> str:
             else f"{setting.real_fraction:.0%} of the real NORMAL images")
     if not setting.gan:
         return real
-    n = round(setting.synthetic_fraction * N_GENERATED)
-    return f"{real} + {setting.synthetic_fraction:.0%} of the generated ones ({n} of 4000)"
+    return f"{real} + {setting.synthetic_fraction:.0%} of the generated ones"
 
 
 def _size(cfg) -> str:
@@ -68,9 +84,11 @@ def _cap(n: int, of: str = "images per split") -> str:
     return f"; debug subset: at most {n} {of}" if n else ""
 
 
-def classifier_run(cfg: ClassifierConfig, setting: Setting, synthetic_run_id: str) -> str:
+def classifier_run(cfg: ClassifierConfig, setting: Setting, synthetic_run_id: str,
+                   counts: dict | None = None, n_generated: int = 0) -> str:
     """E.g. "CheXNet on DCGAN-1.0-0.6 ..., seed 0, 32 px ...; generated images from generate
-    run X (GAN run Y)"."""
+    run X (GAN run Y)", and once the data are loaded (`counts`: the run's image count tags;
+    `n_generated`: the images its generate run drew) what it trained on."""
     text = (f"**CheXNet** (DenseNet121) on **{setting.name}** ({_setting_words(setting)}), "
             f"seed {cfg.seed}, {_size(cfg)}. Real images from {_data(cfg.data_dir)} "
             f"(validation split seed {cfg.split_seed}){_cap(cfg.max_images_per_split)}.")
@@ -78,22 +96,40 @@ def classifier_run(cfg: ClassifierConfig, setting: Setting, synthetic_run_id: st
         gan_run = tracking.run_tags(synthetic_run_id).get(TAG_TRAIN_GAN_RUN, "")
         text += f" Generated images from generate run {run_link(synthetic_run_id)}"
         text += f" (GAN run {run_link(gan_run)})." if gan_run else "."
+    if counts:
+        generated = (f", {counts[N_TRAIN_GENERATED]} generated of the {n_generated} its "
+                     "generate run drew" if synthetic_run_id else "")
+        text += (f" Trained on {counts[N_TRAIN]} images ({counts[N_TRAIN_REAL_NORMAL]} real "
+                 f"NORMAL{generated}, the rest PNEUMONIA), validated on {counts[N_VAL]}, tested "
+                 f"on {counts[N_TEST]}.")
     return text
 
 
 def _test_metrics(metrics: dict) -> str:
-    return (f"test accuracy {metrics['accuracy']:.3f}, recall {metrics['recall']:.3f}, "
-            f"specificity {metrics['specificity']:.3f}, AUROC {metrics['auroc']:.3f}")
+    """The kept weights on test at 0.5, as Table 1 reads them (`metrics`: the run's `test/*`)."""
+    m = {k.removeprefix(f"{TEST}/"): v for k, v in metrics.items()}
+    return (f"at threshold {THRESHOLD} (Table 1): test accuracy {m['accuracy']:.3f}, recall "
+            f"{m['recall']:.3f}, specificity {m['specificity']:.3f}, AUROC {m['auroc']:.3f}")
+
+
+def _served_metrics(metrics: dict) -> str:
+    """What the registered model answers on test, at its threshold (`metrics`: `model/*` and
+    `test_op/*`)."""
+    return (f"as served (calibrated, threshold {metrics[CHOSEN_THRESHOLD]:.3f}): test accuracy "
+            f"{metrics[metric(TEST_OP, 'accuracy')]:.3f}, recall "
+            f"{metrics[TEST_OP_RECALL]:.3f}, specificity "
+            f"{metrics[metric(TEST_OP, 'specificity')]:.3f}")
 
 
 def classifier_result(metrics: dict, best_epoch: int, model: str, version: str) -> str:
-    return (f"**Result** (weights of epoch {best_epoch}, lowest validation loss): "
+    """`metrics`: the run's `test/*` metrics."""
+    return (f"**Result** (weights of epoch {best_epoch}, lowest validation loss) "
             f"{_test_metrics(metrics)}. Registered as "
             f"[{model} v{version}]({tracking.model_version_page(model, version)}).")
 
 
 def operating_point(metrics: dict, rule: str) -> str:
-    """What the registered model applies, from the run's `chosen/*`, `test_op/*` and
+    """What the registered model applies, from the run's `model/*`, `test_op/*` and
     `test/ece*` metrics."""
     m = metrics
     return (f"**Served:** probability calibrated with temperature "
@@ -116,8 +152,9 @@ def version_of_run(what: str, image_size: int, cap: str, digest: str, run_id: st
 
 def classifier_version(cfg: ClassifierConfig, digest: str, run_id: str, metrics: dict,
                        model: str, version: str) -> str:
-    """What the version was trained on, its test metrics, and how to load it from Python or
-    run `pneumonia-aug predict` with it."""
+    """What the version was trained on, its test metrics at 0.5 and as served (`metrics`: the
+    run's `test/*`, `test_op/*` and `model/*`), and how to load it from Python or run
+    `pneumonia-aug predict` with it."""
     uri = f"models:/{model}/{version}"
     answers = ", ".join((PROBABILITY_COLUMN, LABEL_COLUMN, THRESHOLD_COLUMN, ERROR_COLUMN))
     load = ("import base64\nfrom pathlib import Path\n\nimport mlflow\nimport pandas as pd\n\n"
@@ -126,7 +163,7 @@ def classifier_version(cfg: ClassifierConfig, digest: str, run_id: str, metrics:
             f'print(model.predict(pd.DataFrame({{"{IMAGE_COLUMN}": [image]}})))  # {answers}')
     return version_of_run(f"CheXNet on {cfg.setting}, seed {cfg.seed}", cfg.image_size,
                           _cap(cfg.max_images_per_split), digest, run_id, load,
-                          _test_metrics(metrics)) + (
+                          f"{_test_metrics(metrics)}; {_served_metrics(metrics)}") + (
         f"\n\nOr `pneumonia-aug predict --model {uri} x.jpeg`: label, probability and a "
         "Grad-CAM figure per image.")
 
@@ -139,10 +176,17 @@ def generator_version(cfg: GANConfig, digest: str, run_id: str, model: str,
                           _cap(cfg.max_images, "training images"), digest, run_id, load)
 
 
-def gan_run(cfg: GANConfig) -> str:
+def gan_run(cfg: GANConfig, n_trained: int = 0, n_available: int = 0) -> str:
+    """What the GAN learns from; once its data are loaded (`n_trained` of `n_available`
+    images), how many."""
     gan = cfg.gan.display
-    images = ("the real NORMAL training images" if gan == "DCGAN"
-              else "the real training images of both classes, with their labels")
+    kind = ("real NORMAL training images" if gan == "DCGAN"
+            else "real training images of both classes, with their labels")
+    if n_available:  # what it trained on: `n_trained` (a debug cap applied), the count tag
+        images = (f"{n_trained} of the {n_available} {kind}" if n_trained < n_available
+                  else f"all {n_available} {kind}")
+    else:
+        images = f"the {kind}"
     if cfg.real_fraction < 1:
         images += f" that an r = {cfg.real_fraction:g} setting keeps (real_subset=fixed)"
     quality = (f" GAN quality (FID/KID, memorization) in the features of "
@@ -152,15 +196,18 @@ def gan_run(cfg: GANConfig) -> str:
             f"{_cap(cfg.max_images, 'training images')}.{quality}")
 
 
-def generate_run(cfg: GenerateConfig, uri: str, version: str, gan_run_id: str) -> str:
+def generate_run(cfg: GenerateConfig, uri: str, version: str, gan_run_id: str,
+                 n_drawn: int) -> str:
+    """`n_drawn`: the images the run wrote (its `generated` input's rows)."""
     source = f" (GAN run {run_link(gan_run_id)})" if gan_run_id else ""
-    return (f"**{cfg.n_images} NORMAL images** drawn with seed {cfg.seed} from `{uri}` "
+    return (f"**{n_drawn} NORMAL images** drawn with seed {cfg.seed} from `{uri}` "
             f"(version {version}){source}; the GAN settings' classifier runs add them.")
 
 
 def compare_run(n_runs: int, study_run_id: str, key: str) -> str:
+    """What a compare run tabulated (the head of its page's first line)."""
     origin = f"of study {run_link(study_run_id)}" if study_run_id else "of the experiment"
-    return f"**Table 1** from {n_runs} classifier runs {origin} (comparison group `{key}`)."
+    return f"**Table 1** from {n_runs} classifier runs {origin} (comparison group `{key}`)"
 
 
 def study_started(profile: str, settings: list[str], seeds: list[int], data_dir: str,
@@ -172,30 +219,57 @@ def study_started(profile: str, settings: list[str], seeds: list[int], data_dir:
             f"{_data(data_dir)}.")
 
 
+def launcher(tags: dict) -> str:
+    """The study that launched a run: its `launched_by_study` once a later study reused it (an
+    older run's `study_run_id`), else its parent; "" for a run of no study."""
+    return (tags.get(TAG_LAUNCHED_BY_STUDY) or tags.get(OLDER_TAG_STUDY_RUN)
+            or tags.get(tracking.PARENT_TAG, ""))
+
+
 def _adopt(study_run_id: str, run_id: str) -> str:
-    """Nest a run under the study (reused runs move; their launcher stays in `study_run_id`);
-    return how the run came to the study."""
+    """Nest a run under the study (a reused run moves, and keeps its launcher in
+    `launched_by_study`); return how the run came to the study."""
     tags = tracking.run_tags(run_id)
-    if tags.get(tracking.PARENT_TAG) != study_run_id:
+    parent = tags.get(tracking.PARENT_TAG, "")
+    launcher_id = launcher(tags) or study_run_id
+    if parent != study_run_id:
+        if launcher_id != study_run_id and TAG_LAUNCHED_BY_STUDY not in tags:
+            tracking.tag_run(run_id, {TAG_LAUNCHED_BY_STUDY: launcher_id})
         tracking.set_parent(run_id, study_run_id)
-    launcher = tags.get(TAG_STUDY_RUN, study_run_id)
-    return "new" if launcher == study_run_id else f"reused, launched by study {run_link(launcher)}"
+    return ("new" if launcher_id == study_run_id
+            else f"reused, launched by study {run_link(launcher_id)}")
+
+
+def _head(study_run_id: str, started: str, used: list[dict], table: str) -> str:
+    """The study's page above its runs: Table 1 as the page leads with it, compare's files
+    copied to the study's run, linked and shown, and what the study ran (`started`) right
+    under the first line (`table`: the Markdown, whose first line is the scale)."""
+    compare = next((u["run_id"] for u in used if u["stage"] == COMPARE), "")
+    if not (compare and table.strip()):
+        return f"{started}\n\n{table.strip() or '(no table: no classifier run finished)'}"
+    tracking.copy_artifacts(compare, study_run_id, (*TABLE_OUTPUTS, FOREST_PLOT))
+    frame = tracking.read_csv_artifact(study_run_id, TABLE_CSV)
+    if frame is None:
+        return f"{started}\n\n{table.strip()}"
+    experiment = tracking.run_info(study_run_id).info.experiment_id
+    return table_page.lead(frame, table.strip().splitlines()[0], experiment, study_run_id,
+                           other=run_link(compare, "compare run"), then=started)
 
 
 def describe_study(study_run_id: str, started: str, used: list[dict], failed: list[str],
                    table: str) -> None:
     """Nest every run the study used under it and set its description: what it ran, Table 1
-    (with its scale line), and a link to each run, new or reused."""
+    in short with the forest plot (`table_page`), and a link to each run, new or reused."""
     lines = [f"- {run_link(u['run_id'], u['label'])}: {_adopt(study_run_id, u['run_id'])}"
              for u in used]
     lines += [f"- **failed:** {f}" for f in failed]
-    head = f"{started}\n\n{table.strip() or '(no table: no classifier run finished)'}"
+    head = _head(study_run_id, started, used, table)
     runs = f"\n\n### Runs ({len(used)} used, {len(failed)} failed)\n"
     room = tracking.TAG_VALUE_LIMIT - len(head) - len(runs) - 80
     kept = []
     for line in lines:
         if len(line) + 1 > room:
-            kept.append(f"- ... and {len(lines) - len(kept)} more (see study/runs.json)")
+            kept.append(f"- ... and {len(lines) - len(kept)} more (see {STUDY_RUNS_ARTIFACT})")
             break
         kept.append(line)
         room -= len(line) + 1

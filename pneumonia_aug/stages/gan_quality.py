@@ -32,14 +32,15 @@ from pneumonia_aug.contract import (
     MEMORIZATION_IMAGES,
     NN_DISTANCE_MEDIAN,
     NN_DISTANCE_MIN,
-    TAG_FEATURE_MODEL_URI,
-    TAG_FEATURE_MODEL_VERSION,
+    TAG_FID_FEATURE_MODEL_URI,
+    TAG_FID_FEATURE_MODEL_VERSION,
     TAG_QUALITY_SKIPPED,
     TAG_STAGE,
     TRAIN_GAN,
     VAL_AUROC,
     Gan,
     current_metrics,
+    logged_metric_name,
 )
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.errors import ModelVersionError, PneumoniaAugError, TrackingError
@@ -56,7 +57,7 @@ def eval_images_file(epoch: int) -> str:
 
 def measured_in(gan_run_id: str) -> str:
     """The feature network the GAN run's quality was measured in ("" if none)."""
-    return tracking.run_tags(gan_run_id).get(TAG_FEATURE_MODEL_URI, "")
+    return tracking.run_tags(gan_run_id).get(TAG_FID_FEATURE_MODEL_URI, "")
 
 
 def unfit_reason(feature_model_uri: str, cfg: QualityConfig) -> str:
@@ -69,7 +70,8 @@ def unfit_reason(feature_model_uri: str, cfg: QualityConfig) -> str:
     run = tracking.run_info(run_id)
     size = int(float(run.data.params.get("image_size", 0)))
     chosen = current_metrics(run.data.metrics).get(CHOSEN_EPOCH)
-    history = {m.step: m.value for m in tracking.metric_history(run_id, VAL_AUROC)}
+    key = logged_metric_name(VAL_AUROC, run.data.metrics)  # an older run's name, if it is one
+    history = {m.step: m.value for m in tracking.metric_history(run_id, key)}
     auroc = history.get(int(chosen)) if chosen is not None else None
     problems = []
     if size < cfg.min_feature_image_size:
@@ -164,7 +166,8 @@ def measure(cfg: QualityConfig, data: GANData | None = None) -> str:
             tracking.upload_artifact(run_id, figure, "quality")
         tracking.log_metric_rows(run_id, rows)
     version, _ = tracking.model_version_of(uri)
-    tracking.tag_run(run_id, {TAG_FEATURE_MODEL_URI: uri, TAG_FEATURE_MODEL_VERSION: version})
+    tracking.tag_run(run_id, {TAG_FID_FEATURE_MODEL_URI: uri,
+                              TAG_FID_FEATURE_MODEL_VERSION: version})
     tracking.add_to_description(run_id, f"GAN quality (FID/KID at epochs "
                                         f"{', '.join(str(e) for e in sorted(drawn) if e >= 0)};"
                                         f" memorization) measured in the features of `{uri}` "

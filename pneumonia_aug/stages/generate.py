@@ -2,7 +2,9 @@
 
 Writes `n_images` 8-bit grayscale PNGs (the CGAN with the NORMAL label) as the artifact
 folder `generated/` (the contract with `train_classifier`), logs them as the dataset input
-`generated` with a digest, and a sample grid `samples/grid.png` (the paper's Figures 4-5).
+`generated` with a digest, and a sample grid `samples/grid.png` (the paper's Figures 4-5). The
+generator's URI is a param (as resolved); the tags name its version and its GAN run. The run
+is named for the GAN and the seed (`gen DC s0`); its description says how many images it drew.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from pneumonia_aug.config import GenerateConfig
 from pneumonia_aug.contract import (
     GENERATE,
     GENERATED_DIR,
-    N_IMAGES,
     TAG_GAN,
+    TAG_GENERATOR_VERSION,
     TAG_SEED,
     TAG_TRAIN_GAN_RUN,
     Gan,
+    generate_run_name,
     newest_generator_uri,
-    run_name,
 )
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.sampling import fixed_noise
@@ -67,12 +69,13 @@ def run_generate(cfg: GenerateConfig, run_id: str = "", parent_run_id: str = "")
     uri = cfg.model_uri or newest_generator_uri(gan)
     version, source_run = tracking.model_version_of(uri)  # before the run: a user error
     _check_gan(uri, source_run, gan)
-    tags = stage_tags(GENERATE, **{TAG_GAN: gan.display, TAG_SEED: cfg.seed, "model_uri": uri,
-                                   "generator_version": version, TAG_TRAIN_GAN_RUN: source_run})
-    name = run_name(cfg.seed, f"{GENERATE}-{gan.value}")
-    with tracking.start_run(cfg.experiment_name, run_name=name, tags=tags,
-                            description=describe.generate_run(cfg, uri, version, source_run),
-                            run_id=run_id, parent_run_id=parent_run_id) as run:
+    tags = stage_tags(GENERATE, **{TAG_GAN: gan.display, TAG_SEED: cfg.seed,
+                                   TAG_GENERATOR_VERSION: version, TAG_TRAIN_GAN_RUN: source_run})
+    real_fraction = (tracking.run_info(source_run).data.params.get("real_fraction", 1.0)
+                     if source_run else 1.0)
+    name = generate_run_name(gan, float(real_fraction), cfg.seed)
+    with tracking.start_run(cfg.experiment_name, run_name=name, tags=tags, run_id=run_id,
+                            parent_run_id=parent_run_id) as run:
         tracking.log_params(cfg.to_dict() | {"model_uri": uri})
         generator = tracking.load_python_model(uri)
         generator.generator.to(pick_device(cfg.device))
@@ -87,5 +90,6 @@ def run_generate(cfg: GenerateConfig, run_id: str = "", parent_run_id: str = "")
         grid = sample_grid(generator.generator,
                            fixed_noise(64, generator.generator.latent_dim, cfg.seed), grid_labels)
         tracking.log_image(grid, "samples/grid.png")
-        tracking.log_metrics({N_IMAGES: len(images)})
+        tracking.describe_run(run.info.run_id, describe.generate_run(
+            cfg, uri, version, source_run, len(manifest)))
         return run.info.run_id

@@ -1,7 +1,7 @@
 """A registered classifier's model card: what it is for, what it learned from, how well it does
 at the operating point it serves, for whom, how calibrated, what it cannot be trusted for, and
-how to load it. Written from the run's own numbers; logged as `model_card.md` and added to the
-version's description.
+how to load it. Written from the run's own numbers (each a logged metric, or a count of its
+test images); logged as `model_card.md` and added to the version's description.
 
 Intervals here cover the test set only (Wilson 95% over its images): they say how precisely
 624 X-rays pin down this one trained model, not how much another training run would differ
@@ -14,7 +14,6 @@ from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.contract import (
     CHOSEN_TEMPERATURE,
     CHOSEN_THRESHOLD,
-    DATA,
     TEST,
     TEST_AUROC,
     TEST_OP,
@@ -33,9 +32,10 @@ def _rate(value: float, n: int) -> str:
 
 
 def model_card(cfg: ClassifierConfig, metrics: dict, n_positive: int, n_negative: int,
-               digest: str, run_id: str, uri: str) -> str:
-    """The card as Markdown. `metrics`: the run's `test/*`, `test_op/*` and `chosen/*`
-    metrics; `n_positive` / `n_negative`: PNEUMONIA / NORMAL test images."""
+               n_subtype: dict[str, int], digest: str, run_id: str, uri: str) -> str:
+    """The card as Markdown. `metrics`: the run's `test/*`, `test_op/*` and `model/*`
+    metrics; `n_positive` / `n_negative`: PNEUMONIA / NORMAL test images; `n_subtype`: the
+    PNEUMONIA test images of each subtype."""
     m = metrics
 
     def test(name: str) -> float:
@@ -45,9 +45,8 @@ def model_card(cfg: ClassifierConfig, metrics: dict, n_positive: int, n_negative
         return m[metric(TEST_OP, name)]
 
     subgroups = "; ".join(
-        f"{s} {_rate(op(f'recall_{s}'), int(m[metric(DATA, f'n_test_{s}')]))}"
-        for s in SUBTYPES if metric(TEST_OP, f"recall_{s}") in m
-        and m.get(metric(DATA, f"n_test_{s}")))
+        f"{s} {_rate(op(f'recall_{s}'), n_subtype[s])}"
+        for s in SUBTYPES if metric(TEST_OP, f"recall_{s}") in m and n_subtype.get(s))
     cap = (f"at most {cfg.max_images_per_split} images per split (a debug cap: not for use)"
            if cfg.max_images_per_split else "the full data")
     return "\n".join([
@@ -70,15 +69,16 @@ def model_card(cfg: ClassifierConfig, metrics: dict, n_positive: int, n_negative
         f"test), applied to probabilities calibrated with temperature "
         f"{m[CHOSEN_TEMPERATURE]:.2f} (also fitted on validation).",
         "",
-        "**Test results at that point** (Wilson 95% over the test images):",
+        f"**Test results at that point** (threshold {m[CHOSEN_THRESHOLD]:.3f}, calibrated; "
+        "Wilson 95% over the test images):",
         f"- sensitivity (recall) {_rate(m[TEST_OP_RECALL], n_positive)}",
         f"- specificity {_rate(op('specificity'), n_negative)}",
         f"- accuracy {_rate(op('accuracy'), n_positive + n_negative)}",
         f"- AUROC {m[TEST_AUROC]:.3f}; sensitivity at 95% specificity "
         f"{test('sens_at_spec95'):.3f}, specificity at 95% sensitivity "
         f"{test('spec_at_sens95'):.3f}",
-        f"- at 0.5 instead: sensitivity {m[TEST_RECALL]:.3f}, specificity "
-        f"{test('specificity'):.3f}",
+        f"- at 0.5 instead (Table 1): sensitivity {m[TEST_RECALL]:.3f}, specificity "
+        f"{test('specificity'):.3f}, accuracy {test('accuracy'):.3f}",
         "",
         f"**Subgroups** (recall at the operating point): {subgroups or 'not measured'}.",
         "",

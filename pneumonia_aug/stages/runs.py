@@ -4,8 +4,9 @@
 1. before any run opens (so a user error leaves no run behind): the resume checks, then the
    stage's own checks and upstream look-ups (`prepare`);
 2. opens the run, or reopens the interrupted one (`--resume`);
-3. loads the data; a new run logs its params, dataset digest and inputs, a resumed one must
-   see the same data digest;
+3. loads the data; a new run logs its params, dataset digest and inputs, and its description
+   again with what it trains on (the counts it tagged); a resumed one must see the same data
+   digest;
 4. under torchrun, hands the run id, the upstream and the checkpoint to the other ranks (only
    rank 0 talks to MLflow);
 5. trains with a local checkpoint (kept if anything fails, for `--resume`), logging each epoch
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 
 
 def stage_tags(stage: str, **tags) -> dict:
-    """The tags every stage run carries (stage, commit, code version) plus its own."""
+    """The tags every stage run carries (stage, commit as MLflow's source version, code
+    version) plus its own."""
     return {TAG_STAGE: stage, TAG_GIT_COMMIT: git_commit(), TAG_CODE_VERSION: code_version(),
             **tags}
 
@@ -66,8 +68,9 @@ class TrainingStage:
         """Tags of a new run, besides stage, code version and world size."""
         return {}
 
-    def description(self, upstream) -> str:
-        """A new run's description in the UI: what it is, where its inputs come from."""
+    def description(self, upstream, data=None) -> str:
+        """A new run's description in the UI: what it is, where its inputs come from; with
+        `data` (once loaded), also how many images it trains on."""
         return ""
 
     def prepare(self, resume: Resume | None):
@@ -157,6 +160,7 @@ def execute(stage: TrainingStage, resume_run_id: str = "", run_id: str = "",
                 tracking.log_params(stage.params)
                 tracking.set_tags({TAG_DATASET_DIGEST: data.dataset_digest})
                 stage.log_inputs(data, dist)
+                tracking.describe_run(run_id, stage.description(upstream, data))
             checkpoint = resume.checkpoint if resume else None
             dist.broadcast((run_id, upstream, checkpoint))
             with local_checkpoint(run_id, cfg.cache_dir) as path:

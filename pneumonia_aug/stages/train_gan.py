@@ -1,13 +1,14 @@
 """The `train_gan` stage as a tracked run: a DCGAN or CGAN on the real training images.
 
-Logged: the config; `data/n_train`, `data/n_skipped_files`; per epoch `train/d_loss`,
-`train/g_loss`, `train/d_real`, `train/d_fake`; every `sample_every` epochs a fixed-noise grid
-`samples/epoch_XXXX.png` and the images drawn for GAN quality (`quality/eval_images/`, measured
-by `stages.gan_quality` once an X-ray feature network is known: at this run's end when
-`feature_model_uri` names one, else by the study's quality step); at the end the loss curves
-(the paper's Figure 6), the memorization set, the checkpoint, and the generator registered as
-`pneumonia-{dcgan,cgan}-generator` with the alias `newest`; the tag `world_size` (processes
-under torchrun, 1 otherwise).
+Logged: the config; the tags `n_train` (the images it trains on, its debug cap applied) and,
+where files were skipped, `n_skipped_files`; per epoch `epoch/d_loss`, `epoch/g_loss`,
+`epoch/d_real`, `epoch/d_fake` (the UI's first chart section); every `sample_every` epochs a
+fixed-noise grid `samples/epoch_XXXX.png` and the images drawn for GAN quality
+(`quality/eval_images/`, measured by `stages.gan_quality` once an X-ray feature network is
+known: at this run's end when `feature_model_uri` names one, else by the study's quality step);
+at the end the loss curves (the paper's Figure 6), the memorization set, the checkpoint, and
+the generator registered as `pneumonia-{dcgan,cgan}-generator` with the alias `newest`; the
+tag `world_size` (processes under torchrun, 1 otherwise).
 
 The run itself (checks, resume, checkpoint, failure) is `stages.runs.execute`.
 """
@@ -34,11 +35,12 @@ from pneumonia_aug.contract import (
     PLOTS_DIR,
     TAG_GAN,
     TAG_MODEL_VERSION,
+    TAG_REAL_FRACTION,
     TAG_SEED,
     TRAIN_GAN,
     Gan,
+    gan_run_name,
     generator_model_name,
-    run_name,
 )
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
@@ -49,7 +51,7 @@ from pneumonia_aug.serving import packaging, registry
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.gan_quality import eval_images_file, measure
 from pneumonia_aug.stages.runs import TrainingStage, execute
-from pneumonia_aug.training.gan import sample_grid, train_gan
+from pneumonia_aug.training.gan import capped, sample_grid, train_gan
 
 log = logging.getLogger(__name__)
 GRID = 64  # images in each sample grid (8 x 8)
@@ -65,17 +67,20 @@ class GANStage(TrainingStage):
         self.what = self.gan.display
         lr_d, lr_g = cfg.effective_lrs  # derived, logged too: what Adam actually ran with
         self.params = cfg.to_dict() | {"lr_d_effective": lr_d, "lr_g_effective": lr_g}
-        subset = f"-r{cfg.real_fraction:g}" if cfg.real_fraction < 1 else ""
-        self.run_name = run_name(cfg.seed, f"{TRAIN_GAN}-{self.gan.value}{subset}")
+        self.run_name = gan_run_name(self.gan, cfg.real_fraction, cfg.seed)
 
     def prepare(self, resume):
         check_layout(resolve_data_dir(self.cfg.data_dir))
 
     def tags(self, upstream, dist) -> dict:
-        return {TAG_GAN: self.gan.display, TAG_SEED: self.cfg.seed}
+        subset = {TAG_REAL_FRACTION: self.cfg.real_fraction} if self.cfg.real_fraction < 1 else {}
+        return {TAG_GAN: self.gan.display, TAG_SEED: self.cfg.seed} | subset
 
-    def description(self, upstream) -> str:
-        return describe.gan_run(self.cfg)
+    def description(self, upstream, data: GANData | None = None) -> str:
+        if data is None:
+            return describe.gan_run(self.cfg)
+        available = len(data.train.labels)
+        return describe.gan_run(self.cfg, capped(available, self.cfg.max_images), available)
 
     def load(self, upstream) -> GANData:
         cfg = self.cfg
@@ -84,8 +89,9 @@ class GANStage(TrainingStage):
                              real_fraction_scope=cfg.real_fraction_scope)
 
     def log_inputs(self, data: GANData, dist) -> None:
-        tracking.log_metrics({N_TRAIN: len(data.train.labels),
-                              N_SKIPPED_FILES: len(data.skipped)})
+        skipped = {N_SKIPPED_FILES: len(data.skipped)} if data.skipped else {}
+        tracking.set_tags({N_TRAIN: capped(len(data.train.labels), self.cfg.max_images)}
+                          | skipped)
         tracking.log_manifest(data.train.manifest, "gan_train", source=str(data.data_dir))
 
     def train(self, data: GANData, dist, checkpoint, metric_log, checkpoint_path):
@@ -130,7 +136,6 @@ class GANStage(TrainingStage):
             fake = generate_images(result.generator, cfg.eval_images, cfg.seed + 2, NORMAL)
             metric_log.log_arrays(f"{EVAL_IMAGES_DIR}/{MEMORIZATION_IMAGES}", images=fake)
             metric_log.flush(wait=True)
-        # Metrics at step 0 so far (the counts) become the model's too (MLflow).
         info = packaging.log_generator_model(
             gan, result.generator.state_dict(), self.params,
             metadata={"train_gan_run_id": run_id}, description=tracking.run_description(run_id))
@@ -139,7 +144,7 @@ class GANStage(TrainingStage):
         name = generator_model_name(gan)
         tracking.describe_version(name, version, describe.generator_version(
             cfg, data.dataset_digest, run_id, name, version))
-        tracking.set_tags({TAG_MODEL_VERSION: version, "model_uri": info.model_uri})
+        tracking.set_tags({TAG_MODEL_VERSION: version})
         log.info("run %s: %s generator registered as %s version %s (alias newest)",
                  run_id, gan.display, generator_model_name(gan), version)
         if cfg.feature_model_uri and cfg.sample_every:

@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-from pneumonia_aug.contract import TAG_STUDY_RUN
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.study.reuse import claim_or_reuse, run_key
 
@@ -41,12 +40,11 @@ class Study:
             return None
 
     def stage(self, name: str, label: str, params: dict, upstream: dict,
-              launch: Callable[[], str]) -> str | None:
+              launch: Callable[[str], str]) -> str | None:
         """Reuse or launch the stage; safe against a concurrent study (`reuse.claim_or_reuse`)."""
         key = run_key(name, params, upstream)
         try:
             claim = claim_or_reuse(self.experiment_name, key, params, launch, label=label,
-                                   tags={TAG_STUDY_RUN: self.study_run_id},
                                    parent_run_id=self.study_run_id)
         except PneumoniaAugError as exc:  # a failed stage is recorded, the study goes on
             log.error("[study] %s failed: %s", label, exc)

@@ -11,13 +11,13 @@ Callers use `from pneumonia_aug import tracking` and the names below; the module
   their experiments; `normalize_param`;
 - `active_run.py`: the active run's ids and what is logged into it: params, tags, metrics,
   figures, tables, files, data subsets as dataset inputs (`log_manifest`);
-- `artifacts.py`: a run's artifacts read back;
-- `evaluation.py`: MLflow's classifier evaluation of stored predictions, into the active run;
+- `artifacts.py`: a run's artifacts read back, or copied to another run;
 - `registry.py`: pyfunc models logged and loaded, registered versions, tags, aliases,
   descriptions;
 - `validation.py`: logged metrics checked against thresholds (MLflow's model validation);
 - `outages.py`: reachability and outages, and what the outbox sends into a run by id;
-- `failures.py`: exceptions as one line; `ui.py`: the UI's reserved tags and page addresses.
+- `failures.py`: exceptions as one line; `ui.py`: the UI's reserved tags, page and file
+  addresses.
 """
 
 from pneumonia_aug.tracking.active_run import (
@@ -39,12 +39,12 @@ from pneumonia_aug.tracking.active_run import (
     set_tags,
 )
 from pneumonia_aug.tracking.artifacts import (
+    copy_artifacts,
     download_artifacts,
     read_csv_artifact,
     read_dict_artifact,
     read_text_artifact,
 )
-from pneumonia_aug.tracking.evaluation import evaluate_predictions
 from pneumonia_aug.tracking.failures import failure_line
 from pneumonia_aug.tracking.outages import (
     ensure_reachable,
@@ -69,6 +69,7 @@ from pneumonia_aug.tracking.records import (
     metric_history,
     normalize_param,
     reading_store,
+    run_address,
     run_description,
     run_info,
     run_tags,
@@ -99,31 +100,36 @@ from pneumonia_aug.tracking.runs import (
     start_run,
 )
 from pneumonia_aug.tracking.ui import (
+    DEFAULT_UI,
     DESCRIPTION_TAG,
     EXPERIMENT_KIND_TAG,
     MODEL_TRAINING_KIND,
     PARENT_TAG,
     TAG_VALUE_LIMIT,
+    artifact_file,
+    artifact_page,
     model_version_page,
     run_page,
+    ui_address,
 )
 from pneumonia_aug.tracking.validation import metric_failures
 
 __all__ = [
-    "DESCRIPTION_TAG", "EXPERIMENT_KIND_TAG", "MODEL_TRAINING_KIND", "PARENT_TAG",
+    "DEFAULT_UI", "DESCRIPTION_TAG", "EXPERIMENT_KIND_TAG", "MODEL_TRAINING_KIND", "PARENT_TAG",
     "TAG_VALUE_LIMIT", "active_experiment_id", "active_run_id", "add_to_description",
-    "add_to_version_description", "alias_version", "artifact_uri", "create_run",
-    "current_run_id", "delete_run", "delete_tags", "describe_registered_model", "describe_run",
-    "describe_version", "download_artifacts", "ensure_reachable", "evaluate_predictions",
-    "experiment_id", "failure_line", "input_digest", "is_outage", "latest_finished_run",
-    "load_python_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_image",
-    "log_manifest", "log_metric_rows", "log_metrics", "log_params", "log_pyfunc_model",
-    "log_table", "log_text", "manifest_digest", "metric_failures", "metric_history",
-    "metric_steps", "model_version", "model_version_of", "model_version_page", "model_versions",
-    "normalize_param", "now_ms", "reachable", "reading_store",
-    "read_csv_artifact", "read_dict_artifact", "read_text_artifact", "record_failure",
-    "resume_run", "run_description", "run_info", "run_page", "run_tags", "search_runs",
-    "set_alias", "set_parent", "set_tags", "single_try", "start_run", "tag_run", "tag_version",
-    "target_experiment_id", "terminate_run", "tracking_uri",
-    "upload_artifact", "use_experiment", "warm_requirement_checks",
+    "add_to_version_description", "alias_version", "artifact_file", "artifact_page",
+    "artifact_uri", "copy_artifacts", "create_run", "current_run_id", "delete_run",
+    "delete_tags", "describe_registered_model", "describe_run", "describe_version",
+    "download_artifacts", "ensure_reachable", "experiment_id", "failure_line", "input_digest",
+    "is_outage", "latest_finished_run", "load_python_model", "log_artifact", "log_artifacts",
+    "log_dict", "log_figure", "log_image", "log_manifest", "log_metric_rows", "log_metrics",
+    "log_params", "log_pyfunc_model", "log_table", "log_text", "manifest_digest",
+    "metric_failures", "metric_history", "metric_steps", "model_version", "model_version_of",
+    "model_version_page", "model_versions", "normalize_param", "now_ms",
+    "reachable", "read_csv_artifact", "read_dict_artifact", "read_text_artifact",
+    "reading_store", "record_failure", "resume_run", "run_address", "run_description",
+    "run_info", "run_page", "run_tags", "search_runs", "set_alias", "set_parent", "set_tags",
+    "single_try", "start_run", "tag_run", "tag_version",
+    "target_experiment_id", "terminate_run", "tracking_uri", "ui_address", "upload_artifact",
+    "use_experiment", "warm_requirement_checks",
 ]

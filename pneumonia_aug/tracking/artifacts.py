@@ -1,5 +1,5 @@
 """Reading a run's artifacts back: download a file or folder, or read one as text, a dict or
-a frame (None where the run has none)."""
+a frame (None where the run has none); copy files from one run to another."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.tracking.failures import first_line
@@ -44,3 +45,12 @@ def read_csv_artifact(run_id: str, artifact_path: str) -> pd.DataFrame | None:
         except (MlflowException, OSError):
             return None
         return pd.read_csv(path)
+
+
+def copy_artifacts(from_run: str, to_run: str, artifact_paths) -> None:
+    """Copy these files of run `from_run` to the same paths in run `to_run`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for artifact_path in artifact_paths:
+            local = download_artifacts(from_run, artifact_path, Path(tmp) / "in")
+            folder = str(Path(artifact_path).parent)
+            MlflowClient().log_artifact(to_run, str(local), None if folder == "." else folder)

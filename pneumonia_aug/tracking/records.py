@@ -14,7 +14,13 @@ from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.tracking.failures import first_line
-from pneumonia_aug.tracking.ui import DESCRIPTION_TAG, PARENT_TAG, TAG_VALUE_LIMIT
+from pneumonia_aug.tracking.ui import (
+    DESCRIPTION_TAG,
+    PARENT_TAG,
+    TAG_VALUE_LIMIT,
+    run_page,
+    ui_address,
+)
 
 # ---- experiments --------------------------------------------------------------------------
 
@@ -64,6 +70,13 @@ def run_info(run_id: str):
     except MlflowException as exc:
         raise TrackingError(f"run {run_id} not found: {first_line(exc)} (is "
                             "MLFLOW_TRACKING_URI the store the run was logged to?)") from exc
+
+
+def run_address(run_id: str) -> str:
+    """The run's page in the UI, in full: on the tracking server for an http(s) store, else
+    where `mlflow ui` serves this store by default."""
+    run = run_info(run_id)
+    return ui_address(mlflow.get_tracking_uri(), run_page(run.info.experiment_id, run_id))
 
 
 def run_tags(run_id: str) -> dict:

@@ -1,5 +1,8 @@
 """What MLflow's UI reads: its reserved tags, its cap on a tag value, and the addresses of its
-pages (for links in descriptions). Names only: nothing here talks to MLflow."""
+pages and of a run's files (for links and pictures in descriptions). Names only: nothing here
+talks to MLflow."""
+
+from urllib.parse import quote
 
 DESCRIPTION_TAG = "mlflow.note.content"  # the UI's description of a run or a logged model
 PARENT_TAG = "mlflow.parentRunId"
@@ -28,4 +31,25 @@ def run_page(experiment_id: str, run_id: str) -> str:
 
 def model_version_page(name: str, version: str) -> str:
     return _page(f"models/{name}/versions/{version}")
+
+
+def artifact_page(experiment_id: str, run_id: str, path: str) -> str:
+    """The run's Artifacts tab with the file `path` open."""
+    return _page(f"experiments/{experiment_id}/runs/{run_id}/artifacts/{path}")
+
+
+def artifact_file(run_id: str, path: str) -> str:
+    """The file itself, as the UI's server hands it out (relative to the UI's root, as the
+    pages are): a picture in a description (`![...](address)`) shows in place."""
+    return f"get-artifact?path={quote(path)}&run_uuid={run_id}"
+
+
+def ui_address(tracking_uri: str, page: str) -> str:
+    """A page's full address: on the tracking server's own UI for an http(s) store, else on
+    `mlflow ui` at its default address."""
+    root = tracking_uri if tracking_uri.startswith(("http://", "https://")) else DEFAULT_UI
+    return f"{root.rstrip('/')}/{page}"
+
+
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store
 

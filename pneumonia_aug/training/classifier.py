@@ -8,7 +8,8 @@ Every epoch ends in a checkpoint that holds all a run needs to continue exactly 
 What an epoch updates and a checkpoint saves travels as one `ClassifierState` (as a
 `GANState` does in `training.gan`). This module knows nothing of MLflow: it reports each epoch
 through `on_epoch`, as a row of metrics under their published names (`contract`:
-`train/loss`, `val/loss`, `val/accuracy`, ...) that also make up the checkpoint's history.
+`epoch/loss_train`, `epoch/loss_val`, `epoch/lr_scale`, `epoch/val_accuracy`, ...) that also
+make up the checkpoint's history.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pneumonia_aug.config import ClassifierConfig
-from pneumonia_aug.contract import TRAIN_LOSS, TRAIN_LR, VAL, VAL_LOSS, metric
+from pneumonia_aug.contract import LR_SCALE, TRAIN_LOSS, VAL_LOSS, val_metric
 from pneumonia_aug.data.dataset import ClassifierData
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.evaluation.metrics import binary_metrics
@@ -150,15 +151,15 @@ class ClassifierState:
         self.scheduler.step(val_loss)
         return lr
 
-    def record(self, epoch: int, train_loss: float, val_loss: float, lr: float,
+    def record(self, epoch: int, train_loss: float, val_loss: float, lr_scale: float,
                val: dict) -> dict:
         """Keep the weights if this epoch's validation loss is the lowest yet; the epoch's row
-        (appended to the history)."""
+        (appended to the history). `lr_scale`: the epoch's lr over the lr it started at."""
         if val_loss < self.best_val_loss:
             self.best_val_loss, self.best_epoch = val_loss, epoch
             self.best_model = copy.deepcopy(self.network.state_dict())
-        row = {"epoch": epoch, TRAIN_LOSS: train_loss, VAL_LOSS: val_loss, TRAIN_LR: lr,
-               **{metric(VAL, k): v for k, v in val.items() if k not in ("tn", "fp", "fn", "tp")}}
+        row = {"epoch": epoch, TRAIN_LOSS: train_loss, VAL_LOSS: val_loss, LR_SCALE: lr_scale,
+               **{val_metric(k): v for k, v in val.items() if k not in ("tn", "fp", "fn", "tp")}}
         self.history.append(row)
         return row
 
@@ -270,7 +271,7 @@ def train_classifier(
         rng = capture_rng(state.order, state.draws, dist)
         if not dist.is_main:
             continue
-        row = state.record(epoch, train_loss, val_loss, lr, val)
+        row = state.record(epoch, train_loss, val_loss, lr / cfg.effective_lr, val)
         log.info("epoch %d/%d  train_loss %.4f  val_loss %.4f  val_accuracy %.3f  "
                  "val_auroc %.3f  lr %.1e  (%.1f s)", epoch, cfg.epochs, train_loss, val_loss,
                  val["accuracy"], val["auroc"], lr, time.perf_counter() - tick)

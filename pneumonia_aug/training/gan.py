@@ -70,13 +70,18 @@ def _check_data(images: np.ndarray, labels: np.ndarray, cfg: GANConfig) -> None:
         raise PneumoniaAugError("train_gan got no images")
 
 
+def capped(n: int, max_images: int) -> int:
+    """How many of `n` images a GAN trains on under the debug cap `max_images` (0 = none)."""
+    return min(n, max_images) if max_images else n
+
+
 def to_device(images: np.ndarray, labels: np.ndarray, device: torch.device,
               max_images: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The training tensors of `train_gan`: `(N, 1, S, S)` uint8 images and `(N,)` int64
     labels, on `device` when it is a GPU (batches are indexed there), else on the CPU.
     `max_images` > 0 keeps that many, drawn with `seed` (the debug cap `GANConfig.max_images`).
     """
-    if max_images and len(images) > max_images:
+    if capped(len(images), max_images) < len(images):
         keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:max_images])
         images, labels = images[keep], labels[keep]
     x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)  # (N, 1, S, S) uint8
