@@ -13,9 +13,10 @@ from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.bench.serve import run_serve_bench
 from pneumonia_aug.cli import main
+from pneumonia_aug.config import QualityConfig
 from pneumonia_aug.errors import ModelVersionError
 from pneumonia_aug.serving import registry
-from pneumonia_aug.stages.train_gan import _feature_extractor
+from pneumonia_aug.stages.gan_quality import measure
 
 CHAMPION_URI = "models:/pneumonia-chexnet@champion"
 
@@ -74,10 +75,14 @@ def test_bench_serve_and_the_gan_feature_network_say_the_same(tracking_uri, capl
     register(1)
     with pytest.raises(ModelVersionError, match="Use --model models:/pneumonia-chexnet/1$"):
         run_serve_bench(CHAMPION_URI, output=None)
+    gan_run = MlflowClient().create_run(
+        MlflowClient().create_experiment("gans"), tags={"stage": "train_gan"}).info.run_id
     with caplog.at_level(logging.WARNING):
-        assert _feature_extractor(CHAMPION_URI, "cpu") is None  # the GAN trains without FID
-    assert "no GAN quality metrics: no version of pneumonia-chexnet is @champion" in caplog.text
-    assert "Use --feature-model-uri models:/pneumonia-chexnet/1" in caplog.text
+        measure(QualityConfig(gan_run_id=gan_run, feature_model_uri=CHAMPION_URI))
+    reason = MlflowClient().get_run(gan_run).data.tags["quality_skipped"]
+    for said in (caplog.text, reason):
+        assert "GAN quality not measured: no version of pneumonia-chexnet is @champion" in said
+        assert "Use --feature-model-uri models:/pneumonia-chexnet/1" in said
 
 
 class _Weighted(mlflow.pyfunc.PythonModel):

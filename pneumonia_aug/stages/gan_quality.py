@@ -95,7 +95,6 @@ def _gan_config(run) -> GANConfig:
 def _extractor(model_uri: str, device: torch.device):
     from pneumonia_aug.evaluation.gan_quality import XrayFeatures
 
-    registry.check_alias(model_uri, "--feature-model-uri")
     classifier = tracking.load_python_model(model_uri)
     return XrayFeatures(classifier.net.to(device))
 
@@ -129,10 +128,11 @@ def measure(cfg: QualityConfig, data: GANData | None = None) -> str:
         log.info("GAN run %s: quality already measured in %s", run_id, uri)
         return run_id
     try:
+        registry.check_alias(uri, "--feature-model-uri")  # no version there: which to pass
         reason = unfit_reason(uri, cfg)
         extractor = None if reason else _extractor(uri, pick_device(cfg.device))
     except (TrackingError, ModelVersionError) as exc:
-        reason = f"GAN quality not measured: the feature network {uri} cannot be loaded ({exc})"
+        reason = f"GAN quality not measured: {exc}"
     if reason:
         log.warning("GAN run %s: %s", run_id, reason)
         tracking.tag_run(run_id, {TAG_QUALITY_SKIPPED: reason[:500]})
