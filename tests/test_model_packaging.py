@@ -45,7 +45,7 @@ def test_a_model_ships_only_the_code_it_needs():
                        "errors.py", "models/__init__.py", "models/chexnet.py",
                        "serving/__init__.py", "serving/pyfunc.py"]
     generator = [str(p) for p in packaging.model_code(SERVING / "mlflow_generator.py")]
-    assert generator == ["__init__.py", "models/__init__.py", "models/gan.py",
+    assert generator == ["__init__.py", "contract.py", "models/__init__.py", "models/gan.py",
                          "models/sampling.py", "models/sizes.py", "serving/__init__.py",
                          "serving/generator_pyfunc.py"]
     for entry, extra in (("mlflow_chexnet.py", {"torchvision"}), ("mlflow_generator.py", set())):
