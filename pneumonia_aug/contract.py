@@ -53,6 +53,9 @@ TAG_GAN = "gan"  # display name (`DCGAN`), `none` for Original settings
 TAG_SEED = "seed"
 TAG_REAL_FRACTION = "real_fraction"  # a classifier's r; a GAN's, when it learned from a subset
 TAG_SYNTHETIC_FRACTION = "synthetic_fraction"
+# A GAN setting's GAN design: per-seed (its images from a GAN of its own seed) or shared (one
+# generated set for every seed); a param too, and a part of the comparison key.
+TAG_GAN_SEEDS = "gan_seeds"
 TAG_DEBUG_SUBSET = "debug_subset"
 TAG_MODEL_VERSION = "registered_model_version"
 TAG_CHAMPION_VERSION = "champion_version"  # `@champion` once a classifier run registered

@@ -37,6 +37,7 @@ from pneumonia_aug.contract import (
     TAG_CPU_THREADS,
     TAG_DEBUG_SUBSET,
     TAG_GAN,
+    TAG_GAN_SEEDS,
     TAG_GENERATED_SET,
     TAG_REAL_FRACTION,
     TAG_SEED,
@@ -97,7 +98,7 @@ class ClassifierStage(TrainingStage):
         tags = {TAG_SETTING: s.name, TAG_GAN: s.gan or "none", TAG_REAL_FRACTION: s.real_fraction,
                 TAG_SYNTHETIC_FRACTION: s.synthetic_fraction, TAG_SEED: self.cfg.seed}
         if synthetic_run_id:
-            tags[TAG_SYNTHETIC_RUN] = synthetic_run_id
+            tags |= {TAG_SYNTHETIC_RUN: synthetic_run_id, TAG_GAN_SEEDS: self.cfg.gan_seeds}
         if self.cfg.max_images_per_split:
             tags[TAG_DEBUG_SUBSET] = f"at most {self.cfg.max_images_per_split} images per split"
         return tags

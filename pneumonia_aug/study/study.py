@@ -21,7 +21,13 @@ from collections.abc import Callable
 
 from pneumonia_aug import tracking
 from pneumonia_aug.config import StudyConfig
-from pneumonia_aug.contract import COMPARE, GAN_QUALITY, STUDY, STUDY_RUNS_ARTIFACT
+from pneumonia_aug.contract import (
+    COMPARE,
+    GAN_QUALITY,
+    STUDY,
+    STUDY_RUNS_ARTIFACT,
+    TAG_GAN_SEEDS,
+)
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.checkpoints import sigterm_as_interrupt
@@ -72,7 +78,8 @@ def run_study(cfg: StudyConfig) -> str:
     # (their runs end KILLED), then this one.
     with sigterm_as_interrupt(), tracking.start_run(
             cfg.experiment_name, run_name=f"{STUDY}-{cfg.profile}",
-            tags=stage_tags(STUDY, profile=cfg.profile), description=started) as parent:
+            tags=stage_tags(STUDY, profile=cfg.profile, **{TAG_GAN_SEEDS: cfg.design}),
+            description=started) as parent:
         tracking.log_params(params | resolved)
         study = Study(cfg.experiment_name, parent.info.run_id)
         executor.parent_run_id = parent.info.run_id
