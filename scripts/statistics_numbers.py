@@ -43,8 +43,8 @@ def _chunks(studies: int):
 
 def planned_looks(studies: int, rng: np.random.Generator) -> None:
     design = sequential.plan(PLANNED, LOOKS)
-    print(f"2. {PLANNED} planned seeds, looks at {design.looks}: z "
-          + ", ".join(f"{z:.3f}" for z in design.z) + "; nominal p "
+    print(f"2. {PLANNED} planned seeds, looks at {design.looks}: |t| "
+          + ", ".join(f"{t:.3f}" for t in design.t) + "; nominal p "
           + ", ".join(f"{p:.2g}" for p in design.p))
     for sd in (0.06, float(np.hypot(0.06, 0.01))):
         for n in range(33, 39):

@@ -1,44 +1,82 @@
-"""Planned looks (pneumonia_aug.evaluation.sequential): the boundaries against published
-O'Brien-Fleming/Lan-DeMets values and against simulation, and the table's false-positive rate
-when it is looked at after every allocation of seeds, against the naive "stop at the first p <
-0.05" in the same simulated studies. Planned seeds and power: tests/test_power.py."""
+"""Planned looks (pneumonia_aug.evaluation.sequential): the boundary search against the
+published O'Brien-Fleming/Lan-DeMets values, and the table's false-positive rate when it is
+looked at after every allocation of seeds, in simulations independent of the one the
+boundaries came from: at most 5% on a million studies of normal per-seed differences, and on
+realistic accuracies far below the naive "stop at the first p < 0.05" in the same simulated
+studies. Planned seeds and power: tests/test_power.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from pneumonia_aug.evaluation import sequential
 from pneumonia_aug.evaluation.inference import ALPHA, paired_t
 
 N_IMAGES, ACCURACY, RUN_SD = 624, 0.85, 0.04  # per-seed differences with an SD near 0.06
 PLANNED, LOOKS = 36, 4
-STUDIES = 20_000
+STUDIES = 20_000  # realistic accuracies
+NORMAL_STUDIES, CHUNK = 1_000_000, 125_000
 
 
 @pytest.mark.parametrize(("fractions", "published"), [
     ((0.25, 0.5, 0.75, 1.0), (4.333, 2.963, 2.359, 2.014)),
     ((1 / 3, 2 / 3, 1.0), (3.710, 2.511, 1.993)),
     ((0.5, 1.0), (2.963, 1.969)),
-    ((1.0,), (1.960,)),
 ])
-def test_boundaries_are_the_published_lan_demets_obrien_fleming_ones(fractions, published):
-    """Two-sided 0.05, symmetric: Jennison & Turnbull (2000), gsDesign's sfLDOF."""
-    assert sequential.boundaries(fractions) == pytest.approx(published, abs=1e-3)
+def test_the_boundary_search_finds_the_published_z_boundaries(fractions, published):
+    """The search the t boundaries come from, run on z statistics (Brownian motion at the
+    looks: known-variance sums) at two-sided 0.05, gives the published Lan-DeMets
+    O'Brien-Fleming boundaries (Jennison & Turnbull 2000, gsDesign's sfLDOF), to within its
+    Monte Carlo error (under 0.01 at 1,000,000 paths)."""
+    t = np.asarray(fractions)
+    rng = np.random.default_rng(3)
+    sums = np.cumsum(rng.standard_normal((1_000_000, len(t))) * np.sqrt(np.diff(t, prepend=0)),
+                     axis=1)
+    cumulative = sequential.spent(t)
+    first = stats.norm.isf(cumulative[0] / 2)
+    found = sequential.first_crossing(np.abs(sums / np.sqrt(t)), cumulative, first)
+    assert found == pytest.approx(published, abs=0.01)
+    assert cumulative[-1] == pytest.approx(ALPHA)
 
 
-def test_the_boundaries_spend_what_the_spending_function_allows():
-    """Brownian motion at the looks (the z statistics of known-variance sums): the share of
-    paths that have crossed by look j is the alpha spent by then."""
+def _normal_studies(rng: np.random.Generator, studies: int, design: sequential.Plan):
+    """Per-look crossings (studies, K) of normal per-seed differences (SD 0.06, no true
+    difference): each look's |paired t| on its first pairs above its boundary, computed here
+    (the table's own p-values: 20,000 studies, checked to agree); and the pairs finished
+    after each allocation (studies, allocations)."""
+    n = np.asarray(design.looks)
+    crossed = []
+    for chunk in range(studies // CHUNK):
+        d = rng.normal(0, 0.06, (CHUNK, PLANNED))
+        total, squares = np.cumsum(d, axis=1)[:, n - 1], np.cumsum(d**2, axis=1)[:, n - 1]
+        sd = np.sqrt((squares - total**2 / n) / (n - 1))
+        crossed.append(np.abs(total / n) / (sd / np.sqrt(n)) > np.asarray(design.t))
+        if not chunk:
+            assert np.array_equal(crossed[0][:20_000], sequential.crossed(d[:20_000], design))
+    return np.concatenate(crossed), _allocations(rng, studies)
+
+
+def _looked_at_every_allocation(crossed: np.ndarray, viewed: np.ndarray,
+                                design: sequential.Plan) -> float:
+    """The table after each allocation: a look decides once its pairs are in, on its own
+    pairs; the share of studies that some view showed crossed."""
+    reached = np.asarray(design.looks)[None, None, :] <= viewed[:, :, None]
+    return float((crossed[:, None, :] & reached).any(axis=(1, 2)).mean())
+
+
+def test_looking_after_every_allocation_keeps_the_false_positive_rate_at_most_5_percent():
+    """A million studies from a generator of their own (not the boundaries'): the rate is
+    at most 5% (the boundaries spend 5% less 3 Monte Carlo SEs, here 0.0493; the SE of this
+    check is 0.0002), and by each look the share crossed is what the spending allows."""
     design = sequential.plan(PLANNED, LOOKS)
-    rng = np.random.default_rng(11)
-    steps = np.diff(np.r_[0, design.looks])
-    sums = np.cumsum(rng.standard_normal((400_000, LOOKS)) * np.sqrt(steps), axis=1)
-    beyond = np.abs(sums / np.sqrt(design.looks)) > np.asarray(design.z)
-    by_look = np.logical_or.accumulate(beyond, axis=1).mean(0)
-    spent = sequential.spent(np.asarray(design.looks) / PLANNED)
-    assert by_look == pytest.approx(spent, abs=4 * np.sqrt(ALPHA / 400_000))
-    assert spent[-1] == pytest.approx(ALPHA)
+    crossed, viewed = _normal_studies(np.random.default_rng(20261207), NORMAL_STUDIES, design)
+    rate = _looked_at_every_allocation(crossed, viewed, design)
+    assert rate <= ALPHA, rate
+    by_look = np.logical_or.accumulate(crossed, axis=1).mean(axis=0)
+    allowed = sequential.spent(np.asarray(design.looks) / PLANNED, sequential.design_alpha())
+    assert by_look == pytest.approx(allowed, abs=4 * np.sqrt(ALPHA / NORMAL_STUDIES))
 
 
 def _accuracies(rng: np.random.Generator, studies: int, seeds: int, gain: float = 0.0):
@@ -67,21 +105,18 @@ def test_simulated_differences_spread_as_at_128_px(null_studies):
     assert differences.std(axis=1, ddof=1).mean() == pytest.approx(0.06, abs=0.004)
 
 
-def test_looking_after_every_allocation_keeps_the_false_positive_rate(null_studies):
+def test_realistic_accuracies_stay_near_5_percent_where_the_naive_rule_does_not(null_studies):
+    """Test-set accuracies are not quite normal differences: the planned looks stay within
+    this simulation's error of 5% (a million such studies: docs/statistics.md), stopping at
+    the first p < 0.05 after an allocation does not."""
     differences, viewed = null_studies
     design = sequential.plan(PLANNED, LOOKS)
-    # The table after each allocation: a look decides once its pairs are in, on its own pairs.
-    crossed = sequential.crossed(differences, design)
-    reached = np.asarray(design.looks)[None, None, :] <= viewed[:, :, None]
-    planned = (crossed[:, None, :] & reached).any(axis=(1, 2)).mean()
-    # Naive: stop at the first allocation whose pairs so far give p < 0.05.
+    planned = _looked_at_every_allocation(sequential.crossed(differences, design), viewed, design)
     prefix_p = np.full((STUDIES, PLANNED + 1), np.nan)
     for n in range(2, PLANNED + 1):
         prefix_p[:, n] = paired_t(differences[:, :n])["p"]
     naive = (np.take_along_axis(prefix_p, viewed, axis=1) < ALPHA).any(axis=1).mean()
     error = 3 * np.sqrt(ALPHA * (1 - ALPHA) / STUDIES)
-    # 5.1% over 2 million such studies (docs/statistics.md): the t-tests on 9-36 pairs sit a
-    # tenth of a point above the z boundaries' exact 5%, inside this simulation's error.
     assert planned <= ALPHA + error, f"planned looks {planned:.4f}, naive {naive:.4f}"
     assert naive > ALPHA + 3 * error, f"planned looks {planned:.4f}, naive {naive:.4f}"
 
@@ -108,7 +143,7 @@ def test_the_interim_line():
     p9 = paired_t(d[:9])["p"]
     assert sequential.describe(sequential.decide(d, design), design) == (
         f"interim: 11 of 36 planned seeds; decision at look 1 (9 pairs): not crossed (p "
-        f"{p9:.2g} > boundary 1.5e-05); next look at 18")
+        f"{p9:.2g} > boundary 1.4e-05); next look at 18")
     assert sequential.describe(sequential.decide(d[:5], design), design) == (
         "interim: 5 of 36 planned seeds; no decision yet; first look at 9")
     strong = np.r_[np.full(9, 0.05) + np.linspace(-0.01, 0.01, 9), np.zeros(9)]
@@ -121,5 +156,6 @@ def test_the_interim_line():
 def test_a_plan_needs_room_for_its_looks():
     assert sequential.plan(36, 4).looks == (9, 18, 27, 36)
     assert sequential.plan(35, 4).looks == (9, 18, 27, 35)
+    assert sequential.plan(36, 1).p == pytest.approx((ALPHA,))  # one look: the fixed t-test
     with pytest.raises(ValueError, match="cannot hold 4 looks"):
         sequential.plan(7, 4)

@@ -249,8 +249,8 @@ class CompareConfig(Config):
     output_dir: str = param("outputs/compare", "where the reports go")
     planned_seeds: int = param(0, "seeds (pairs) planned for each GAN row before its runs: "
                                   "the table then says 'interim: k of N' and decides only at "
-                                  "planned looks, with O'Brien-Fleming boundaries (0 = no "
-                                  "plan: every p as it stands)")
+                                  "planned looks, with t boundaries from O'Brien-Fleming "
+                                  "spending (0 = no plan: every p as it stands)")
     planned_looks: int = param(PLANNED_LOOKS, "looks of the plan, equally spaced over "
                                               "planned_seeds (its last at planned_seeds)")
 

@@ -52,10 +52,11 @@ def planned(table: pd.DataFrame) -> str:
     looks = str(row["planned_looks"]).split(",")
     bounds = ", ".join(f"{float(p):.2g}" for p in str(row["look_boundaries"]).split(","))
     return (f"Planned: {int(row['planned_seeds'])} seeds per GAN row, looks at "
-            f"{', '.join(looks)} pairs with Lan-DeMets O'Brien-Fleming boundaries (nominal p "
-            f"{bounds}): a row's claim (Δ accuracy) is decided only at a planned look, on its "
-            "first pairs by seed, so looking at the table after every run keeps its "
-            "false-positive rate at about 5% (stopping at the first p < 0.05 would not); between "
+            f"{', '.join(looks)} pairs, each with a boundary for its paired t-test from "
+            f"Lan-DeMets O'Brien-Fleming alpha spending (nominal p {bounds}): a row's claim "
+            "(Δ accuracy) is decided only at a planned look, on its first pairs by seed, so "
+            "looking at the table after every run keeps its false-positive rate at or below 5% "
+            "(stopping at the first p < 0.05 would not); between "
             "looks Δ and its interval are shown without p and decide nothing.")
 
 

@@ -3,13 +3,17 @@ however often the table is looked at (docs/statistics.md, "Interim tables").
 
 A study that runs its seeds over several allocations plans N pairs and K looks in advance, at
 n_j = ceil(j N / K) pairs. Stopping at the first p < 0.05 after each allocation would find a
-difference that is not there far more often than 5%; instead, the look statistics Z_j (jointly
-normal, corr(Z_i, Z_j) = sqrt(n_i / n_j)) get Lan-DeMets O'Brien-Fleming boundaries: by look j
-the two-sided alpha spent is alpha(t_j) = 4 - 4 Phi(z_{1 - alpha/4} / sqrt(t_j)), t_j = n_j / N
-(each side spends the one-sided spending function of alpha / 2), and boundary c_j makes the
-probability of first crossing at look j equal to alpha(t_j) - alpha(t_{j-1}). A look applies
-its boundary as a nominal two-sided p, 2 (1 - Phi(c_j)), to the paired t-test of the first n_j
-pairs in seed order: the decision at a look never depends on when, or how often, anyone looked.
+difference that is not there far more often than 5%; instead each look j compares the paired
+t statistic T_j of the first n_j pairs in seed order with a boundary c_j, spent by the
+Lan-DeMets O'Brien-Fleming function: by look j the two-sided alpha spent is
+alpha(t_j) = 4 - 4 Phi(z_{1 - alpha/4} / sqrt(t_j)), t_j = n_j / N (each side spends the
+one-sided spending function of alpha / 2), and c_j makes the probability of first crossing at
+look j equal to alpha(t_j) - alpha(t_{j-1}). The boundaries are found for the t statistics
+themselves: under no true difference and normal per-seed differences the law of the nested
+(T_1, ..., T_K) does not depend on their SD, so one fixed simulation of it serves every study
+with the same N and K. Look 1's boundary is the exact t quantile; later looks' are found among
+the simulated studies not yet stopped. A look applies c_j as a nominal two-sided p at its df,
+so the decision at a look never depends on when, or how often, anyone looked.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
 from pneumonia_aug.evaluation.inference import ALPHA, paired_t
 
-# Genz's integration of the joint normal: an absolute error of 1e-6 moves a boundary by under
-# 1e-4 in z (tests hold them to the published values); a fixed generator keeps it repeatable.
-_MVN = {"abseps": 1e-6, "releps": 0.0}
+# Simulated studies behind each plan's boundaries (about 2 s, once per plan; fixed seed: the
+# same boundaries on every machine), in chunks that keep the memory small.
+STUDIES, CHUNK, SEED = 1_000_000, 250_000, 20261206
+MARGIN_SE = 3.0  # spend alpha less 3 Monte Carlo SEs: its own error (~1 SE) keeps it <= alpha
 
 
 def spent(fraction: float | np.ndarray, alpha: float = ALPHA) -> np.ndarray:
@@ -34,45 +39,65 @@ def spent(fraction: float | np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     return 4 * stats.norm.sf(stats.norm.isf(alpha / 4) / np.sqrt(t))
 
 
-def _inside(bounds: np.ndarray, cov: np.ndarray) -> float:
-    """P(|Z_i| < bounds_i for every i) for jointly normal Z with covariance `cov`."""
-    if len(bounds) == 1:
-        return float(1 - 2 * stats.norm.sf(bounds[0]))
-    return float(stats.multivariate_normal.cdf(bounds, cov=cov, lower_limit=-bounds,
-                                               rng=np.random.default_rng(0), **_MVN))
+def design_alpha(alpha: float = ALPHA, studies: int = STUDIES) -> float:
+    """The level the boundaries spend: alpha less MARGIN_SE Monte Carlo SEs."""
+    return alpha - MARGIN_SE * math.sqrt(alpha * (1 - alpha) / studies)
 
 
-def _first_crossing(c: float, found: tuple[float, ...], cov: np.ndarray, before: float,
-                    increment: float) -> float:
-    return before - _inside(np.array([*found, c]), cov) - increment
+def first_crossing(statistics: np.ndarray, cumulative: np.ndarray, first: float) -> np.ndarray:
+    """Boundaries c_1..c_K from simulated |statistics| (studies, K) under no difference: c_1 =
+    `first`; each later c_j the smallest with at most round(cumulative_j x studies) studies
+    crossed by look j (|statistic| > c at some look), those crossed before counted."""
+    studies, looks = statistics.shape
+    bounds = np.empty(looks)
+    bounds[0] = first
+    going = statistics[:, 0] <= first
+    for j in range(1, looks):
+        allowed = int(round(cumulative[j] * studies)) - (studies - int(going.sum()))
+        values = np.sort(statistics[going, j])
+        bounds[j] = values[-allowed - 1] if 0 <= allowed < len(values) else (
+            np.inf if allowed < 0 else 0.0)
+        going &= statistics[:, j] <= bounds[j]
+    return bounds
+
+
+def null_t(looks: tuple[int, ...], studies: int, rng: np.random.Generator) -> np.ndarray:
+    """(studies, K) |paired t| at each look of studies with normal differences and no true
+    difference (any SD: T does not depend on it), pairs added look by look."""
+    out = np.empty((studies, len(looks)))
+    total = np.zeros(studies)
+    squares = np.zeros(studies)
+    for j, (before, n) in enumerate(zip((0, *looks), looks, strict=False)):
+        x = rng.standard_normal((studies, n - before))
+        total += x.sum(axis=1)
+        squares += np.einsum("ij,ij->i", x, x)
+        sd = np.sqrt((squares - total**2 / n) / (n - 1))
+        out[:, j] = np.abs(total / n) / (sd / math.sqrt(n))
+    return out
 
 
 @functools.lru_cache(maxsize=64)
-def boundaries(fractions: tuple[float, ...], alpha: float = ALPHA) -> tuple[float, ...]:
-    """z boundaries c_1..c_K at the information fractions t_1 < ... < t_K = 1."""
-    t = np.asarray(fractions, dtype=float)
-    if not (np.all(np.diff(t) > 0) and t[0] > 0 and math.isclose(t[-1], 1.0)):
-        raise ValueError(f"information fractions must rise to 1, not {fractions}")
-    cov = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
-    found: list[float] = []
-    for j in range(len(t)):
-        increment = float(spent(t[j], alpha) - (spent(t[j - 1], alpha) if j else 0.0))
-        before = _inside(np.array(found), cov[:j, :j]) if j else 1.0
-        # the probability of crossing first at look j, minus what look j may spend
-        excess = functools.partial(_first_crossing, found=tuple(found), cov=cov[:j + 1, :j + 1],
-                                   before=before, increment=increment)
-        found.append(optimize.brentq(excess, 0.1, 12.0, xtol=1e-7))
-    return tuple(found)
+def boundaries(planned_seeds: int, looks: tuple[int, ...], alpha: float = ALPHA) -> tuple[
+        float, ...]:
+    """t boundaries c_1..c_K of the paired t statistics at the looks (pairs n_1 < ... < N)."""
+    if len(looks) == 1:  # one test: its exact t quantile, nothing simulated
+        return (float(stats.t.isf(alpha / 2, looks[0] - 1)),)
+    cumulative = spent(np.asarray(looks) / planned_seeds, design_alpha(alpha))
+    first = float(stats.t.isf(cumulative[0] / 2, looks[0] - 1))
+    rng = np.random.default_rng(SEED)
+    simulated = np.concatenate([null_t(looks, min(CHUNK, STUDIES - s), rng)
+                                for s in range(0, STUDIES, CHUNK)])
+    return tuple(float(c) for c in first_crossing(simulated, cumulative, first))
 
 
 @dataclass(frozen=True)
 class Plan:
-    """N planned pairs, the pairs at each look, and each look's nominal two-sided p."""
+    """N planned pairs, the pairs at each look, and each look's boundary."""
 
     planned_seeds: int
     looks: tuple[int, ...]  # pairs at each look: n_1 < ... < n_K = planned_seeds
-    z: tuple[float, ...]  # boundary of each look on the z scale
-    p: tuple[float, ...]  # the same as a nominal two-sided p
+    t: tuple[float, ...]  # boundary of each look's |paired t|, on n_j - 1 df
+    p: tuple[float, ...]  # the same as a nominal two-sided p at that df
 
 
 def plan(planned_seeds: int, n_looks: int, alpha: float = ALPHA) -> Plan:
@@ -81,8 +106,9 @@ def plan(planned_seeds: int, n_looks: int, alpha: float = ALPHA) -> Plan:
         raise ValueError(f"{planned_seeds} planned seeds cannot hold {n_looks} looks: each look "
                          "needs 2 more pairs than the one before")
     looks = tuple(math.ceil(j * planned_seeds / n_looks) for j in range(1, n_looks + 1))
-    z = boundaries(tuple(n / planned_seeds for n in looks), alpha)
-    return Plan(planned_seeds, looks, z, tuple(float(2 * stats.norm.sf(c)) for c in z))
+    t = boundaries(planned_seeds, looks, alpha)
+    return Plan(planned_seeds, looks, t,
+                tuple(float(2 * stats.t.sf(c, n - 1)) for c, n in zip(t, looks, strict=True)))
 
 
 def look_p_values(differences: np.ndarray, design: Plan) -> np.ndarray:
