@@ -2,7 +2,7 @@
 work that every stage process would otherwise redo, done once there and inherited.
 
 What it warms: the distributions maps that logging a model consults (`packaging.warm_up`),
-about 1.8 s per stage process on the 2-core machine. The forkserver skips a preload module
+seconds per stage process (docs/study.md). The forkserver skips a preload module
 that fails to import, but any other exception would end it, and every stage with it: a
 failure here is logged and the stages build the maps themselves.
 """

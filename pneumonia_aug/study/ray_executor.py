@@ -25,8 +25,8 @@ from pneumonia_aug.study.tasks import PARENT_ONLY_ENV, Task, run_task
 
 log = logging.getLogger(__name__)
 # (CPU cores, GPUs) a stage's task asks for on a cluster with GPUs; without, the cores only.
-# A classifier at batch 16 leaves most of a card idle (543 img/s at batch 16 against 2031 at
-# batch 128 on an H200): four share one. A GAN at batch 128 fills one.
+# A small-batch classifier leaves most of a card idle (docs/benchmarks.md): four share one. A
+# GAN at batch 128 fills one.
 RESOURCES = {TRAIN_GAN: (1, 1.0)}
 SHARED_GPU = (1, 0.25)
 MAX_RETRIES = 2  # a task whose worker or node died is run again (a new run; the old one stays)

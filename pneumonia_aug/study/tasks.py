@@ -9,10 +9,8 @@ outcome to a JSON file.
 
 Stage processes are forked from a forkserver that imported torch, torchvision, MLflow and the
 stages once, and MLflow's database stores, and built the maps model logging consults
-(`PRELOAD`): on the 2-core machine, two stages side by side, a quick classifier stage began
-training 1.7 s after its launch (its data setup, 1.1 s of it the validation split, included)
-and logged its model 2.0 s after its last epoch; 6.5 s and more from a cold process, 2.4 s and
-2.6 s before the stores and maps were preloaded.
+(`PRELOAD`): what every stage process would otherwise redo at its start (the times:
+docs/study.md, "Stages in parallel").
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ from pneumonia_aug.errors import PneumoniaAugError
 log = logging.getLogger(__name__)
 # Imported once by the forkserver the stage processes fork from (nothing there runs them):
 # MLflow's database stores (imported on a process's first call to a sqlite:// or postgresql://
-# store: about 1.2 s), then `study.preload` warms what logging a model consults.
+# store), then `study.preload` warms what logging a model consults.
 PRELOAD = ["torch", "torchvision", "mlflow", "mlflow.store.tracking.sqlalchemy_store",
            "mlflow.store.model_registry.sqlalchemy_store",
            "pneumonia_aug.stages.train_classifier", "pneumonia_aug.stages.train_gan",
