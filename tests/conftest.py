@@ -1,8 +1,12 @@
-"""Shared fixtures: the real data beside the clone, tiny Kermany trees, a private MLflow store."""
+"""Shared fixtures: the real data beside the clone, tiny Kermany trees, a private MLflow store,
+and MLflow projects' entry points run through `mlflow run` or in this process."""
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +20,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO.parent / "shared" / "data" / "chest_xray").resolve()
 
 
+def _quiet_env(patch: pytest.MonkeyPatch, cache: Path) -> None:
+    patch.setenv("PNEUMONIA_AUG_CACHE_DIR", str(cache))
+    patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    patch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(tmp_path_factory):
+    """The same for what module- and session-scoped fixtures run, before any test's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        _quiet_env(patch, tmp_path_factory.getbasetemp() / "cache")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     """No test writes to the user's cache or tracking store; MLflow fails fast."""
-    monkeypatch.setenv("PNEUMONIA_AUG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    _quiet_env(monkeypatch, tmp_path_factory.getbasetemp() / "cache")
     leaky = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
     for name in leaky:
         monkeypatch.delenv(name, raising=False)
@@ -57,16 +73,45 @@ def small_real_data(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory) -> Path:
+    """An empty MLflow sqlite store, its tables made once: MLflow takes a second or two to
+    create them, for every new store."""
+    from mlflow.tracking import MlflowClient
+
+    folder = tmp_path_factory.mktemp("store_template")
+    MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
+
+
+def new_store(template: Path, folder: Path) -> str:
+    """A new store in `folder` (`mlflow.db`), as MLflow would create it with `folder` as the
+    working directory; its URI."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, folder / "mlflow.db")
+    with sqlite3.connect(folder / "mlflow.db") as db:  # the Default experiment's artifacts
+        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                   (str(folder / "mlruns" / "0"),))
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def use_store(patch: pytest.MonkeyPatch, uri: str, folder: Path) -> None:
+    """This process and its children log to `uri`, local artifacts under `folder`."""
+    import mlflow
+
+    _forget_active_experiment()
+    patch.setenv("MLFLOW_TRACKING_URI", uri)
+    patch.chdir(folder)  # local artifacts land under folder
+    mlflow.set_tracking_uri(uri)
+
+
 @pytest.fixture
-def tracking_uri(tmp_path, monkeypatch) -> str:
+def tracking_uri(tmp_path, monkeypatch, store_template) -> str:
     """A private local tracking store (sqlite + local artifacts) for one test."""
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _forget_active_experiment()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)  # local artifacts land under tmp_path
-    mlflow.set_tracking_uri(uri)
+    uri = new_store(store_template, tmp_path)
+    use_store(monkeypatch, uri, tmp_path)
     yield uri
     mlflow.set_tracking_uri(None)
     _forget_active_experiment()
@@ -126,6 +171,46 @@ def closing_sockets() -> dict[int, set[str]]:
         if state in CLOSING:
             ports.setdefault(int(local.rsplit(":", 1)[1], 16), set()).add(CLOSING[state])
     return ports
+
+
+# The CLI command each MLproject entry point runs (entry_points/NAME.py).
+ENTRY_COMMANDS = {"train_classifier": "train-classifier", "train_gan": "train-gan",
+                  "generate": "generate", "gan_quality": "gan-quality", "compare": "compare",
+                  "predict": "predict", "main": "study"}
+
+
+def project_args(entry_point: str, params: dict) -> list[str]:
+    """The `pneumonia-aug` arguments `mlflow run -e ENTRY_POINT -P k=v...` runs: MLproject's
+    command with its defaults and `params`, as MLflow renders it."""
+    from mlflow.projects import _project_spec
+
+    command = ENTRY_COMMANDS[entry_point]
+    module = (REPO / "entry_points" / f"{entry_point}.py").read_text()
+    assert f'main(["{command}", *sys.argv[1:]]' in module, f"{entry_point} runs {command}?"
+    spec = _project_spec.load_project(str(REPO)).get_entry_point(entry_point)
+    words = shlex.split(spec.compute_command({k: str(v) for k, v in params.items()}, None))
+    assert words[:3] == ["python", "-m", f"entry_points.{entry_point}"], words
+    return [command, *words[3:]]
+
+
+def project_run(entry_point: str, params: dict, experiment="pneumonia-aug"):
+    """`mlflow run --env-manager local -e ENTRY_POINT` without its two processes: MLflow's own
+    code makes the run (its tags, the entry point's parameters) and the environment it hands
+    the command (MLFLOW_RUN_ID...), and the command runs in this process. Not done: what
+    `mlflow run` does once the command has exited (it ends a run left RUNNING, FAILED after a
+    non-zero exit). Returns (click's result, the run id)."""
+    from click.testing import CliRunner
+    from mlflow.projects import _resolve_experiment_id
+    from mlflow.projects.utils import get_or_create_run, get_run_env_vars
+
+    from pneumonia_aug.cli import main
+
+    experiment_id = _resolve_experiment_id(experiment_name=experiment)
+    run = get_or_create_run(None, str(REPO), experiment_id, str(REPO), None, entry_point,
+                            {k: str(v) for k, v in params.items()})
+    run_id = run.info.run_id
+    env = get_run_env_vars(run_id, experiment_id)
+    return CliRunner().invoke(main, project_args(entry_point, params), env=env), run_id
 
 
 def mlflow_run(entry_point: str, params: dict, cwd: Path, experiment="pneumonia-aug"):

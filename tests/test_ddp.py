@@ -10,6 +10,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from conftest import make_kermany
 from pneumonia_aug.training.distributed import DistContext
 
 PER_EPOCH = ("epoch/loss_train", "epoch/loss_val", "epoch/val_accuracy", "epoch/val_precision",
@@ -49,14 +50,20 @@ def _ok(proc) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A generated Kermany tree: 72 NORMAL training images (the GANs' 64 and more), 24 a class
+    to test on."""
+    return make_kermany(tmp_path_factory.mktemp("ddp") / "chest_xray",
+                        {"train": 72, "val": 2, "test": 24}, size=40)
+
+
 @pytest.mark.slow
-def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, small_real_data,
-                                                                 tracking_uri, tmp_path):
+def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(data, tracking_uri, tmp_path):
     client = MlflowClient()
-    # No debug cap (a small real copy instead): the model becomes @champion, whose features
-    # the GAN below measures FID/KID in.
     run_id = _ok(_torchrun(["train-classifier", "--image-size", "32", "--epochs", "2",
-                            "--batch-size", "16", "--data-dir", str(small_real_data)]))
+                            "--batch-size", "16", "--max-images-per-split", "48",
+                            "--data-dir", str(data)]))
     experiment = client.get_experiment_by_name("pneumonia-aug")
     (run,) = client.search_runs([experiment.experiment_id])  # one run, not one per process
     assert run.info.run_id == run_id and run.info.status == "FINISHED"
@@ -72,22 +79,25 @@ def test_torchrun_trains_the_classifier_and_a_gan_as_one_run_each(shared_data, s
     (version,) = client.search_model_versions("name='pneumonia-chexnet'")
     assert version.run_id == run_id
 
-    # The DCGAN, with FID/KID on the classifier's features computed by rank 0 alone.
+    # The DCGAN: one run; the images kept for GAN quality written once, by rank 0.
     gan_id = _ok(_torchrun(["train-gan", "--model", "dcgan", "--image-size", "32", "--epochs",
                             "2", "--batch-size", "32", "--max-images", "64", "--sample-every",
-                            "1", "--eval-images", "16", "--data-dir", str(shared_data)]))
+                            "1", "--eval-images", "16", "--feature-model-uri", "",
+                            "--data-dir", str(data)]))
     assert len(client.search_runs([experiment.experiment_id])) == 2
     gan = client.get_run(gan_id)
     assert gan.info.status == "FINISHED" and gan.data.tags["world_size"] == "2"
-    for key in ("epoch/d_loss", "epoch/g_loss", "epoch/d_real", "epoch/d_fake",
-                "quality/fid_xray", "quality/kid_xray"):
+    for key in ("epoch/d_loss", "epoch/g_loss", "epoch/d_real", "epoch/d_fake"):
         assert [m.step for m in client.get_metric_history(gan_id, key)] == [1, 2], key
     assert 0 < gan.data.metrics["epoch/d_real"] < 1
+    kept = {a.path for a in client.list_artifacts(gan_id, "quality/eval_images")}
+    assert kept == {"quality/eval_images/epoch_0001.npz", "quality/eval_images/epoch_0002.npz",
+                    "quality/eval_images/memorization.npz"}
     assert client.get_model_version_by_alias("pneumonia-dcgan-generator", "newest").run_id == gan_id
 
 
 @pytest.mark.slow
-def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
+def test_torchrun_gan_resumes_exactly_after_sigterm(data, tracking_uri):
     """Stopping torchrun (SIGTERM, as a scheduler does) ends the run KILLED; `--resume` under
     torchrun continues it: every rank gets the checkpoint and its own random state back.
     (The single-process SIGTERM path is the same code with world size 1; SIGKILL is covered
@@ -98,7 +108,7 @@ def test_torchrun_gan_resumes_exactly_after_sigterm(shared_data, tracking_uri):
     epochs = 8
     gan = ["train-gan", "--model", "dcgan", "--image-size", "32", "--epochs", str(epochs),
            "--batch-size", "32", "--max-images", "64", "--sample-every", "4",
-           "--feature-model-uri", "", "--data-dir", str(shared_data)]
+           "--feature-model-uri", "", "--data-dir", str(data)]
     client = MlflowClient()
     reference = _ok(_torchrun([*gan, "--experiment-name", "reference"]))
 

@@ -4,9 +4,11 @@ per feature network; nothing measured in a network below the floors, and the run
 
 from __future__ import annotations
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import make_kermany, new_store, use_store
 from pneumonia_aug.config import ClassifierConfig, GANConfig, QualityConfig
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.stages.gan_quality import measure, measured_in
@@ -16,16 +18,30 @@ from pneumonia_aug.stages.train_gan import run_train_gan
 FEATURES = "models:/pneumonia-chexnet/1"
 
 
+@pytest.fixture(scope="module")
+def features(tmp_path_factory, store_template) -> dict:
+    """A store holding a 32 px classifier (version 1: the feature network), and the tree it
+    trained on."""
+    root = tmp_path_factory.mktemp("gan_quality")
+    data = make_kermany(root / "chest_xray")
+    uri = new_store(store_template, root)
+    with pytest.MonkeyPatch.context() as patch:
+        use_store(patch, uri, root)
+        run_train_classifier(ClassifierConfig(image_size=32, epochs=1, batch_size=4,
+                                              data_dir=str(data)))
+    mlflow.set_tracking_uri(None)
+    return {"uri": uri, "root": root, "data": data}
+
+
 @pytest.fixture
-def gan_and_features(tiny_kermany, tracking_uri):
-    """A 32 px classifier (version 1: the feature network) and a DCGAN run that kept its
-    images at epochs 1 and 2, measured in nothing yet."""
-    run_train_classifier(ClassifierConfig(image_size=32, epochs=1, batch_size=4,
-                                          data_dir=str(tiny_kermany)))
-    gan = run_train_gan(GANConfig(image_size=32, epochs=2, batch_size=8, sample_every=1,
-                                  eval_images=8, data_dir=str(tiny_kermany),
+def gan_and_features(features, monkeypatch):
+    """A DCGAN run, in the feature network's store, that kept its images at epochs 1 and 2,
+    measured in nothing yet."""
+    use_store(monkeypatch, features["uri"], features["root"])
+    yield run_train_gan(GANConfig(image_size=32, epochs=2, batch_size=8, sample_every=1,
+                                  eval_images=8, data_dir=str(features["data"]),
                                   feature_model_uri=""))
-    return gan
+    mlflow.set_tracking_uri(None)
 
 
 def test_kept_images_are_measured_into_the_gan_run_once(gan_and_features):

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import REPO, SHARED_DATA, make_kermany, mlflow_run, xray_like
+from conftest import REPO, SHARED_DATA, make_kermany, mlflow_run, new_store, xray_like
 from pneumonia_aug.cli import main
 
 pytestmark = pytest.mark.slow
@@ -22,10 +22,10 @@ MODEL = "models:/pneumonia-chexnet/1"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> dict:
+def store(tmp_path_factory, store_template) -> dict:
     """A tracking store holding one registered 32 px classifier (version 1)."""
     root = tmp_path_factory.mktemp("predict")
-    env = _env(f"sqlite:///{root / 'mlflow.db'}", PNEUMONIA_AUG_CACHE_DIR=str(root / "cache"))
+    env = _env(new_store(store_template, root), PNEUMONIA_AUG_CACHE_DIR=str(root / "cache"))
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)

@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
+
+from conftest import make_kermany
+from pneumonia_aug.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -69,12 +73,17 @@ def _start_and_kill(args, data, experiment, metric, sig) -> str:
     return run_id
 
 
-def test_classifier_resumes_after_sigkill(shared_data, tracking_uri, tmp_path):
-    client = MlflowClient()
-    reference = client.get_run(_ok(_run(CLASSIFIER, shared_data, "reference")))
+def _refused(args, data, experiment):
+    """The CLI in this process: a refusal comes before any training."""
+    return CliRunner().invoke(main, _command(args, data, experiment)[3:])
 
-    run_id = _start_and_kill(CLASSIFIER, shared_data, "resumed", "epoch/loss_train",
-                             signal.SIGKILL)
+
+def test_classifier_resumes_after_sigkill(tracking_uri, tmp_path):
+    data = make_kermany(tmp_path / "chest_xray", {"train": 24, "val": 2, "test": 12})
+    client = MlflowClient()
+    reference = client.get_run(_ok(_run(CLASSIFIER, data, "reference")))
+
+    run_id = _start_and_kill(CLASSIFIER, data, "resumed", "epoch/loss_train", signal.SIGKILL)
     assert client.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no time to end it
     # killed mid-training
     assert max(_steps(client, run_id, "epoch/loss_train")) < CLASSIFIER_EPOCHS
@@ -82,16 +91,16 @@ def test_classifier_resumes_after_sigkill(shared_data, tracking_uri, tmp_path):
     assert (checkpoint / "checkpoint.pt").is_file()
 
     # Refusals leave the run as it was and say what to do.
-    changed = _run([*CLASSIFIER, "--epochs", "5", "--resume", run_id], shared_data, "resumed")
-    assert changed.returncode == 2 and "epochs=4 (run) vs 5 (given)" in changed.stderr
+    changed = _refused([*CLASSIFIER, "--epochs", "5", "--resume", run_id], data, "resumed")
+    assert changed.exit_code == 2 and "epochs=4 (run) vs 5 (given)" in changed.stderr
     checkpoint.rename(tmp_path / "moved")
-    missing = _run([*CLASSIFIER, "--resume", run_id], shared_data, "resumed")
-    assert missing.returncode == 2
+    missing = _refused([*CLASSIFIER, "--resume", run_id], data, "resumed")
+    assert missing.exit_code == 2
     assert f"no checkpoint of run {run_id} at {checkpoint}" in missing.stderr
     (tmp_path / "moved").rename(checkpoint)
     assert client.get_run(run_id).info.status == "RUNNING"
 
-    assert _ok(_run([*CLASSIFIER, "--resume", run_id], shared_data, "resumed")) == run_id
+    assert _ok(_run([*CLASSIFIER, "--resume", run_id], data, "resumed")) == run_id
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     experiment = client.get_experiment_by_name("resumed")

@@ -82,15 +82,32 @@ def log_run(client, tmp_path: Path) -> str:
     return run_id
 
 
+needs_auth = pytest.mark.skipif(importlib.util.find_spec("flask_wtf") is None,
+                                reason="--auth needs MLflow's auth extra: pip install "
+                                       "'mlflow[auth]'")
+
+
+@pytest.fixture(scope="module")
+def auth_stack():
+    """One stack with --auth for the module's tests that need one: (its folder, its exports)."""
+    parent = Path(tempfile.mkdtemp(prefix="pneumonia-aug-services-"))
+    parent.chmod(0o755)  # the postgres user must reach its folder
+    root = parent / ".services"
+    try:
+        yield root, up(root, "--auth")
+    finally:
+        services.down(root)
+        shutil.rmtree(parent)
+
+
 @needs_stack
-@pytest.mark.skipif(importlib.util.find_spec("flask_wtf") is None,
-                    reason="--auth needs MLflow's auth extra: pip install 'mlflow[auth]'")
-def test_auth_refuses_anonymous_and_admits_admin(stack_dir, mlflow_client_env, tmp_path,
+@needs_auth
+def test_auth_refuses_anonymous_and_admits_admin(auth_stack, mlflow_client_env, tmp_path,
                                                  monkeypatch):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    exports = up(stack_dir, "--auth")
+    _, exports = auth_stack
     assert exports["MLFLOW_TRACKING_USERNAME"] == "admin"
     client = MlflowClient(exports["MLFLOW_TRACKING_URI"])
     with pytest.raises(MlflowException, match="401|403|nauthori|ermission"):
@@ -135,10 +152,9 @@ def _scan(found: dict, name: str, data: bytes, secrets: dict) -> None:
 
 
 @needs_stack
+@needs_auth
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("flask_wtf") is None,
-                    reason="--auth needs MLflow's auth extra: pip install 'mlflow[auth]'")
-def test_no_credential_reaches_runs_artifacts_or_logs(stack_dir, mlflow_client_env,
+def test_no_credential_reaches_runs_artifacts_or_logs(auth_stack, mlflow_client_env,
                                                        tiny_kermany, tmp_path, monkeypatch):
     """A tracked training run through the stack with --auth: none of the stack's credentials
     is in any run's params or tags, any logged file (run artifacts and logged models), the
@@ -146,7 +162,7 @@ def test_no_credential_reaches_runs_artifacts_or_logs(stack_dir, mlflow_client_e
     import mlflow
     from mlflow import MlflowClient
 
-    exports = up(stack_dir, "--auth")
+    stack_dir, exports = auth_stack
     secrets = json.loads((stack_dir / "credentials.json").read_text())
     assert set(secrets) == set(base.CREDENTIAL_ENV) and all(len(v) >= 12 for v in
                                                               secrets.values())
@@ -161,7 +177,9 @@ def test_no_credential_reaches_runs_artifacts_or_logs(stack_dir, mlflow_client_e
     client = MlflowClient(exports["MLFLOW_TRACKING_URI"])
     experiment_ids = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(experiment_ids)
-    assert [r.data.params.get("image_size") for r in runs] == ["32"]  # the scan sees the run
+    trained = client.get_experiment_by_name("pneumonia-aug").experiment_id
+    assert [r.data.params.get("image_size") for r in runs
+            if r.info.experiment_id == trained] == ["32"]  # the scan sees the run
     files = []
     for run in runs:
         _scan(found, f"run {run.info.run_id} params and tags",

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from conftest import new_store, use_store
 from pneumonia_aug.bench.serve import run_serve_bench, served
 from pneumonia_aug.bench.serve_requests import (
     OVERSIZED_PX,
@@ -41,19 +39,24 @@ def _b64(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(small_real_data, tmp_path_factory):
+def server(small_real_data, tmp_path_factory, store_template):
     """(base URL, the store's folder, real X-ray files) of the served classifier."""
+    import mlflow
+    from click.testing import CliRunner
+
+    from pneumonia_aug.cli import main
+
     root = tmp_path_factory.mktemp("serving")
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-           "PNEUMONIA_AUG_CACHE_DIR": str(root / "cache"), "MLFLOW_DISABLE_TELEMETRY": "true",
-           "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
-    train = subprocess.run(
-        [sys.executable, "-m", "pneumonia_aug.cli", "train-classifier", "--image-size", "32",
-         "--epochs", "1", "--data-dir", str(small_real_data)],
-        env={**os.environ, **env}, cwd=root, capture_output=True, text=True, timeout=600)
-    assert train.returncode == 0, train.stderr[-3000:]
+    uri = new_store(store_template, root)
+    with pytest.MonkeyPatch.context() as patch:
+        use_store(patch, uri, root)
+        train = CliRunner().invoke(main, ["train-classifier", "--image-size", "32", "--epochs",
+                                          "1", "--data-dir", str(small_real_data)])
+    mlflow.set_tracking_uri(None)
+    assert train.exit_code == 0, train.output[-3000:]
     xrays = [sorted((small_real_data / "test" / label).glob("*.jpeg"))[0]
              for label in ("NORMAL", "PNEUMONIA")]
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
     with served(MODEL_URI, log_dir=root, env=env, timeout=SERVE_READY_S) as url:
         yield url, root, xrays
 

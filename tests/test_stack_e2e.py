@@ -143,13 +143,13 @@ def stack(monkeypatch):
         shutil.rmtree(parent, ignore_errors=True)
 
 
-def test_stack_end_to_end(stack, shared_data, small_real_data, tmp_path, monkeypatch):
+def test_stack_end_to_end(stack, small_real_data, tmp_path, monkeypatch):
     import mlflow
     import pandas as pd
     from mlflow import MlflowClient
 
     root, serving = stack
-    xray = sorted((shared_data / "test" / "PNEUMONIA").glob("*.jpeg"))[0]
+    xray = sorted((small_real_data / "test" / "PNEUMONIA").glob("*.jpeg"))[0]
     encoded = base64.b64encode(xray.read_bytes()).decode("ascii")
 
     # 1. `services up`, its exports for everything that follows; a second `up` is a no-op.

@@ -1,11 +1,14 @@
-"""The whole study at the tiniest size through `mlflow run -e main`: nesting, Table 1, reuse."""
+"""The whole study at the tiniest size, on a generated Kermany tree: through `mlflow run -e main`
+(the main entry point's smoke test), nesting and Table 1; then the same call again and one
+with a new seed, each in this process under a run MLflow's project code made
+(`conftest.project_run`): what is reused and what reruns."""
 
 import re
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import mlflow_run
+from conftest import make_kermany, mlflow_run, project_run
 
 pytestmark = pytest.mark.slow
 
@@ -15,9 +18,11 @@ def _stage_runs(client, experiment_id):
     return {r.info.run_id: r for r in runs}
 
 
-def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_path):
+def test_study_runs_nests_compares_and_reuses(tracking_uri, tmp_path):
+    # more images than the tiny profile's caps (40 a split, 32 for a GAN): they apply
+    data = make_kermany(tmp_path / "chest_xray", {"train": 44, "val": 4, "test": 8}, size=40)
     params = {"profile": "tiny", "seeds": "0", "settings": "Original-1.0-0.0,DCGAN-1.0-0.3",
-              "data_dir": shared_data, "output_dir": tmp_path / "study"}
+              "data_dir": data, "output_dir": tmp_path / "study"}
     first = mlflow_run("main", params, tmp_path)
     assert first.returncode == 0, first.stderr[-4000:]
     # Table 1 as aligned text, from the table the study wrote (into output_dir, not the checkout)
@@ -81,15 +86,15 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
     assert first.endswith(f" · [compare run]{link(compare)}")
     assert second == ("**Study**, profile `tiny`: settings Original-1.0-0.0, DCGAN-1.0-0.3; "
                       "seeds 0 (one GAN and one generated set per seed: gan_seeds=per-seed); "
-                      f"data `{shared_data}`.")
+                      f"data `{data}`.")
     assert f"get-artifact?path=forest.png&run_uuid={study.info.run_id}" in description
     assert table.splitlines()[0] in description  # the scale line
     assert "Not comparable with the paper's numbers" in description
     assert description.count(": new") == 5 and all(link(r) in description for r in runs.values())
 
     # The same call again launches nothing new.
-    second = mlflow_run("main", params, tmp_path)
-    assert second.returncode == 0, second.stderr[-4000:]
+    second, _ = project_run("main", params)
+    assert second.exit_code == 0, second.output[-4000:]
     assert set(_stage_runs(client, experiment)) == set(runs)
     newest = client.search_runs([experiment], "tags.stage = 'study'",
                                 order_by=["attributes.start_time DESC"])[0]
@@ -103,8 +108,8 @@ def test_study_runs_nests_compares_and_reuses(shared_data, tracking_uri, tmp_pat
 
     # A new seed reruns exactly what depends on it: its GAN, generation, two classifier runs
     # (one GAN per seed) and compare.
-    third = mlflow_run("main", {**params, "seeds": "0,1"}, tmp_path)
-    assert third.returncode == 0, third.stderr[-4000:]
+    third, _ = project_run("main", {**params, "seeds": "0,1"})
+    assert third.exit_code == 0, third.output[-4000:]
     added = [r for rid, r in _stage_runs(client, experiment).items() if rid not in runs]
     assert sorted((r.data.tags["stage"], r.data.tags.get("seed", "")) for r in added) == \
         [("compare", ""), ("generate", "1"), ("train_classifier", "1"), ("train_classifier", "1"),

@@ -1,4 +1,6 @@
-"""A real classifier run on real X-rays through `mlflow run`, read back through MlflowClient."""
+"""A real classifier run on real X-rays through `mlflow run` (the train_classifier entry point's
+smoke test), read back through MlflowClient; its failures before training, in this process
+under a run MLflow's project code made (`conftest.project_run`)."""
 
 import base64
 
@@ -9,7 +11,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from conftest import mlflow_run
+from conftest import mlflow_run, project_run
 from pneumonia_aug.cli import main
 
 pytestmark = pytest.mark.slow
@@ -194,8 +196,8 @@ def test_train_classifier_logs_everything(shared_data, tracking_uri, tmp_path, m
     assert overlay.mode == "RGB" and overlay.width == Image.open(files[0]).width > 32
 
 
-def test_gan_setting_without_generated_images_fails_clearly(shared_data, tracking_uri, tmp_path):
-    args = {"setting": "DCGAN-1.0-0.6", "image_size": 32, "epochs": 1, "data_dir": shared_data,
+def test_gan_setting_without_generated_images_fails_clearly(tiny_kermany, tracking_uri):
+    args = {"setting": "DCGAN-1.0-0.6", "image_size": 32, "epochs": 1, "data_dir": tiny_kermany,
             "max_images_per_split": 32}
     # Called directly: the check runs before any run opens, so none is left behind.
     result = CliRunner().invoke(main, ["train-classifier", *[
@@ -206,22 +208,23 @@ def test_gan_setting_without_generated_images_fails_clearly(shared_data, trackin
     client = MlflowClient()
     experiment = client.get_experiment_by_name("pneumonia-aug")
     assert experiment is None or not client.search_runs([experiment.experiment_id])
-    # Under `mlflow run` the run exists before our code starts: it ends FAILED, params kept.
-    proc = mlflow_run("train_classifier", args, tmp_path)
-    assert proc.returncode != 0
-    assert "needs generated images" in proc.stderr and "-e train_gan -P model=dcgan" in proc.stderr
-    assert "Traceback" not in proc.stderr.split("needs generated images")[0][-2000:]
+    # Under `mlflow run` the run exists before our code starts: it says why it failed, params
+    # kept (`mlflow run` then ends it FAILED).
+    result, run_id = project_run("train_classifier", args)
+    assert result.exit_code == 2, result.output
+    assert "needs generated images" in result.stderr and \
+        "-e train_gan -P model=dcgan" in result.stderr
+    assert "Traceback" not in result.output
     (run,) = client.search_runs([client.get_experiment_by_name("pneumonia-aug").experiment_id])
-    assert run.info.status == "FAILED"
+    assert run.info.run_id == run_id
     assert run.data.params["setting"] == "DCGAN-1.0-0.6"  # what was logged is kept
     assert "needs generated images" in run.data.tags["failure_reason"]  # and why it failed
     assert run.data.tags["mlflow.note.content"].startswith("**Failed:** a DCGAN setting needs")
 
 
-def test_bad_parameter_values_fail_with_a_clear_message(tiny_kermany, tracking_uri, tmp_path):
-    proc = mlflow_run("train_classifier", {"setting": "DCGAN-1.5-0.6", "data_dir": tiny_kermany},
-                      tmp_path)
-    assert proc.returncode != 0 and "r=1.5 is outside (0, 1]" in proc.stderr
-    proc = mlflow_run("train_classifier", {"epochs": "two", "data_dir": tiny_kermany}, tmp_path)
-    assert proc.returncode != 0 and "'two' is not a whole number" in proc.stderr
-
+def test_bad_parameter_values_fail_with_a_clear_message(tiny_kermany, tracking_uri):
+    result, _ = project_run("train_classifier", {"setting": "DCGAN-1.5-0.6",
+                                                 "data_dir": tiny_kermany})
+    assert result.exit_code != 0 and "r=1.5 is outside (0, 1]" in result.stderr
+    result, _ = project_run("train_classifier", {"epochs": "two", "data_dir": tiny_kermany})
+    assert result.exit_code != 0 and "'two' is not a whole number" in result.stderr
