@@ -20,6 +20,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO.parent / "shared" / "data" / "chest_xray").resolve()
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (pyproject.toml's addopts), each worker's torch, and the processes its
+    tests start, share the cores with the other workers instead of each taking them all: two
+    workers at two threads each on 2 cores run slower than one at a time."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files holding long tests (marked slow or services) first, each file's tests in
+    their order: the workers take files one at a time, so the long ones start early and the
+    short ones fill in at the end."""
+    long = {item.path for item in items
+            if item.get_closest_marker("slow") or item.get_closest_marker("services")}
+    items.sort(key=lambda item: item.path not in long)  # stable: a file's tests keep order
+
+
 def _quiet_env(patch: pytest.MonkeyPatch, cache: Path) -> None:
     patch.setenv("PNEUMONIA_AUG_CACHE_DIR", str(cache))
     patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")

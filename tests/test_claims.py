@@ -80,7 +80,7 @@ def test_a_live_claim_is_waited_for_then_reused(tracking_uri):
 @pytest.mark.parametrize("owner, age", [
     (f"{socket.gethostname()}:{os.getpid()}:1", 0),  # this host, the process is gone
     ("another-host:4242:99", 3600),  # another host, silent for an hour
-])
+], ids=["this-host-process-gone", "another-host-silent"])
 def test_a_dead_claim_is_taken_over(tracking_uri, owner, age):
     dead = _rival(owner, time.time() - age)
     calls = []
