@@ -22,20 +22,38 @@ SHARED_DATA = (REPO.parent / "shared" / "data" / "chest_xray").resolve()
 
 def pytest_configure(config):
     """Under pytest-xdist (pyproject.toml's addopts), each worker's torch, and the processes its
-    tests start, share the cores with the other workers instead of each taking them all: two
-    workers at two threads each on 2 cores run slower than one at a time."""
+    tests start, take their share of the cores instead of each a thread per core (torch's
+    default), which would put several threads on every core."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
+# The files that took longest one at a time (90-145 s each on 2 cores, docs/development.md
+# "Test time"), longest first. Only the order depends on it: a stale name costs time, no test.
+LONGEST_FILES = ("test_study_parallel.py", "test_kit_continuation.py", "test_stack_e2e.py",
+                 "test_reliability.py", "test_gpu_kit.py", "test_ddp.py", "test_services.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The files holding long tests (marked slow or services) first, each file's tests in
-    their order: the workers take files one at a time, so the long ones start early and the
-    short ones fill in at the end."""
+    """The longest files first, then the other files holding long tests (marked slow or
+    services), then the rest, each file's tests in their order: the workers take files one at
+    a time, so the long ones start early and the short ones fill in at the end."""
     long = {item.path for item in items
             if item.get_closest_marker("slow") or item.get_closest_marker("services")}
-    items.sort(key=lambda item: item.path not in long)  # stable: a file's tests keep order
+
+    def rank(item) -> tuple[int, int]:
+        if item.path.name in LONGEST_FILES:
+            return 0, LONGEST_FILES.index(item.path.name)
+        return (1 if item.path in long else 2), 0
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`--numprocesses=auto`: a worker per core and one more, since the long tests spend part
+    of their time waiting on the servers and processes they start."""
+    return (os.cpu_count() or 1) + 1
 
 
 def _quiet_env(patch: pytest.MonkeyPatch, cache: Path) -> None:
