@@ -138,3 +138,18 @@ def test_without_a_plan_the_table_is_as_before():
     assert "GAN design not recorded (runs from before it was), taken as shared" in markdown
     with pytest.raises(ValueError, match="gan_seeds"):
         to_markdown(table, _scale(7), "per_seed")
+
+
+def test_the_short_table_gives_no_p_to_an_interim_row():
+    """The study page's short table withholds p where the full table does: a row short of its
+    planned seeds decides nothing yet."""
+    from pneumonia_aug.evaluation.intervals import SEEDS
+    from pneumonia_aug.evaluation.report_text import summary
+
+    row = {"setting": "DCGAN-1.0-0.6", "n_runs": 3, "accuracy_mean": 0.8, "accuracy_std": 0.01,
+           "paper_accuracy": 0.9, "delta_accuracy": 0.02, "delta_accuracy_ci_low": -0.01,
+           "delta_accuracy_ci_high": 0.05, "delta_accuracy_p": 0.04, "interval": SEEDS}
+    decided = summary(pd.DataFrame([{**row, "interim": False}]))[1][-1]
+    interim = summary(pd.DataFrame([{**row, "interim": True}]))[1][-1]
+    assert decided == "+0.020 [-0.010, +0.050] p 0.040"
+    assert interim == "+0.020 [-0.010, +0.050]"

@@ -21,8 +21,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from pneumonia_aug.evaluation.groups import Scale
+from pneumonia_aug.evaluation.intervals import SEEDS, TEST_SET, is_interim
 from pneumonia_aug.evaluation.legend import UNRECORDED, legend
-from pneumonia_aug.evaluation.table import PAPER_METRICS, PAPER_TABLE1_VALUES, SEEDS, TEST_SET
+from pneumonia_aug.evaluation.table import PAPER_METRICS, PAPER_TABLE1_VALUES
 from pneumonia_aug.settings import ORIGINAL
 
 _COLORS = {"Original": "tab:gray", "DCGAN": "tab:blue", "CGAN": "tab:orange"}
@@ -59,14 +60,9 @@ def _fmt_delta(row: pd.Series, metric: str) -> tuple[str, str, str]:
         text += f" [{lo:+.3f}, {hi:+.3f}]" + (" (test set only)" if row["interval"] == TEST_SET
                                               else "")
     p, adj = row[f"delta_{metric}_p"], row[f"delta_{metric}_p_holm"]
-    if row["interval"] != SEEDS or pd.isna(p) or _interim(row):
+    if row["interval"] != SEEDS or pd.isna(p) or is_interim(row):
         return text, "", ""
     return text, f"{p:.3f}", f"{adj:.3f}"
-
-
-def _interim(row: pd.Series) -> bool:
-    """A planned row short of its planned seeds: its p decides nothing yet."""
-    return row.get("interim") is True or row.get("interim") is np.True_
 
 
 def plan_lines(table: pd.DataFrame) -> list[str]:

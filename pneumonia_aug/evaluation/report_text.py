@@ -13,7 +13,7 @@ import textwrap
 
 import pandas as pd
 
-from pneumonia_aug.evaluation.table import SEEDS, TEST_SET
+from pneumonia_aug.evaluation.intervals import SEEDS, TEST_SET, is_interim
 from pneumonia_aug.settings import parse_setting
 
 GAP = "  "  # between columns
@@ -81,7 +81,8 @@ def _delta(row: pd.Series) -> str:
     if row["interval"] == TEST_SET:
         return text + " test set only"
     p = row["delta_accuracy_p"]
-    return text + (f" p {p:.3f}" if row["interval"] == SEEDS and pd.notna(p) else "")
+    decides = row["interval"] == SEEDS and pd.notna(p) and not is_interim(row)
+    return text + (f" p {p:.3f}" if decides else "")
 
 
 def summary(table: pd.DataFrame) -> list[list[str]]:

@@ -37,6 +37,7 @@ from pneumonia_aug.evaluation.inference import (
     paired_test_set_interval,
     t_interval,
 )
+from pneumonia_aug.evaluation.intervals import SEEDS, TEST_SET
 from pneumonia_aug.evaluation.metrics import THRESHOLD
 from pneumonia_aug.settings import ORIGINAL, PAPER_TABLE1, Setting, parse_setting
 
@@ -49,7 +50,6 @@ DELTA_FIELDS = ("", "_se", "_df", "_ci_low", "_ci_high", "_p", "_p_holm", "_dz",
                 "_no_spread")
 PLAN_METRIC = "accuracy"  # the paper's claim, and what a planned look decides on
 FINISHED = "FINISHED"
-SEEDS, TEST_SET = "seeds", "test set only"  # what a row's interval is over
 
 # Tung et al., Table 1 (accuracy given there in %, here as a fraction; recall and precision
 # as printed). Each row is a single run on the 624 test images.
