@@ -71,7 +71,6 @@ N_TRAIN, N_VAL, N_TEST = "n_train", "n_val", "n_test"
 N_TRAIN_GENERATED = "n_train_generated"  # a GAN setting's generated NORMAL images
 N_TRAIN_REAL_NORMAL = "n_train_real_normal"
 N_SKIPPED_FILES = "n_skipped_files"  # only where files were skipped (data/skipped_files.json)
-IMAGE_COUNTS = (N_TRAIN, N_TRAIN_REAL_NORMAL, N_TRAIN_GENERATED, N_VAL, N_TEST)
 # Tags the project reads (reuse, comparison, provenance): named for what reads them.
 TAG_CODE_VERSION = "code_version"  # what run reuse and comparison groups go by (provenance.py)
 TAG_DATASET_DIGEST = "dataset_digest"

@@ -23,9 +23,12 @@ import pandas as pd
 from pneumonia_aug import tracking
 from pneumonia_aug.config import CompareConfig
 from pneumonia_aug.contract import (
+    ACCURACY_PLOT,
     COMPARE,
     FOREST_PLOT,
     PREDICTIONS_ARTIFACT,
+    TABLE_CSV,
+    TABLE_HTML,
     TABLE_MD,
     TABLE_OUTPUTS,
 )
@@ -39,7 +42,6 @@ from pneumonia_aug.stages.compare_runs import select_runs
 from pneumonia_aug.stages.runs import stage_tags
 
 log = logging.getLogger(__name__)
-UNKEYED = "(no comparison key: made before keys were recorded)"
 
 
 def write_reports(table: pd.DataFrame, scale: Scale, output_dir: Path,
@@ -47,12 +49,12 @@ def write_reports(table: pd.DataFrame, scale: Scale, output_dir: Path,
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: output_dir / name for name in (*TABLE_OUTPUTS, FOREST_PLOT)}
     paths[TABLE_MD].write_text(report.to_markdown(table, scale, gan_seeds))
-    report.to_csv(table, paths["table1.csv"])
-    report.accuracy_chart(table, scale).savefig(paths["accuracy.png"], dpi=120,
+    report.to_csv(table, paths[TABLE_CSV])
+    report.accuracy_chart(table, scale).savefig(paths[ACCURACY_PLOT], dpi=120,
                                                 bbox_inches="tight")
     report.forest_plot(table, scale).savefig(paths[FOREST_PLOT], dpi=120, bbox_inches="tight")
-    paths["table1.html"].write_text(report.to_html(table, scale, paths["accuracy.png"],
-                                                   paths[FOREST_PLOT], gan_seeds=gan_seeds))
+    paths[TABLE_HTML].write_text(report.to_html(table, scale, paths[ACCURACY_PLOT],
+                                                paths[FOREST_PLOT], gan_seeds=gan_seeds))
     return paths
 
 

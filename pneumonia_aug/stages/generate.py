@@ -53,9 +53,9 @@ def _write_pngs(images, folder: Path, gan: Gan) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_gan(uri: str, source_run: str, gan: Gan) -> None:
-    """Refuse a generator of the other GAN (its images would be labelled as this one's)."""
-    trained = tracking.run_tags(source_run).get(TAG_GAN) if source_run else None
+def _check_gan(uri: str, source_run: str, trained: str | None, gan: Gan) -> None:
+    """Refuse a generator of the other GAN (its images would be labelled as this one's):
+    `trained`, the GAN its source run trained."""
     if trained and trained != gan.display:
         raise PneumoniaAugError(
             f"{uri} is a {trained} generator (run {source_run}), not a {gan.display}: pass "
@@ -68,11 +68,11 @@ def run_generate(cfg: GenerateConfig, run_id: str = "", parent_run_id: str = "")
     gan = cfg.gan
     uri = cfg.model_uri or newest_generator_uri(gan)
     version, source_run = tracking.model_version_of(uri)  # before the run: a user error
-    _check_gan(uri, source_run, gan)
+    source = tracking.run_info(source_run) if source_run else None
+    _check_gan(uri, source_run, source.data.tags.get(TAG_GAN) if source else None, gan)
     tags = stage_tags(GENERATE, **{TAG_GAN: gan.display, TAG_SEED: cfg.seed,
                                    TAG_GENERATOR_VERSION: version, TAG_TRAIN_GAN_RUN: source_run})
-    real_fraction = (tracking.run_info(source_run).data.params.get("real_fraction", 1.0)
-                     if source_run else 1.0)
+    real_fraction = source.data.params.get("real_fraction", 1.0) if source else 1.0
     name = generate_run_name(gan, float(real_fraction), cfg.seed)
     with tracking.start_run(cfg.experiment_name, run_name=name, tags=tags, run_id=run_id,
                             parent_run_id=parent_run_id) as run:

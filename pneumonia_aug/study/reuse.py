@@ -104,7 +104,7 @@ class Claim:
 
 
 def claim_or_reuse(experiment_name: str, key: str, params: dict, launch: Callable[[str], str],
-                   label: str = "", tags: dict | None = None, parent_run_id: str = "",
+                   label: str = "", parent_run_id: str = "",
                    limits: Reliability | None = None) -> Claim:
     """Reuse the FINISHED run with `key`, or launch the stage once even when other processes
     ask for the same key at the same moment (protocol: module docstring).
@@ -112,7 +112,7 @@ def claim_or_reuse(experiment_name: str, key: str, params: dict, launch: Callabl
     `launch(run_id)` must open its run with `tracking.start_run(run_id=run_id)` (continuing
     the claimed run; "" when nothing was claimed: a new run) and return the run id; its
     exceptions propagate (the claimed run ends FAILED, or is deleted if the stage failed
-    before opening it). `tags` (and the parent) are set on the claimed run from the start.
+    before opening it). The parent is set on the claimed run from the start.
     """
     limits = limits or Reliability.from_env()
     label = label or key
@@ -124,7 +124,7 @@ def claim_or_reuse(experiment_name: str, key: str, params: dict, launch: Callabl
         if found:
             log.info("[study] %s: reusing finished run %s", label, found)
             return Claim(found, False)
-        claim = _try_claim(experiment_name, key, params, tags, parent_run_id, limits)
+        claim = _try_claim(experiment_name, key, params, parent_run_id, limits)
         if claim is not None:
             log.info("[study] %s: launching", label)
             return Claim(_launch_into(claim, key, launch, limits), True)
@@ -136,11 +136,10 @@ def claim_or_reuse(experiment_name: str, key: str, params: dict, launch: Callabl
         time.sleep(random.uniform(0, limits.claim_poll_s))  # the winner failed: claim again
 
 
-def _try_claim(experiment_name: str, key: str, params: dict, tags: dict | None,
-               parent_run_id: str, limits: Reliability) -> str | None:
+def _try_claim(experiment_name: str, key: str, params: dict, parent_run_id: str,
+               limits: Reliability) -> str | None:
     """Create this claim's run; return its id if it wins, else give way (delete it), None."""
-    claim_tags = {TAG_RUN_KEY: key, TAG_CLAIM_OWNER: _owner(), TAG_CLAIM_HEARTBEAT: time.time(),
-                  **(tags or {})}
+    claim_tags = {TAG_RUN_KEY: key, TAG_CLAIM_OWNER: _owner(), TAG_CLAIM_HEARTBEAT: time.time()}
     if parent_run_id:
         claim_tags[tracking.PARENT_TAG] = parent_run_id
     run_id, started = tracking.create_run(experiment_name, claim_tags)

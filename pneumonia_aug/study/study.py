@@ -26,6 +26,7 @@ from pneumonia_aug.contract import (
     GAN_QUALITY,
     STUDY,
     STUDY_RUNS_ARTIFACT,
+    TABLE_MD,
     TAG_GAN_SEEDS,
 )
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
@@ -90,7 +91,7 @@ def run_study(cfg: StudyConfig) -> str:
                            executor.stop)
         finally:
             executor.close()
-        table = (tracking.read_text_artifact(results[COMPARE], "table1.md")
+        table = (tracking.read_text_artifact(results[COMPARE], TABLE_MD)
                  if results[COMPARE] else "")
         describe.describe_study(study.study_run_id, started, study.used, study.failed, table)
         tracking.log_dict({"used": study.used, "failed": study.failed,
