@@ -15,6 +15,10 @@ its data: nothing comes from a default.
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
+
+import pandas as pd
 
 from pneumonia_aug import tracking
 from pneumonia_aug.config import ClassifierConfig, GANConfig, GenerateConfig
@@ -247,10 +251,10 @@ def _head(study_run_id: str, started: str, used: list[dict], table: str) -> str:
     compare = next((u["run_id"] for u in used if u["stage"] == COMPARE), "")
     if not (compare and table.strip()):
         return f"{started}\n\n{table.strip() or '(no table: no classifier run finished)'}"
-    tracking.copy_artifacts(compare, study_run_id, (*TABLE_OUTPUTS, FOREST_PLOT))
-    frame = tracking.read_csv_artifact(study_run_id, TABLE_CSV)
-    if frame is None:
-        return f"{started}\n\n{table.strip()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        copies = tracking.copy_artifacts(compare, study_run_id, (*TABLE_OUTPUTS, FOREST_PLOT),
+                                         Path(tmp))
+        frame = pd.read_csv(copies[TABLE_CSV])
     experiment = tracking.run_info(study_run_id).info.experiment_id
     return table_page.lead(frame, table.strip().splitlines()[0], experiment, study_run_id,
                            other=run_link(compare, "compare run"), then=started)

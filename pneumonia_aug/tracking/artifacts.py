@@ -9,10 +9,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.tracking.failures import first_line
+from pneumonia_aug.tracking.outages import upload_artifact
 
 
 def download_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path:
@@ -47,10 +47,12 @@ def read_csv_artifact(run_id: str, artifact_path: str) -> pd.DataFrame | None:
         return pd.read_csv(path)
 
 
-def copy_artifacts(from_run: str, to_run: str, artifact_paths) -> None:
-    """Copy these files of run `from_run` to the same paths in run `to_run`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        for artifact_path in artifact_paths:
-            local = download_artifacts(from_run, artifact_path, Path(tmp) / "in")
-            folder = str(Path(artifact_path).parent)
-            MlflowClient().log_artifact(to_run, str(local), None if folder == "." else folder)
+def copy_artifacts(from_run: str, to_run: str, artifact_paths, local_dir: Path) -> dict:
+    """Copy these files of run `from_run` to the same paths in run `to_run`, through
+    `local_dir`, where they stay for the caller to read: artifact path -> local file."""
+    copies = {}
+    for artifact_path in artifact_paths:
+        copies[artifact_path] = download_artifacts(from_run, artifact_path, local_dir)
+        folder = str(Path(artifact_path).parent)
+        upload_artifact(to_run, copies[artifact_path], None if folder == "." else folder)
+    return copies
