@@ -45,23 +45,22 @@ CONFIG_PARTS = ("image_size", "epochs", "batch_size", "lr", "lr_scaling", "weigh
                 "real_fraction_scope", "real_subset", "split_seed", "max_images_per_split",
                 "gan_seeds")
 PAPER_PROFILE = "paper"
+# The parts that are no config field, in `comparison_parts`' order, and the run tag each is
+# kept in.
+RUN_PARTS = {"dataset_digest": TAG_DATASET_DIGEST, "code_version": TAG_CODE_VERSION,
+             "precision": TAG_PRECISION, "world_size": TAG_WORLD_SIZE}
 
 
 def comparison_parts(config: dict, dataset_digest: str, code_version: str, precision: str,
-                     world_size: int) -> dict[str, str]:
+                     world_size: int | str) -> dict[str, str]:
     """The parts of a run's comparison key, as strings (what MLflow tags hold)."""
     parts = {name: str(config[name]) for name in CONFIG_PARTS if name in config}
-    return parts | {"dataset_digest": dataset_digest, "code_version": code_version,
-                    "precision": precision, "world_size": str(world_size)}
+    return parts | dict(zip(RUN_PARTS, (dataset_digest, code_version, precision,
+                                        str(world_size)), strict=True))
 
 
 def comparison_key(parts: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
-
-
-# The parts that are no config field, and the run tag each is kept in.
-RUN_PARTS = {"dataset_digest": TAG_DATASET_DIGEST, "code_version": TAG_CODE_VERSION,
-             "precision": TAG_PRECISION, "world_size": TAG_WORLD_SIZE}
 
 
 def key_tags(parts: dict[str, str]) -> dict[str, str]:
@@ -80,8 +79,7 @@ def parts_of_run(params: dict, tags: dict) -> dict[str, str]:
               if k.startswith(LEGACY_PART_PREFIX)}
     if legacy:
         return legacy
-    parts = {name: str(params[name]) for name in CONFIG_PARTS if name in params}
-    return parts | {part: tags.get(tag, UNKNOWN) for part, tag in RUN_PARTS.items()}
+    return comparison_parts(params, *(tags.get(tag, UNKNOWN) for tag in RUN_PARTS.values()))
 
 
 def differing_parts(parts: Iterable[dict[str, str]]) -> str:
