@@ -11,12 +11,17 @@ import urllib.request
 from pneumonia_aug.errors import TrackingError
 
 
+def has_server(uri: str) -> bool:
+    """Whether a tracking URI names a server (http or https), not a local store."""
+    return uri.startswith(("http://", "https://"))
+
+
 def check_tracking_server(uri: str, timeout: float = 5) -> None:
     """Raise TrackingError within `timeout` s unless the server at `uri` answers `/health`.
 
     Non-HTTP URIs (sqlite, file) have no server to check and pass.
     """
-    if not uri.startswith(("http://", "https://")):
+    if not has_server(uri):
         return
     url = uri.rstrip("/") + "/health"
     try:

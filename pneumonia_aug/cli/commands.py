@@ -116,12 +116,13 @@ def compare_cmd(cfg: CompareConfig) -> None:
     it wrote and the run it logged, with the address of its page."""
     from pneumonia_aug import tracking
     from pneumonia_aug.contract import TABLE_MD
+    from pneumonia_aug.reachability import has_server
     from pneumonia_aug.stages.compare import build_compare
 
     done = build_compare(cfg)
     click.echo(_terminal_text(done.paths[TABLE_MD].read_text()))
     uri = tracking.tracking_uri()
-    served = "" if uri.startswith(("http://", "https://")) else (
+    served = "" if has_server(uri) else (
         f" (after `mlflow ui --backend-store-uri {uri}`)")
     for line in (f"Wrote {', '.join(p.name for p in done.paths.values())} to "
                  f"{Path(cfg.output_dir).resolve()}",

@@ -4,6 +4,8 @@ talks to MLflow."""
 
 from urllib.parse import quote
 
+from pneumonia_aug.reachability import has_server
+
 DESCRIPTION_TAG = "mlflow.note.content"  # the UI's description of a run or a logged model
 PARENT_TAG = "mlflow.parentRunId"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -47,7 +49,7 @@ def artifact_file(run_id: str, path: str) -> str:
 def ui_address(tracking_uri: str, page: str) -> str:
     """A page's full address: on the tracking server's own UI for an http(s) store, else on
     `mlflow ui` at its default address."""
-    root = tracking_uri if tracking_uri.startswith(("http://", "https://")) else DEFAULT_UI
+    root = tracking_uri if has_server(tracking_uri) else DEFAULT_UI
     return f"{root.rstrip('/')}/{page}"
 
 
