@@ -30,11 +30,9 @@ from pneumonia_aug.contract import (
     metric,
 )
 from pneumonia_aug.evaluation import calibration
-from pneumonia_aug.evaluation.metrics import binary_metrics
+from pneumonia_aug.evaluation.metrics import CELLS, binary_metrics
 from pneumonia_aug.evaluation.operating_point import choose_threshold, roc_points
 from pneumonia_aug.evaluation.subgroups import recall_by_subtype
-
-CELLS = ("tn", "fp", "fn", "tp")  # a confusion matrix's counts (evaluation.metrics' names)
 
 
 @dataclass

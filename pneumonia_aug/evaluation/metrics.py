@@ -7,6 +7,8 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from pneumonia_aug.contract import THRESHOLD
 
+CELLS = ("tn", "fp", "fn", "tp")  # the confusion matrix's counts among `binary_metrics`
+
 
 def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else 0.0

@@ -41,7 +41,8 @@ from pneumonia_aug.contract import (
 )
 from pneumonia_aug.data.dataset import ClassifierData
 from pneumonia_aug.evaluation import plots
-from pneumonia_aug.evaluation.bedside import CELLS, Bedside, assess
+from pneumonia_aug.evaluation.bedside import Bedside, assess
+from pneumonia_aug.evaluation.metrics import CELLS
 from pneumonia_aug.serving import champion, packaging, registry
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.model_card import CARD_ARTIFACT, model_card

@@ -29,7 +29,7 @@ from pneumonia_aug.config import ClassifierConfig
 from pneumonia_aug.contract import LR_SCALE, TRAIN_LOSS, VAL_LOSS, val_metric
 from pneumonia_aug.data.dataset import ClassifierData
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.evaluation.metrics import binary_metrics
+from pneumonia_aug.evaluation.metrics import CELLS, binary_metrics
 from pneumonia_aug.models.chexnet import CheXNet
 from pneumonia_aug.training.augment import random_resized_crop_flip
 from pneumonia_aug.training.distributed import (
@@ -159,7 +159,7 @@ class ClassifierState:
             self.best_val_loss, self.best_epoch = val_loss, epoch
             self.best_model = copy.deepcopy(self.network.state_dict())
         row = {"epoch": epoch, TRAIN_LOSS: train_loss, VAL_LOSS: val_loss, LR_SCALE: lr_scale,
-               **{val_metric(k): v for k, v in val.items() if k not in ("tn", "fp", "fn", "tp")}}
+               **{val_metric(k): v for k, v in val.items() if k not in CELLS}}
         self.history.append(row)
         return row
 
