@@ -48,7 +48,8 @@ def _temp_in_memory() -> None:
     if stat.f_flag & os.ST_NOEXEC or stat.f_bavail * stat.f_frsize < RAM_TEMP_FREE:
         return  # the tests run programs from their folders (venvs, scripts)
     root = RAM_TEMP / f"pneumonia-aug-tests-{os.getuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
+    root.mkdir(exist_ok=True)
+    root.chmod(0o755)  # like /tmp, others may pass: PostgreSQL's user, to its data folders
     os.environ["TMPDIR"] = tempfile.tempdir = str(root)
 
 

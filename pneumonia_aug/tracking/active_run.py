@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.contract import CONFIG_ARTIFACT, MANIFESTS_DIR
 from pneumonia_aug.errors import TrackingError
+from pneumonia_aug.tracking.contention import retry_lost_race
 
 
 def active_run_id() -> str:
@@ -121,29 +122,9 @@ def log_manifest(manifest: pd.DataFrame, name: str, source: str) -> str:
             dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
         except MlflowException:
             dataset = mlflow.data.from_pandas(frame, name=name, digest=digest)
-    _log_input(dataset, context=name, tags={"source_uri": str(source)})
+    # Runs that start together log the same subset (a study's seeds, each with the same test
+    # set): the store inserts its row once, and the others lose that race (`contention`).
+    retry_lost_race(mlflow.log_input, dataset, context=name, tags={"source_uri": str(source)})
     log_table(frame, f"{MANIFESTS_DIR}/{name}.csv")
     return digest
 
-
-# How a tracking store reports a dataset row that another run inserted first (sqlite,
-# PostgreSQL, MySQL; through a server, the same text comes back in its error).
-_DUPLICATE_ROW = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
-
-
-def _log_input(dataset, context: str, tags: dict, attempts: int = 3) -> None:
-    """`mlflow.log_input`, again when a run beside this one inserted the same dataset first.
-
-    MLflow's SQL store looks for the experiment's dataset (name and digest) and inserts it when
-    absent, in one transaction: runs that start together and log the same subset (a study's
-    seeds, each with the same test set or the same GAN training set) can all find it absent,
-    and all but the first insert fail on the unique key. The failed transaction wrote nothing;
-    the next attempt finds the row and only links it to this run.
-    """
-    for attempt in range(attempts):
-        try:
-            mlflow.log_input(dataset, context=context, tags=tags)
-            return
-        except MlflowException as exc:
-            if attempt == attempts - 1 or not any(m in str(exc) for m in _DUPLICATE_ROW):
-                raise
