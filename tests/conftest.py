@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,28 +28,6 @@ def pytest_configure(config):
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
-    if not workers:  # the controller (or a run without workers) picks, the workers inherit
-        _temp_in_memory()
-
-
-RAM_TEMP = Path("/dev/shm")
-RAM_TEMP_FREE = 4 * 2**30  # the suite's temporary files peak under 2 GiB
-
-
-def _temp_in_memory() -> None:
-    """Temporary folders (tmp_path, and every process the tests start) on the RAM-backed tmpfs
-    where the machine has one with room, unless TMPDIR says where: the tests' sqlite stores
-    commit, each commit a disk flush, and their runs write models, checkpoints and copies of
-    stores (docs/development.md, "Test time")."""
-    if "TMPDIR" in os.environ or not RAM_TEMP.is_dir() or not os.access(RAM_TEMP, os.W_OK):
-        return
-    stat = os.statvfs(RAM_TEMP)
-    if stat.f_flag & os.ST_NOEXEC or stat.f_bavail * stat.f_frsize < RAM_TEMP_FREE:
-        return  # the tests run programs from their folders (venvs, scripts)
-    root = RAM_TEMP / f"pneumonia-aug-tests-{os.getuid()}"
-    root.mkdir(exist_ok=True)
-    root.chmod(0o755)  # like /tmp, others may pass: PostgreSQL's user, to its data folders
-    os.environ["TMPDIR"] = tempfile.tempdir = str(root)
 
 
 # The files that took longest one at a time (90-145 s each on 2 cores, docs/development.md
