@@ -1,11 +1,10 @@
-"""Writes that lose a race with another process writing the same SQL store, tried again.
+"""Writes that lose a race with another process writing the same SQL store, made again.
 
-MLflow's SQL store reads, then writes, in one transaction. Runs that start or stop together (a
-study's stages, started at once or stopped by one SIGTERM) can collide there in two ways: two
-insert the same row (a dataset both log: the unique key refuses the second), or two upgrade
-their read to a write at once on sqlite, which refuses one of them at once ("database is
-locked") rather than let them wait on each other. Either way the losing transaction wrote
-nothing, and the same call, made again, finds the other's row or a free database.
+MLflow's SQL store looks for a dataset (experiment, name, digest) and inserts it when absent, in
+one transaction. Runs that start together and log the same subset (a study's seeds, each with
+the same test set or the same GAN training set) can all find it absent, and all but the first
+insert fail on the unique key. The failed transaction wrote nothing; the same call, made again,
+finds the row and only links it to its run.
 """
 
 from __future__ import annotations
@@ -16,11 +15,10 @@ from typing import TypeVar
 
 from mlflow.exceptions import MlflowException
 
-# How the stores word a lost race (sqlite, PostgreSQL, MySQL; a server passes the text on).
-LOST_RACE = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry",
-             "database is locked")
-ATTEMPTS = 5
-PAUSE_S = 0.2  # doubled after each lost race
+# How the stores word the refused insert (sqlite, PostgreSQL, MySQL; a server passes it on).
+LOST_RACE = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+ATTEMPTS = 3
+PAUSE_S = 0.1  # doubled after each lost race
 T = TypeVar("T")
 
 
@@ -29,8 +27,8 @@ def lost_race(exc: MlflowException) -> bool:
 
 
 def retry_lost_race(call: Callable[..., T], *args, **kwargs) -> T:
-    """`call(*args, **kwargs)`, again (up to ATTEMPTS in all, pausing a little longer each
-    time) while it fails only by losing a race with another writer."""
+    """`call(*args, **kwargs)`, again (up to ATTEMPTS in all) while it fails only by losing
+    an insert to another writer."""
     for attempt in range(ATTEMPTS):
         try:
             return call(*args, **kwargs)

@@ -13,7 +13,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pneumonia_aug.errors import TrackingError
-from pneumonia_aug.tracking.contention import retry_lost_race
 from pneumonia_aug.tracking.failures import first_line
 from pneumonia_aug.tracking.ui import (
     DESCRIPTION_TAG,
@@ -162,7 +161,7 @@ def delete_run(run_id: str) -> None:
 
 
 def terminate_run(run_id: str, status: str) -> None:
-    retry_lost_race(MlflowClient().set_terminated, run_id, status)  # beside stopping stages
+    MlflowClient().set_terminated(run_id, status)
 
 
 def describe_run(run_id: str, text: str) -> None:

@@ -16,7 +16,6 @@ from mlflow.tracking import MlflowClient
 from pneumonia_aug.contract import TAG_FAILURE_REASON
 from pneumonia_aug.errors import TrackingError, TrackingOutageError
 from pneumonia_aug.tracking.active_run import set_tags
-from pneumonia_aug.tracking.contention import retry_lost_race
 from pneumonia_aug.tracking.failures import failure_line
 from pneumonia_aug.tracking.outages import single_try
 from pneumonia_aug.tracking.records import (
@@ -57,11 +56,7 @@ def _guarded(run) -> Iterator:
         yield run
     except KeyboardInterrupt as exc:
         record_failure(run.info.run_id, exc)
-        # Stages stopped by one SIGTERM all mark their runs at once (`contention`); then the
-        # run leaves MLflow's stack of active runs (its status set already).
-        retry_lost_race(MlflowClient().set_terminated, run.info.run_id, "KILLED")
-        with contextlib.suppress(MlflowException):
-            mlflow.end_run("KILLED")
+        mlflow.end_run("KILLED")
         raise
     except TrackingOutageError:
         with single_try(), contextlib.suppress(Exception):
