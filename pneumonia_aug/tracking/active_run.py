@@ -127,4 +127,3 @@ def log_manifest(manifest: pd.DataFrame, name: str, source: str) -> str:
     retry_lost_race(mlflow.log_input, dataset, context=name, tags={"source_uri": str(source)})
     log_table(frame, f"{MANIFESTS_DIR}/{name}.csv")
     return digest
-
