@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 # docs/protocol.md: 10% of the real training pool, patient-grouped and stratified.
 VAL_FRACTION = 0.1
+SPLIT_BY = ("label", "patient_id", "sha256")  # the columns the validation split reads
 
 
 def patient_groups(index: pd.DataFrame) -> np.ndarray:
@@ -47,14 +49,26 @@ def split_train_val(
     out = index.copy()
     out["subset"] = np.where(out["split"] == "test", "test", "train")
     pool = out.index[out["split"] != "test"]
+    columns = tuple(tuple(out.loc[pool, name]) for name in SPLIT_BY)
+    out.loc[pool[list(_val_positions(columns, split_seed, val_fraction))], "subset"] = "val"
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _val_positions(columns: tuple[tuple, ...], split_seed: int,
+                   val_fraction: float) -> tuple[int, ...]:
+    """The validation rows' positions in the pool whose `SPLIT_BY` columns are `columns`.
+    Kept for the process: the grouped split takes seconds on the full data set, and a process
+    that selects the rows of several runs (a sequential study) splits the same pool each time."""
+    # Imported here: a study process reads VAL_FRACTION (its estimates) without loading sklearn.
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels, patients, digests = columns
     n_splits = max(2, round(1 / val_fraction))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=split_seed)
-    pool_rows = out.loc[pool]
-    _, val_pos = next(
-        splitter.split(np.zeros(len(pool_rows)), pool_rows["label"], patient_groups(pool_rows))
-    )
-    out.loc[pool[val_pos], "subset"] = "val"
-    return out
+    groups = patient_groups(pd.DataFrame({"patient_id": patients, "sha256": digests}))
+    _, val_pos = next(splitter.split(np.zeros(len(labels)), np.asarray(labels), groups))
+    return tuple(int(i) for i in val_pos)
 
 
 def stratified_sample(
