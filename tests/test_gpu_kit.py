@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from pneumonia_aug.kit import image, layout
+from pneumonia_aug.config import PACK_RESERVE_S
+from pneumonia_aug.kit import image, layout, run
 from pneumonia_aug.kit.pack import pack_store
 from pneumonia_aug.kit.supervise import Tee, run_until
 from pneumonia_aug.services import processes
@@ -59,6 +60,18 @@ def test_a_step_is_stopped_at_its_deadline_and_its_output_kept(tmp_path):
     assert deaf.stopped and deaf.killed and deaf.returncode == -9
     text = (tmp_path / "log").read_text()
     assert text.count("child ready") == 2 and "time budget reached" in text
+
+
+@pytest.mark.parametrize("device, measured", [("cuda", [True, False]), ("cpu", [False, False])])
+def test_the_first_bench_on_a_gpu_alone_measures_the_memory(monkeypatch, device, measured):
+    """The 256 px models' memory is the same whatever a bench's size: measured once, and not
+    estimated on the kit's time where there is no GPU to measure it."""
+    calls = []
+    monkeypatch.setattr(run, "_bench", lambda kit, size, batch, memory: calls.append(memory))
+    kit = type("Kit", (), {"end": time.monotonic() + PACK_RESERVE_S + 3600})()
+    kit.opts = type("Opts", (), {"device": device, "benches": [(256, 128), (128, 64)]})()
+    run._benches(kit)
+    assert calls == measured
 
 
 def test_kit_commands_refuse_bad_input_in_one_line(tmp_path, tiny_kermany):
@@ -157,6 +170,7 @@ def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_pytho
     assert "| DCGAN-1.0-0.3 |" in (out / "table1.md").read_text()
     (bench,) = json.loads((out / layout.BENCH).read_text())  # the bench's record
     assert bench["device"].endswith("(32 px, batch 4)") and bench["variants"]
+    assert bench["memory"] == []  # no GPU: no time spent estimating it
     assert "carried wheels: requirements not met: none" in (out / layout.LOG).read_text()
     assert result["store"]["left_behind_by_reason"]["model weights or a training checkpoint"]
 

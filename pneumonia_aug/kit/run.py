@@ -168,11 +168,13 @@ def _study_args(opts: RunOptions, data: Path, output: Path, seconds: float) -> l
     return args
 
 
-def _bench(kit: KitRun, size: int, batch: int) -> None:
+def _bench(kit: KitRun, size: int, batch: int, memory: bool) -> None:
     opts = kit.opts
     args = ["bench", "train", "--device", opts.device, "--image-size", str(size),
             "--batch-size", str(batch), "--data-dir", str(kit.data), "--output", "",
             "--figures", str(kit.work / f"bench-{size}x{batch}.json")]
+    if not memory:
+        args.append("--no-memory")
     if opts.bench_steps:
         args += ["--steps", str(opts.bench_steps), "--warmup", "1"]
     deadline = min(time.monotonic() + opts.bench_timeout, kit.end - PACK_RESERVE_S)
@@ -234,13 +236,21 @@ def _steps(kit: KitRun) -> Outcome:
         kit.step("compare (finished runs)", _cli(
             "compare", "--source", "experiment", "--experiment-name", EXPERIMENT_NAME,
             "--output-dir", str(kit.work / "study")), kit.end - PACK_RESERVE_S / 2)
-    # The study comes first: the benches get only the time it left.
-    for size, batch in opts.benches:
+    _benches(kit)  # the study comes first: the benches get only the time it left
+    return study
+
+
+def _benches(kit: KitRun) -> None:
+    """Each bench that still fits the budget. The memory of the 256 px models, whatever a
+    bench's size, is measured once, by the first bench that runs, and only on a GPU: the
+    estimate alone needs none (`bench train` makes it on any machine)."""
+    memory = not kit.opts.device.startswith("cpu")
+    for size, batch in kit.opts.benches:
         if kit.end - PACK_RESERVE_S - time.monotonic() < MIN_BENCH_S:
             kit.tee.line(f"kit: no time left for the bench at {size} px, batch {batch}")
             continue
-        _bench(kit, size, batch)
-    return study
+        _bench(kit, size, batch, memory)
+        memory = False
 
 
 def _unpack_carried(kit: KitRun) -> None:
