@@ -117,6 +117,11 @@ def test_auth_refuses_anonymous_and_admits_admin(auth_stack, mlflow_client_env, 
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", exports["MLFLOW_TRACKING_PASSWORD"])
     run_id = log_run(client, tmp_path)
     assert client.get_run(run_id).data.params["setting"] == "DCGAN-1.0-0.6"
+    # The server keeps the credentials it has checked (a minute): a wrong password for the
+    # same user is still checked, and refused.
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-" + exports["MLFLOW_TRACKING_PASSWORD"])
+    with pytest.raises(MlflowException, match="401|403|nauthori|ermission"):
+        client.get_run(run_id)
 
 
 def test_up_on_a_busy_port_fails_with_one_line(stack_dir):

@@ -18,6 +18,11 @@ from pneumonia_aug.services.base import (
 )
 from pneumonia_aug.services.processes import spawn, start_time, wait_ready
 
+# How long the auth app keeps a credential it has checked (MLflow's `auth_cache_ttl_seconds`,
+# off by default): each check is a scrypt hash, about 0.1 s of CPU, and a client sends the
+# password with every request, hundreds per training run (docs/tracking-server.md).
+AUTH_CACHE_TTL_S = 60
+
 
 def _write_auth_config(root: Path, creds: dict) -> Path:
     path = root / "basic_auth.ini"
@@ -26,7 +31,8 @@ def _write_auth_config(root: Path, creds: dict) -> Path:
         "[mlflow]", "default_permission = READ",
         f"database_uri = sqlite:///{root / 'mlflow_auth.db'}",
         f"admin_username = {ADMIN_USER}", f"admin_password = {password}",
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth", ""]))
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_S}", ""]))
     return path
 
 
