@@ -62,6 +62,9 @@ def _quiet_env(patch: pytest.MonkeyPatch, cache: Path) -> None:
     patch.setenv("PNEUMONIA_AUG_CACHE_DIR", str(cache))
     patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     patch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    # An `mlflow server` or `mlflow ui` a test starts itself runs as `services up` runs it:
+    # without MLflow's job runner (7 processes, about 25 s of CPU, for GenAI features).
+    patch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -137,7 +140,7 @@ def use_store(patch: pytest.MonkeyPatch, uri: str, folder: Path) -> None:
     """This process and its children log to `uri`, local artifacts under `folder`."""
     import mlflow
 
-    _forget_active_experiment()
+    forget_active_experiment()
     patch.setenv("MLFLOW_TRACKING_URI", uri)
     patch.chdir(folder)  # local artifacts land under folder
     mlflow.set_tracking_uri(uri)
@@ -152,13 +155,13 @@ def tracking_uri(tmp_path, monkeypatch, store_template) -> str:
     use_store(monkeypatch, uri, tmp_path)
     yield uri
     mlflow.set_tracking_uri(None)
-    _forget_active_experiment()
+    forget_active_experiment()
 
 
-def _forget_active_experiment() -> None:
-    """`mlflow.set_experiment` in one test would otherwise name its store's experiment id for
-    the next test's store (it keeps the id in the process and in $MLFLOW_EXPERIMENT_ID):
-    "No Experiment with id=1 exists" there."""
+def forget_active_experiment() -> None:
+    """`mlflow.set_experiment` in one test (or one in-process run) would otherwise name its
+    experiment for the next test's store or run (it keeps the id in the process and in
+    $MLFLOW_EXPERIMENT_ID): "No Experiment with id=1 exists" there."""
     import mlflow.tracking.fluent
 
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
