@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 from conftest import make_kermany, new_store, use_store
 from pneumonia_aug.config import ClassifierConfig, GANConfig, QualityConfig
 from pneumonia_aug.errors import PneumoniaAugError
-from pneumonia_aug.stages.gan_quality import measure, measured_in
+from pneumonia_aug.stages.gan_quality import measure
+from pneumonia_aug.stages.tags import measured_in
 from pneumonia_aug.stages.train_classifier import run_train_classifier
 from pneumonia_aug.stages.train_gan import run_train_gan
 

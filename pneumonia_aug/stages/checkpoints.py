@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import signal
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,24 +61,6 @@ def local_checkpoint(run_id: str, cache_dir: str = "") -> Iterator[Path]:
                         "`--resume %s` and the same options)", run_id, folder, run_id)
         raise
     shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (`kill`, a scheduler's preemption, torchrun stopping its workers) like
-    Ctrl-C: the run ends KILLED rather than FAILED, and its checkpoint stays for `--resume`."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set handlers (e.g. a stage called from a thread)
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"received signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from pneumonia_aug.evaluation.legend import GAN_SEEDS, UNRECORDED
 from pneumonia_aug.evaluation.table import summarize
 from pneumonia_aug.stages import describe, table_page
 from pneumonia_aug.stages.compare_runs import select_runs
-from pneumonia_aug.stages.runs import stage_tags
+from pneumonia_aug.stages.tags import stage_tags
 
 log = logging.getLogger(__name__)
 

@@ -45,6 +45,7 @@ from pneumonia_aug.contract import (
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.errors import ModelVersionError, PneumoniaAugError, TrackingError
 from pneumonia_aug.serving import registry
+from pneumonia_aug.stages.tags import measured_in
 from pneumonia_aug.training.distributed import pick_device
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,6 @@ log = logging.getLogger(__name__)
 def eval_images_file(epoch: int) -> str:
     """The file, under EVAL_IMAGES_DIR, of the images drawn for quality at `epoch`."""
     return f"epoch_{epoch:04d}.npz"
-
-
-def measured_in(gan_run_id: str) -> str:
-    """The feature network the GAN run's quality was measured in ("" if none)."""
-    return tracking.run_tags(gan_run_id).get(TAG_FID_FEATURE_MODEL_URI, "")
 
 
 def unfit_reason(feature_model_uri: str, cfg: QualityConfig) -> str:

@@ -33,7 +33,7 @@ from pneumonia_aug.contract import (
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.models.sampling import fixed_noise
 from pneumonia_aug.stages import describe
-from pneumonia_aug.stages.runs import stage_tags
+from pneumonia_aug.stages.tags import stage_tags
 from pneumonia_aug.training.distributed import pick_device
 from pneumonia_aug.training.gan import sample_grid
 

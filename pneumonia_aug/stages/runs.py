@@ -23,33 +23,23 @@ from pathlib import Path
 
 from pneumonia_aug import tracking
 from pneumonia_aug.contract import (
-    TAG_CODE_VERSION,
     TAG_DATASET_DIGEST,
-    TAG_GIT_COMMIT,
     TAG_RESUMED_AFTER,
-    TAG_STAGE,
     TAG_WORLD_SIZE,
 )
 from pneumonia_aug.errors import TrackingOutageError, TrainingDivergedError
-from pneumonia_aug.provenance import code_version, git_commit
 from pneumonia_aug.stages.checkpoints import (
     Resume,
     ResumeError,
     load_resume,
     local_checkpoint,
-    sigterm_as_interrupt,
 )
+from pneumonia_aug.stages.interrupts import sigterm_as_interrupt
+from pneumonia_aug.stages.tags import stage_tags
 from pneumonia_aug.tracking.outbox import MetricLog
 from pneumonia_aug.training import distributed
 
 log = logging.getLogger(__name__)
-
-
-def stage_tags(stage: str, **tags) -> dict:
-    """The tags every stage run carries (stage, commit as MLflow's source version, code
-    version) plus its own."""
-    return {TAG_STAGE: stage, TAG_GIT_COMMIT: git_commit(), TAG_CODE_VERSION: code_version(),
-            **tags}
 
 
 class TrainingStage:

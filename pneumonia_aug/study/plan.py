@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from pneumonia_aug.config import ALLOCATION_STUDY_S, StudyConfig
 from pneumonia_aug.contract import GAN_QUALITY
-from pneumonia_aug.stages.gan_quality import measured_in
+from pneumonia_aug.stages.tags import measured_in
 from pneumonia_aug.study import estimate
 from pneumonia_aug.study.executors import cpu_cores
 from pneumonia_aug.study.graph import Node, StageCall

@@ -31,9 +31,8 @@ from pneumonia_aug.contract import (
 )
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
 from pneumonia_aug.stages import describe
-from pneumonia_aug.stages.checkpoints import sigterm_as_interrupt
-from pneumonia_aug.stages.gan_quality import measured_in
-from pneumonia_aug.stages.runs import stage_tags
+from pneumonia_aug.stages.interrupts import sigterm_as_interrupt
+from pneumonia_aug.stages.tags import measured_in, stage_tags
 from pneumonia_aug.study.executors import make_executor
 from pneumonia_aug.study.graph import Node, StageCall, walk
 from pneumonia_aug.study.ledger import Study

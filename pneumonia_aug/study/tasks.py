@@ -86,7 +86,7 @@ def run_task(task: Task) -> dict:
     (a user error, or a crash whose traceback is logged). Ctrl-C / SIGTERM propagate."""
     import torch
 
-    from pneumonia_aug.stages.checkpoints import sigterm_as_interrupt
+    from pneumonia_aug.stages.interrupts import sigterm_as_interrupt
 
     for name in PARENT_ONLY_ENV:
         os.environ.pop(name, None)

@@ -1,0 +1,26 @@
+"""Tags of stage runs that a study writes and reads without training anything: importing this
+module (like `stages.interrupts`) costs no torch, so a study process decides what to launch
+before it has loaded any of the training code."""
+
+from __future__ import annotations
+
+from pneumonia_aug import tracking
+from pneumonia_aug.contract import (
+    TAG_CODE_VERSION,
+    TAG_FID_FEATURE_MODEL_URI,
+    TAG_GIT_COMMIT,
+    TAG_STAGE,
+)
+from pneumonia_aug.provenance import code_version, git_commit
+
+
+def stage_tags(stage: str, **tags) -> dict:
+    """The tags every stage run carries (stage, commit as MLflow's source version, code
+    version) plus its own."""
+    return {TAG_STAGE: stage, TAG_GIT_COMMIT: git_commit(), TAG_CODE_VERSION: code_version(),
+            **tags}
+
+
+def measured_in(gan_run_id: str) -> str:
+    """The feature network the GAN run's quality was measured in ("" if none)."""
+    return tracking.run_tags(gan_run_id).get(TAG_FID_FEATURE_MODEL_URI, "")
