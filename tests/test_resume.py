@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from conftest import make_kermany
+from conftest import forget_active_experiment, make_kermany
 from pneumonia_aug.cli import main
 
 pytestmark = pytest.mark.slow
@@ -34,14 +35,18 @@ def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _run(args, data, experiment) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(args, data, experiment), env=_env(), capture_output=True,
-                          text=True, timeout=600, check=False)
-
-
-def _ok(proc) -> str:
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc.stdout.strip().splitlines()[-1]
+def _run(args, data, experiment) -> str:
+    """The CLI in this process (no other process importing torch), on one thread as the
+    killed process: the run id it prints."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = CliRunner().invoke(main, _command(args, data, experiment)[3:])
+    finally:
+        torch.set_num_threads(threads)
+        forget_active_experiment()  # the next command chooses its own
+    assert result.exit_code == 0, result.output[-4000:]
+    return result.stdout.strip().splitlines()[-1]
 
 
 def _steps(client, run_id, key) -> list[int]:
@@ -81,7 +86,7 @@ def _refused(args, data, experiment):
 def test_classifier_resumes_after_sigkill(tracking_uri, tmp_path):
     data = make_kermany(tmp_path / "chest_xray", {"train": 24, "val": 2, "test": 12})
     client = MlflowClient()
-    reference = client.get_run(_ok(_run(CLASSIFIER, data, "reference")))
+    reference = client.get_run(_run(CLASSIFIER, data, "reference"))
 
     run_id = _start_and_kill(CLASSIFIER, data, "resumed", "epoch/loss_train", signal.SIGKILL)
     assert client.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no time to end it
@@ -100,7 +105,7 @@ def test_classifier_resumes_after_sigkill(tracking_uri, tmp_path):
     (tmp_path / "moved").rename(checkpoint)
     assert client.get_run(run_id).info.status == "RUNNING"
 
-    assert _ok(_run([*CLASSIFIER, "--resume", run_id], data, "resumed")) == run_id
+    assert _run([*CLASSIFIER, "--resume", run_id], data, "resumed") == run_id
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     experiment = client.get_experiment_by_name("resumed")
