@@ -153,9 +153,12 @@ def test_mlflow_run_with_uv_builds_the_environment(tiny_kermany, tracking_uri, t
     assert found, output[-3000:]
     env_dir = Path(found.group(1))
     python = env_dir / "bin" / "python"
-    probe = subprocess.run([str(python), "-c", "import torch, torchvision; print(torch.__version__,"
-                            " torchvision.__version__, torch.__file__)"],
-                           capture_output=True, text=True, check=True, env=_mlflow_env())
+    # What the environment holds and where its torch resolves, read without importing torch
+    # (the run above trained with it): the installed distributions' metadata and the finder.
+    read = ("import importlib.metadata as m, importlib.util as u; print(m.version('torch'),"
+            " m.version('torchvision'), u.find_spec('torch').origin)")
+    probe = subprocess.run([str(python), "-c", read], capture_output=True, text=True,
+                           check=True, env=_mlflow_env())
     torch_version, vision_version, torch_file = probe.stdout.split()
     pins = setup_pins()  # the wheels' versions carry a local label: 2.14.1+cu130
     assert f"torch=={torch_version.split('+')[0]}" == pins["torch"]
