@@ -20,12 +20,11 @@ carries the run's config as its params.
 from __future__ import annotations
 
 import ast
-import functools
 import json
 import shutil
 import sys
 import tempfile
-from importlib.metadata import packages_distributions, version
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -112,7 +111,7 @@ def model_requirements(entry: Path) -> list[str]:
     import (not the standard library, not this package), local version labels dropped."""
     tops = {name.split(".")[0] for path in [entry, *(PACKAGE_DIR / p for p in model_code(entry))]
             for name in _imports(path)} - set(sys.stdlib_module_names) - {PACKAGE}
-    owners = _distributions_by_module()
+    owners = tracking.distributions_by_module()
     dists = set()
     for top in tops:
         found = owners.get(top, [])
@@ -121,18 +120,12 @@ def model_requirements(entry: Path) -> list[str]:
     return sorted(f"{d}=={Version(version(d)).public}" for d in dists)
 
 
-@functools.cache
-def _distributions_by_module() -> dict[str, list[str]]:
-    """importlib's module -> distributions map: about 0.9 s on the 2-core machine, the same for
-    every model a process logs (nothing is installed mid-study)."""
-    return packages_distributions()
-
-
 def warm_up() -> None:
-    """Do now what logging the first model in this process would: the distributions map
-    (ours, and MLflow's for its requirement check). The forkserver that stage processes fork
-    from calls it, so each stage inherits both instead of spending about 1.8 s building them."""
-    _distributions_by_module()
+    """Do now what logging the first model in this process would: MLflow's distributions maps
+    (module -> distributions, which the requirements read too, and the reverse, for its
+    requirement check). The forkserver that stage processes fork from calls it, so each stage
+    inherits both instead of building them."""
+    tracking.distributions_by_module()
     tracking.warm_requirement_checks()
 
 

@@ -85,6 +85,7 @@ from pneumonia_aug.tracking.registry import (
     alias_version,
     describe_registered_model,
     describe_version,
+    distributions_by_module,
     load_python_model,
     log_pyfunc_model,
     model_version,
@@ -131,5 +132,5 @@ __all__ = [
     "run_info", "run_page", "run_tags", "search_runs", "set_alias", "set_parent", "set_tags",
     "single_try", "start_run", "tag_run", "tag_version",
     "target_experiment_id", "terminate_run", "tracking_uri", "ui_address", "upload_artifact",
-    "use_experiment", "warm_requirement_checks",
+    "use_experiment", "warm_requirement_checks", "distributions_by_module",
 ]

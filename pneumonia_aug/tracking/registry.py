@@ -4,6 +4,8 @@ decided above this layer (`serving/registry.py`)."""
 
 from __future__ import annotations
 
+import functools
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import mlflow
@@ -14,6 +16,26 @@ from mlflow.tracking import MlflowClient
 from pneumonia_aug.errors import TrackingError
 from pneumonia_aug.tracking.failures import first_line
 from pneumonia_aug.tracking.ui import DESCRIPTION_TAG
+
+
+def distributions_by_module() -> dict[str, list[str]]:
+    """Top-level module -> the installed distributions that provide it: MLflow's own map,
+    which logging a model with pip requirements checks them against, built once per process
+    (about 0.9 s on 2 cores); so the package's requirements and MLflow's check read one map
+    and the process builds it once. (A private MLflow helper: where it is gone, the map is
+    importlib's, built here.)"""
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_modules_to_packages_map()
+        return requirements_utils._MODULES_TO_PACKAGES
+    except (ImportError, AttributeError):
+        return _importlib_distributions()
+
+
+@functools.cache
+def _importlib_distributions() -> dict[str, list[str]]:
+    return packages_distributions()
 
 
 def warm_requirement_checks() -> None:
