@@ -41,7 +41,7 @@ def _run(args, data, experiment) -> str:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = CliRunner().invoke(main, _command(args, data, experiment)[3:])
+        result = _in_process(args, data, experiment)
     finally:
         torch.set_num_threads(threads)
         forget_active_experiment()  # the next command chooses its own
@@ -78,8 +78,8 @@ def _start_and_kill(args, data, experiment, metric, sig) -> str:
     return run_id
 
 
-def _refused(args, data, experiment):
-    """The CLI in this process: a refusal comes before any training."""
+def _in_process(args, data, experiment):
+    """The CLI in this process (a refusal comes before any training): click's result."""
     return CliRunner().invoke(main, _command(args, data, experiment)[3:])
 
 
@@ -96,10 +96,10 @@ def test_classifier_resumes_after_sigkill(tracking_uri, tmp_path):
     assert (checkpoint / "checkpoint.pt").is_file()
 
     # Refusals leave the run as it was and say what to do.
-    changed = _refused([*CLASSIFIER, "--epochs", "5", "--resume", run_id], data, "resumed")
+    changed = _in_process([*CLASSIFIER, "--epochs", "5", "--resume", run_id], data, "resumed")
     assert changed.exit_code == 2 and "epochs=4 (run) vs 5 (given)" in changed.stderr
     checkpoint.rename(tmp_path / "moved")
-    missing = _refused([*CLASSIFIER, "--resume", run_id], data, "resumed")
+    missing = _in_process([*CLASSIFIER, "--resume", run_id], data, "resumed")
     assert missing.exit_code == 2
     assert f"no checkpoint of run {run_id} at {checkpoint}" in missing.stderr
     (tmp_path / "moved").rename(checkpoint)

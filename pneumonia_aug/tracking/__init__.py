@@ -121,6 +121,7 @@ __all__ = [
     "add_to_version_description", "alias_version", "artifact_file", "artifact_page",
     "artifact_uri", "copy_artifacts", "create_run", "current_run_id", "delete_run",
     "delete_tags", "describe_registered_model", "describe_run", "describe_version",
+    "distributions_by_module",
     "download_artifacts", "ensure_reachable", "experiment_id", "failure_line", "input_digest",
     "is_outage", "latest_finished_run", "load_python_model", "log_artifact", "log_artifacts",
     "log_dict", "log_figure", "log_image", "log_manifest", "log_metric_rows", "log_metrics",
@@ -132,5 +133,5 @@ __all__ = [
     "run_info", "run_page", "run_tags", "search_runs", "set_alias", "set_parent", "set_tags",
     "single_try", "start_run", "tag_run", "tag_version",
     "target_experiment_id", "terminate_run", "tracking_uri", "ui_address", "upload_artifact",
-    "use_experiment", "warm_requirement_checks", "distributions_by_module",
+    "use_experiment", "warm_requirement_checks",
 ]
