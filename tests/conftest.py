@@ -33,8 +33,8 @@ def pytest_configure(config):
 # The files that took longest on three workers (90-290 s each on 2 cores, docs/development.md
 # "Test time"), longest first. Only the order depends on it: a stale name costs time, no test.
 LONGEST_FILES = ("test_study_parallel.py", "test_reliability.py", "test_kit_continuation.py",
-                 "test_gpu_kit.py", "test_ddp.py", "test_stack_e2e.py", "test_environments.py",
-                 "test_services.py", "test_resume.py")
+                 "test_ddp.py", "test_stack_e2e.py", "test_environments.py", "test_services.py",
+                 "test_resume.py")
 
 
 def pytest_collection_modifyitems(config, items):

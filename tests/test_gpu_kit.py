@@ -1,36 +1,24 @@
-"""The GPU kit without a GPU: prepare, run (in an environment holding only the GPU image's
-packages, plus the carried wheels installed offline) and import, end to end; and its parts
-that decide what comes back: the deadline, the size cap, the artifact locations."""
+"""The GPU kit's parts that decide what runs and what comes back: the carried wheels, the
+deadline, the first bench, the refusals, the size cap, and the SIGTERM the time budget sends.
+`tests/test_kit_continuation.py` runs prepare, run and import end to end."""
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import tarfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from pneumonia_aug.config import PACK_RESERVE_S
 from pneumonia_aug.kit import image, layout, run
 from pneumonia_aug.kit.pack import pack_store
 from pneumonia_aug.kit.supervise import Tee, run_until
-from pneumonia_aug.services import processes
-
-SETTINGS = "Original-1.0-0.0,DCGAN-1.0-0.3"
-# The budget is the kit's business (tested above); here no step may be cut short, even on a
-# machine so busy that importing torch takes a minute.
-GENEROUS = ("--budget", "3000", "--bench-timeout", "3000")
-DEVICE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # the file names `kit run` writes
 
 
 def test_the_wheels_carry_only_what_the_image_lacks():
@@ -130,128 +118,6 @@ def test_the_store_archive_fits_its_cap_leaving_weights_then_generated_images(tm
     assert layout.STORE_DB in names and "mlruns/1/abc/artifacts/table1.md" in names
     assert "mlruns/1/abc/artifacts/plots/roc.png" in names
     assert "weights.pt" in listing and "dcgan_00001.png" in listing
-
-
-def _kit(*args: str, python: Path | str = sys.executable, timeout: float = 1800, **kwargs):
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
-           "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    return subprocess.run([str(python), "-m", "pneumonia_aug.cli", "kit", *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-@pytest.mark.slow
-def test_kit_prepares_runs_in_the_image_and_imports(small_real_data, image_python, tmp_path):
-    kit_dir, out, work = tmp_path / "kit", tmp_path / "out", tmp_path / "work"
-    timings = {}
-    t0 = time.monotonic()
-    prepared = _kit("prepare", "--kit-dir", str(kit_dir), "--data-dir", str(small_real_data),
-                    "--image-size", "32", "--python-version", "3.11")
-    timings["prepare"] = time.monotonic() - t0
-    assert prepared.returncode == 0, prepared.stderr[-3000:]
-    assert "carried:" in prepared.stdout
-    manifest = json.loads((kit_dir / layout.MANIFEST).read_text())
-    assert manifest["data"]["images"] == 128 and manifest["data"]["same_validation_split"]
-    assert manifest["data"]["digest"] != manifest["data"]["source_digest"]
-    assert len(manifest["wheels"]) == len(image.CARRIED)
-
-    t0 = time.monotonic()
-    ran = _kit("run", "--kit-dir", str(kit_dir), "--out", str(out), "--work-dir", str(work),
-               "--profile", "tiny", "--seeds", "0", "--settings", SETTINGS, "--device", "cpu",
-               "--max-parallel", "2",
-               "--bench", "32x4", "--bench-steps", "1", *GENEROUS, python=image_python)
-    timings["run"] = time.monotonic() - t0
-    assert ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:]
-    result = json.loads((out / layout.RESULT).read_text())
-    assert result["study"]["returncode"] == 0 and not result["study"]["stopped_at_budget"]
-    sent = sorted(p.name for p in out.iterdir())
-    assert sent == sorted(layout.OUT_FILES) and len(sent) <= layout.MAX_OUT_FILES
-    assert all(DEVICE_NAME.match(n) and (out / n).stat().st_size <= layout.MAX_OUT_FILE_MIB
-               * layout.MIB for n in sent)
-    assert "| DCGAN-1.0-0.3 |" in (out / "table1.md").read_text()
-    (bench,) = json.loads((out / layout.BENCH).read_text())  # the bench's record
-    assert bench["device"].endswith("(32 px, batch 4)") and bench["variants"]
-    assert bench["memory"] == []  # no GPU: no time spent estimating it
-    assert "carried wheels: requirements not met: none" in (out / layout.LOG).read_text()
-    assert result["store"]["left_behind_by_reason"]["model weights or a training checkpoint"]
-
-    shutil.rmtree(work)  # the GPU machine's folder is gone
-    t0 = time.monotonic()
-    imported = _kit("import", str(out), "--store-dir", str(tmp_path / "store"),
-                    "--results-dir", str(tmp_path / "results"),
-                    "--figures", str(tmp_path / "bench.json"),
-                    "--benchmarks", str(tmp_path / "benchmarks.md"))
-    timings["import"] = time.monotonic() - t0
-    assert imported.returncode == 0, imported.stderr[-3000:]
-    summary = json.loads(imported.stdout)
-    assert summary["locations_rewritten"] > 0
-    with sqlite3.connect(tmp_path / "store" / layout.STORE_DB) as conn:
-        assert not [line for line in conn.iterdump() if str(work / "mlruns") in line]
-    assert (tmp_path / "results" / "table1.md").read_text() == (out / "table1.md").read_text()
-    assert json.loads((tmp_path / "bench.json").read_text()) == [bench]  # the data first
-    assert f"## {bench['device']}" in (tmp_path / "benchmarks.md").read_text()
-    assert summary["benchmark_sections"] == [bench["device"]]
-    assert (tmp_path / "results" / "forest.png").stat().st_size > 1000  # from the store
-    stage_times = (tmp_path / "results" / layout.STAGE_TIMES).read_text()
-    assert "up to 2 stages at once" in stage_times
-    rows = [line for line in stage_times.splitlines() if line.startswith("| ") and "FINISHED"
-            in line]  # the study's 5 stage runs, none of them the study run itself
-    stages = [line.split(" | ")[1] for line in rows]  # by start: the GAN starts beside the
-    assert sorted(stages[:2]) == ["train_classifier", "train_gan"]  # Original, either first
-    assert stages[2:] == ["generate", "train_classifier", "compare"]
-    gan = rows[stages.index("train_gan")].split(" | ")
-    assert gan[3] == "1" and float(gan[6]) >= 0  # the tiny profile's 1 epoch, its wall time
-    compare_id = _check_store(tmp_path / "store")
-    t0 = time.monotonic()
-    _check_ui(tmp_path / "store", compare_id, (out / "table1.md").read_text())
-    timings["mlflow ui"] = time.monotonic() - t0
-    print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
-
-
-def _check_store(store: Path) -> str:
-    """The imported store holds the study's runs and their artifacts; returns compare's id."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{store / layout.STORE_DB}")
-    experiment = client.get_experiment_by_name("pneumonia-aug")
-    assert experiment.artifact_location.startswith(str(store))
-    runs = client.search_runs([experiment.experiment_id])
-    stages = sorted(r.data.tags["stage"] for r in runs)
-    assert stages == ["compare", "generate", "study", "train_classifier", "train_classifier",
-                      "train_gan"]
-    assert all(r.info.status == "FINISHED" for r in runs)
-    (compare,) = [r for r in runs if r.data.tags["stage"] == "compare"]
-    assert {"table1.md", "accuracy.png"} <= {a.path for a in
-                                              client.list_artifacts(compare.info.run_id)}
-    classifier = next(r for r in runs if r.data.tags["stage"] == "train_classifier")
-    assert "test/accuracy" in classifier.data.metrics
-    plots = {a.path for a in client.list_artifacts(classifier.info.run_id, "plots")}
-    assert "plots/roc.png" in plots
-    return compare.info.run_id
-
-
-def _check_ui(store: Path, compare_id: str, table: str) -> None:
-    """`mlflow ui` on the imported store serves the compare run's table."""
-    port = processes.free_ports(1)[0]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-         f"sqlite:///{store / layout.STORE_DB}", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], cwd=store, start_new_session=True, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "no mlflow ui"
-                time.sleep(1)
-        url = f"{base}/get-artifact?path=table1.md&run_uuid={compare_id}"
-        assert urllib.request.urlopen(url, timeout=30).read().decode() == table
-    finally:
-        processes.stop_group(server.pid)
-        server.wait(timeout=10)
 
 
 @pytest.mark.slow

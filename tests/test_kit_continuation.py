@@ -1,8 +1,11 @@
-"""A claim study that grows over two time-limited `kit run`s, without a GPU: the first run,
-paced by its budget, finishes whole pairs only; the second, carrying what the first brought
-back (`kit prepare --store`), reuses them and trains only the missing seed; `kit import` merges
-both into one store. The same runs, the same table as one uninterrupted run, nothing trained
-twice, and each seed's GAN row drawn from its own GAN."""
+"""The GPU kit end to end without a GPU, in an environment holding only the GPU image's
+packages (plus the carried wheels, installed offline): a claim study that grows over two
+time-limited `kit run`s. The first, paced by its budget, finishes whole pairs only; the second,
+carrying what the first brought back (`kit prepare --store`), reuses them, trains only the
+missing seed two stages at once and runs a 1-step CPU bench; `kit import` merges both into one
+store, which opens with `MlflowClient` and serves the table through `mlflow ui`. The same runs,
+the same table as one uninterrupted run, nothing trained twice, and each seed's GAN row drawn
+from its own GAN."""
 
 from __future__ import annotations
 
@@ -11,8 +14,11 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -21,10 +27,14 @@ from mlflow.tracking import MlflowClient
 
 from conftest import REPO
 from pneumonia_aug.config import PACK_RESERVE_S
-from pneumonia_aug.kit import layout
+from pneumonia_aug.kit import image, layout
+from pneumonia_aug.services import processes
 
 pytestmark = pytest.mark.slow
 HEADLINE = "Original-1.0-0.0,DCGAN-1.0-0.6"
+DEVICE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")  # the file names `kit run` writes
+# The bench of the second run: no step of it may be cut short, even on a busy machine.
+BENCH = ("--bench", "32x4", "--bench-steps", "1", "--bench-timeout", "3000")
 
 
 def _kit(*args: str, python: Path | str = sys.executable) -> subprocess.CompletedProcess:
@@ -36,11 +46,12 @@ def _kit(*args: str, python: Path | str = sys.executable) -> subprocess.Complete
     return done
 
 
-def _run(kit_dir: Path, out: Path, work: Path, budget: str, python: Path) -> dict:
+def _run(kit_dir: Path, out: Path, work: Path, budget: str, python: Path, parallel: str = "1",
+         bench: tuple[str, ...] = ("--bench", "none")) -> dict:
     shutil.rmtree(work, ignore_errors=True)  # a fresh machine each time, at the same path
     _kit("run", "--kit-dir", str(kit_dir), "--out", str(out), "--work-dir", str(work),
          "--profile", "tiny", "--seeds", "0,1", "--settings", HEADLINE, "--device", "cpu",
-         "--max-parallel", "1", "--bench", "none", "--budget", budget, python=python)
+         "--max-parallel", parallel, *bench, "--budget", budget, python=python)
     return json.loads((out / layout.RESULT).read_text())
 
 
@@ -133,12 +144,93 @@ def _paced_first_run(kit_dir: Path, work: Path, python: Path, tmp_path: Path,
     pytest.fail(f"no paced run finished seed 0's pair alone in {ATTEMPTS} attempts")
 
 
+def _check_sent(out: Path, result: dict) -> dict:
+    """What the second run brought back: the agreed files, each within its cap; its bench."""
+    sent = sorted(p.name for p in out.iterdir())
+    assert sent == sorted(layout.OUT_FILES) and len(sent) <= layout.MAX_OUT_FILES
+    assert all(DEVICE_NAME.match(n) and (out / n).stat().st_size <= layout.MAX_OUT_FILE_MIB
+               * layout.MIB for n in sent)
+    (bench,) = json.loads((out / layout.BENCH).read_text())  # the bench's record
+    assert bench["device"].endswith("(32 px, batch 4)") and bench["variants"]
+    assert bench["memory"] == []  # no GPU: no time spent estimating it
+    assert "carried wheels: requirements not met: none" in (out / layout.LOG).read_text()
+    assert result["store"]["left_behind_by_reason"]["model weights or a training checkpoint"]
+    return bench
+
+
+def _check_stage_times(results: Path) -> None:
+    """stages.md: each stage run of both runs, by start; the second run's two at once."""
+    stage_times = (results / layout.STAGE_TIMES).read_text()
+    assert "up to 2 stages at once" in stage_times
+    rows = [line for line in stage_times.splitlines() if line.startswith("| ") and "FINISHED"
+            in line]  # 2 x 5 stage runs, none of them a study run
+    stages = [line.split(" | ")[1] for line in rows]
+    assert stages[:5] == ["train_gan", "train_classifier", "generate", "train_classifier",
+                          "compare"]  # one after another
+    assert sorted(stages[5:7]) == ["train_classifier", "train_gan"]  # the GAN beside the
+    assert stages[7:] == ["generate", "train_classifier", "compare"]  # Original, either first
+    gan = rows[stages.index("train_gan")].split(" | ")
+    assert gan[3] == "1" and float(gan[6]) >= 0  # the tiny profile's 1 epoch, its wall time
+
+
+def _check_store(store: Path) -> str:
+    """The merged store holds both runs' studies and their artifacts; returns the newest
+    compare's id."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / layout.STORE_DB}")
+    experiment = client.get_experiment_by_name("pneumonia-aug")
+    assert experiment.artifact_location.startswith(str(store))
+    runs = client.search_runs([experiment.experiment_id])  # newest first
+    assert sorted(r.data.tags["stage"] for r in runs) == sorted(
+        2 * ["compare", "generate", "study", "train_classifier", "train_classifier",
+             "train_gan"])
+    assert all(r.info.status == "FINISHED" for r in runs)
+    compare = next(r for r in runs if r.data.tags["stage"] == "compare")
+    assert {"table1.md", "accuracy.png"} <= {a.path for a in
+                                              client.list_artifacts(compare.info.run_id)}
+    classifier = next(r for r in runs if r.data.tags["stage"] == "train_classifier")
+    assert "test/accuracy" in classifier.data.metrics
+    plots = {a.path for a in client.list_artifacts(classifier.info.run_id, "plots")}
+    assert "plots/roc.png" in plots
+    return compare.info.run_id
+
+
+def _check_ui(store: Path, compare_id: str, table: str) -> None:
+    """`mlflow ui` on the imported store serves the compare run's table."""
+    port = processes.free_ports(1)[0]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+         f"sqlite:///{store / layout.STORE_DB}", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], cwd=store, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "no mlflow ui"
+                time.sleep(1)
+        url = f"{base}/get-artifact?path=table1.md&run_uuid={compare_id}"
+        assert urllib.request.urlopen(url, timeout=30).read().decode() == table
+    finally:
+        processes.stop_group(server.pid)
+        server.wait(timeout=10)
+
+
 def test_a_claim_study_grows_over_two_kit_runs(small_real_data, image_python, tmp_path,
                                                monkeypatch):
     kit_dir, work = tmp_path / "kit", tmp_path / "work"
-    _kit("prepare", "--kit-dir", str(kit_dir), "--data-dir", str(small_real_data),
-         "--image-size", "32", "--python-version", "3.11")
+    prepared = _kit("prepare", "--kit-dir", str(kit_dir), "--data-dir", str(small_real_data),
+                    "--image-size", "32", "--python-version", "3.11")
+    assert "carried:" in prepared.stdout
+    manifest = json.loads((kit_dir / layout.MANIFEST).read_text())
+    assert manifest["data"]["images"] == 128 and manifest["data"]["same_validation_split"]
+    assert manifest["data"]["digest"] != manifest["data"]["source_digest"]
+    assert len(manifest["wheels"]) == len(image.CARRIED)
     whole = _run(kit_dir, tmp_path / "whole", work, "3000", image_python)  # one run, all pairs
+    assert whole["study"]["returncode"] == 0
     _kit("import", str(tmp_path / "whole"), "--store-dir", str(tmp_path / "whole-store"),
          "--results-dir", str(tmp_path / "whole-results"), "--benchmarks", "")
 
@@ -148,17 +240,28 @@ def test_a_claim_study_grows_over_two_kit_runs(small_real_data, image_python, tm
     prepared = _kit("prepare", "--kit-dir", str(kit_dir), "--data-dir", str(small_real_data),
                     "--image-size", "32", "--python-version", "3.11", "--store", str(store))
     assert "store: " in prepared.stdout and "0 of them deleted" in prepared.stdout
-    second = _run(kit_dir, tmp_path / "second", work, "3000", image_python)
-    assert second["study"]["returncode"] == 0
-    _kit("import", str(tmp_path / "second"), "--store-dir", str(store), "--results-dir",
-         str(results), "--benchmarks", "")
+    out = tmp_path / "second"
+    second = _run(kit_dir, out, work, "3000", image_python, parallel="2", bench=BENCH)
+    assert second["study"]["returncode"] == 0 and not second["study"]["stopped_at_budget"]
+    bench = _check_sent(out, second)
+    shutil.rmtree(work)  # the GPU machine's folder is gone
+    imported = _kit("import", str(out), "--store-dir", str(store), "--results-dir",
+                    str(results), "--figures", str(tmp_path / "bench.json"),
+                    "--benchmarks", str(tmp_path / "benchmarks.md"))
+    summary = json.loads(imported.stdout)
+    assert summary["locations_rewritten"] > 0
+    with sqlite3.connect(store / layout.STORE_DB) as conn:
+        assert not [line for line in conn.iterdump() if str(work / "mlruns") in line]
+    assert json.loads((tmp_path / "bench.json").read_text()) == [bench]  # the data first
+    assert f"## {bench['device']}" in (tmp_path / "benchmarks.md").read_text()
+    assert summary["benchmark_sections"] == [bench["device"]]
 
     merged, reference = _finished(store), _finished(tmp_path / "whole-store")
     assert sorted(merged) == sorted(reference) and len(merged) == 2 * 4  # 2 seeds x 4 stages
     for key, run in merged.items():  # the same numbers as one uninterrupted run
         assert run.data.metrics.get("test/accuracy") == \
             reference[key].data.metrics.get("test/accuracy"), key
-    assert _rows(tmp_path / "second" / "table1.md") == _rows(tmp_path / "whole" / "table1.md")
+    assert _rows(out / "table1.md") == _rows(tmp_path / "whole" / "table1.md")
     # Each seed's GAN row drew from a generation of its own seed, from a GAN of its own seed.
     for seed in ("0", "1"):
         row = merged[("train_classifier", "DCGAN-1.0-0.6", seed)]
@@ -168,4 +271,7 @@ def test_a_claim_study_grows_over_two_kit_runs(small_real_data, image_python, tm
             merged[("train_gan", "DCGAN", seed)].info.run_id
     pages = (results / layout.ALLOCATIONS).read_text()
     assert "| 1 |" in pages and "| 2 |" in pages and "2 complete" in pages
-    assert whole["study"]["returncode"] == 0
+    assert (results / "table1.md").read_text() == (out / "table1.md").read_text()
+    assert (results / "forest.png").stat().st_size > 1000  # from the store
+    _check_stage_times(results)
+    _check_ui(store, _check_store(store), (out / "table1.md").read_text())

@@ -5,7 +5,8 @@ list was read: docs/offline-gpu.md). `IMAGE_PACKAGES` is that package list (`kit
 prints what the machine has, to check it against). `CARRIED` is the
 smallest set of distributions that, added to those, runs every stage of a study against a
 local sqlite store: found by running the study with only the image's packages and adding what
-failed to import, and kept true by `tests/test_gpu_kit.py`, which does the same here.
+failed to import, and kept true by `tests/test_kit_continuation.py`, which does the same
+here.
 """
 
 from __future__ import annotations
