@@ -2,9 +2,10 @@
 the sequential study's numbers, nested the same; an interrupted parallel study resumes; a
 failing stage leaves the others finished and the table listing it.
 
-One sequential study (the reference, in its own store) is run once for the module. Each
-study here is `pneumonia-aug study` in a subprocess, with one CPU thread per stage so that
-every run computes exactly what the sequential one did.
+One sequential study (the reference, in its own store) is run once for the module, in the
+test's process (the `study` command through click, one CPU thread). Each study compared with
+it is `pneumonia-aug study` in a subprocess, with one CPU thread per stage so that every run
+computes exactly what the sequential one did.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, forget_active_experiment, new_store, use_store
 from pneumonia_aug.services import processes
 
 pytestmark = [pytest.mark.slow,
@@ -85,11 +86,31 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sequential(tmp_path_factory, cache) -> tuple[str, dict, Path]:
-    """The tiny study, one stage after another in one process: (store, results, folder)."""
+def sequential(tmp_path_factory, cache, store_template) -> tuple[str, dict, Path]:
+    """The tiny study, one stage after another in this process: (store, results, folder)."""
+    import mlflow
+    import torch
+    from click.testing import CliRunner
+
+    from pneumonia_aug.cli import main
+
     root = tmp_path_factory.mktemp("sequential")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    _study(uri, root, cache)
+    uri, threads = new_store(store_template, root), torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        use_store(patch, uri, root)
+        env = _env(uri, cache)
+        for name in set(os.environ) - set(env):
+            patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        torch.set_num_threads(1)
+        try:
+            result = CliRunner().invoke(main, _study_cmd(root)[3:])
+        finally:
+            torch.set_num_threads(threads)
+            mlflow.set_tracking_uri(None)
+            forget_active_experiment()
+    assert result.exit_code == 0, result.output[-4000:]
     return uri, _results(uri), root
 
 
