@@ -1,12 +1,12 @@
 """Figures people would rather look at than read: learning curves, confusion matrix, ROC,
-reliability diagram."""
+reliability diagram, GAN losses. The ROC and reliability figures load scikit-learn and SciPy
+when drawn: a GAN run, which draws neither, starts without them (about a second)."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import roc_curve
 
 from pneumonia_aug.contract import (
     D_FAKE,
@@ -16,11 +16,6 @@ from pneumonia_aug.contract import (
     TRAIN_LOSS,
     VAL_LOSS,
     val_metric,
-)
-from pneumonia_aug.evaluation.calibration import (
-    N_BINS,
-    calibration_bins,
-    expected_calibration_error,
 )
 
 # Per-epoch curves get a marker on each epoch: a run of one epoch is one point, which a line
@@ -75,6 +70,8 @@ def confusion_matrix_figure(metrics: dict, title: str = "Test confusion matrix")
 
 
 def roc_figure(labels: np.ndarray, probs: np.ndarray, auroc: float, title: str = "Test ROC"):
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(labels, probs)
     fig = Figure(figsize=(4.5, 4))
     ax = fig.subplots()
@@ -93,6 +90,12 @@ def reliability_figure(labels: np.ndarray, curves: dict[str, np.ndarray],
     """Per equal-width probability bin (`evaluation.calibration`), the fraction of PNEUMONIA
     against the mean probability, for each named set of probabilities in `curves`, with its
     ECE; the diagonal is perfect calibration. Below: how many images fall in each bin."""
+    from pneumonia_aug.evaluation.calibration import (
+        N_BINS,
+        calibration_bins,
+        expected_calibration_error,
+    )
+
     fig = Figure(figsize=(5, 6))
     ax, ax_count = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
