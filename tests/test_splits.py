@@ -141,3 +141,29 @@ def test_identical_images_under_different_patients_stay_together():
         rows = split_train_val(index, seed, val_fraction=0.25)
         subset = dict(zip(rows["patient_id"], rows["subset"], strict=True))
         assert subset["p0"] == subset["p38"] and subset["p1"] == subset["p39"]
+
+
+def test_a_split_is_kept_in_the_cache_folder_for_the_next_process(tmp_path, monkeypatch):
+    """The file decides once written (a new process reads it instead of splitting); a damaged
+    one is split again and rewritten; another seed is another file."""
+    from pneumonia_aug.data import splits
+
+    monkeypatch.setenv("PNEUMONIA_AUG_CACHE_DIR", str(tmp_path))
+    index = pd.DataFrame({"patient_id": [f"p{i}" for i in range(40)],
+                          "sha256": [f"h{i}" for i in range(40)],
+                          "label": ["NORMAL", "PNEUMONIA"] * 20, "split": "train"})
+
+    def val(seed: int) -> list[str]:
+        splits._val_positions.cache_clear()  # as a new process would start
+        rows = split_train_val(index, seed, val_fraction=0.25)
+        return sorted(rows.loc[rows["subset"] == "val", "patient_id"])
+
+    first = val(0)
+    (entry,) = (tmp_path / splits.SPLITS_DIR).iterdir()
+    entry.write_text("[0, 1]")
+    assert val(0) == ["p0", "p1"]  # read, not split again
+    entry.write_text("[0, 1")  # cut short
+    assert val(0) == first and entry.read_text() != "[0, 1"
+    entry.write_text("[0, 99]")  # a position the pool does not have
+    assert val(0) == first
+    assert val(1) != first and len(list((tmp_path / splits.SPLITS_DIR).iterdir())) == 2

@@ -35,7 +35,8 @@ THRESHOLD_RULES = ("spec_at_sens95", "youden", "0.5")
 
 EXPERIMENT_HELP = "MLflow experiment (when not launched by `mlflow run`)"
 DATA_DIR_HELP = "Kermany folder ('' = $PNEUMONIA_AUG_DATA_DIR or data/chest_xray)"
-CACHE_DIR_HELP = "decoded-image cache ('' = $PNEUMONIA_AUG_CACHE_DIR or ~/.cache/pneumonia-aug)"
+CACHE_DIR_HELP = ("decoded images and validation splits ('' = $PNEUMONIA_AUG_CACHE_DIR or "
+                  "~/.cache/pneumonia-aug)")
 DEVICE_HELP = "auto (cuda when available), cpu or cuda"
 SYSTEM_METRICS_HELP = ("log MLflow's system metrics (CPU, memory, disk, network; GPU where "
                        "NVML is present) as system/* every 10 s; MLflow's "

@@ -102,6 +102,7 @@ def select_rows(
     real_fraction_scope: str,
     max_images_per_split: int = 0,
     real_subset: str = "per_seed",
+    cache_dir: str = "",
 ) -> pd.DataFrame:
     """The rows of each subset for this run, with a `subset` column (no decoding).
 
@@ -110,9 +111,10 @@ def select_rows(
     subsamples ("normal" or "all"); `max_images_per_split`: debug cap per subset (0 = all);
     `real_subset`: "per_seed" (the authors' way: the run's seed draws the `r` subsample) or
     "fixed" (`split_seed` draws it, before the cap: the same real images for every seed and
-    setting at that r, and the ones a GAN trained with `real_fraction` r learns from).
+    setting at that r, and the ones a GAN trained with `real_fraction` r learns from);
+    `cache_dir`: where the validation split is kept ("" = the default cache folder).
     """
-    rows = split_train_val(index, split_seed)
+    rows = split_train_val(index, split_seed, cache_dir=cache_dir)
     if real_subset == "fixed":
         rows = keep_real(rows, setting.real_fraction, split_seed, real_fraction_scope)
     rows = cap_per_subset(rows, max_images_per_split, seed)
@@ -147,7 +149,8 @@ def load_classifier_data(
     index, skipped = index_kermany(root)
     rows = select_rows(index, setting, generated, split_seed=split_seed, seed=seed,
                        real_fraction_scope=real_fraction_scope,
-                       max_images_per_split=max_images_per_split, real_subset=real_subset)
+                       max_images_per_split=max_images_per_split, real_subset=real_subset,
+                       cache_dir=cache_dir)
     images, ok, failed = ImageCache(cache_dir or None).load(
         rows["path"].tolist(), rows["sha256"].tolist(), image_size
     )
@@ -187,7 +190,8 @@ def load_gan_data(data_dir: str, split_seed: int, image_size: int, cache_dir: st
     """
     root = resolve_data_dir(data_dir)
     index, skipped = index_kermany(root)
-    rows = keep_real(split_train_val(index, split_seed), real_fraction, split_seed,
+    rows = keep_real(split_train_val(index, split_seed, cache_dir=cache_dir), real_fraction,
+                     split_seed,
                      real_fraction_scope)
     train = rows[rows["subset"] == "train"]
     if normal_only:

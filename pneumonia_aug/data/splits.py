@@ -13,6 +13,13 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +27,8 @@ import pandas as pd
 # docs/protocol.md: 10% of the real training pool, patient-grouped and stratified.
 VAL_FRACTION = 0.1
 SPLIT_BY = ("label", "patient_id", "sha256")  # the columns the validation split reads
+SPLITS_DIR = "splits"  # in the cache folder (data.cache): one file per pool, seed and fraction
+log = logging.getLogger(__name__)
 
 
 def patient_groups(index: pd.DataFrame) -> np.ndarray:
@@ -43,23 +52,48 @@ def patient_groups(index: pd.DataFrame) -> np.ndarray:
 
 
 def split_train_val(
-    index: pd.DataFrame, split_seed: int = 0, val_fraction: float = VAL_FRACTION
+    index: pd.DataFrame, split_seed: int = 0, val_fraction: float = VAL_FRACTION,
+    cache_dir: str = "",
 ) -> pd.DataFrame:
-    """Return the index with a `subset` column: `train`, `val` or `test`."""
+    """Return the index with a `subset` column: `train`, `val` or `test`. The split is kept
+    under `cache_dir` ("" = the default cache folder, `data.cache`)."""
     out = index.copy()
     out["subset"] = np.where(out["split"] == "test", "test", "train")
     pool = out.index[out["split"] != "test"]
     columns = tuple(tuple(out.loc[pool, name]) for name in SPLIT_BY)
-    out.loc[pool[list(_val_positions(columns, split_seed, val_fraction))], "subset"] = "val"
+    from pneumonia_aug.data.cache import default_cache_dir  # here: a study's plan reads this
+    # module's VAL_FRACTION without loading the image cache (PIL, tqdm)
+
+    folder = str(Path(cache_dir) if cache_dir else default_cache_dir())
+    out.loc[pool[list(_val_positions(columns, split_seed, val_fraction, folder))],
+            "subset"] = "val"
     return out
 
 
 @functools.lru_cache(maxsize=4)
-def _val_positions(columns: tuple[tuple, ...], split_seed: int,
-                   val_fraction: float) -> tuple[int, ...]:
+def _val_positions(columns: tuple[tuple, ...], split_seed: int, val_fraction: float,
+                   cache_dir: str) -> tuple[int, ...]:
     """The validation rows' positions in the pool whose `SPLIT_BY` columns are `columns`.
-    Kept for the process: the grouped split takes seconds on the full data set, and a process
-    that selects the rows of several runs (a sequential study) splits the same pool each time."""
+    Kept for the process, and in `cache_dir` for the next one: on the full data set the
+    grouped split takes about 2 s of CPU and loading scikit-learn another 1, and every stage
+    process of a study splits the same pool. The file is named by a digest of the columns, the
+    seed, the fraction, scikit-learn's version and this module's code, so that any change to
+    what decides the split makes a new one."""
+    key = repr((columns, split_seed, val_fraction,
+                importlib.metadata.version("scikit-learn"), Path(__file__).read_bytes()))
+    entry = Path(cache_dir) / SPLITS_DIR / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    try:
+        positions = tuple(json.loads(entry.read_text()))
+        if positions and all(isinstance(i, int) and 0 <= i < len(columns[0]) for i in positions):
+            return positions
+    except (OSError, ValueError, TypeError):
+        pass  # none yet, or damaged: split again
+    positions = _split(columns, split_seed, val_fraction)
+    _store(entry, positions)
+    return positions
+
+
+def _split(columns: tuple[tuple, ...], split_seed: int, val_fraction: float) -> tuple[int, ...]:
     # Imported here: a study process reads VAL_FRACTION (its estimates) without loading sklearn.
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -69,6 +103,24 @@ def _val_positions(columns: tuple[tuple, ...], split_seed: int,
     groups = patient_groups(pd.DataFrame({"patient_id": patients, "sha256": digests}))
     _, val_pos = next(splitter.split(np.zeros(len(labels)), np.asarray(labels), groups))
     return tuple(int(i) for i in val_pos)
+
+
+def _store(entry: Path, positions: tuple[int, ...]) -> None:
+    """Write then rename (a parallel process never reads half a file); a cache folder that
+    cannot be written costs the next process the split, nothing else."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+    except OSError as exc:
+        log.debug("validation split not kept in %s: %s", entry.parent, exc)
+        return
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(list(positions), handle)
+        os.replace(tmp, entry)
+    except OSError as exc:  # a full disk: no half-written file left behind
+        Path(tmp).unlink(missing_ok=True)
+        log.debug("validation split not kept in %s: %s", entry.parent, exc)
 
 
 def stratified_sample(
