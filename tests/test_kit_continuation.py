@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import REPO
 from pneumonia_aug.config import PACK_RESERVE_S
+from pneumonia_aug.data.cache import CACHE_ENV
 from pneumonia_aug.kit import image, layout
 from pneumonia_aug.services import processes
 
@@ -39,7 +40,8 @@ BENCH = ("--bench", "32x4", "--bench-steps", "1", "--bench-timeout", "3000")
 
 def _kit(*args: str, python: Path | str = sys.executable) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
-           "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+           "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
+           CACHE_ENV: os.environ[CACHE_ENV]}  # the tests' cache, not the user's
     done = subprocess.run([str(python), "-m", "pneumonia_aug.cli", "kit", *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
