@@ -193,7 +193,10 @@ def test_a_claim_study_grows_over_two_kit_runs(small_real_data, image_python, tm
     short = _run(kit_dir, tmp_path / "short", work, image_python,
                  budget=PACK_RESERVE_S + _pair_estimate(monkeypatch))
     assert short["study"]["returncode"] == 0 and not short["study"]["stopped_at_budget"]
-    assert "seeds not started (time budget): 0, 1" in (tmp_path / "short" / layout.LOG).read_text()
+    log = (tmp_path / "short" / layout.LOG).read_text()
+    assert "seeds not started (time budget): 0, 1" in log
+    assert "compare not run: no classifier run to compare" in log
+    assert "failed stages" not in log and "comparing its finished runs" not in log
 
     first = _run(kit_dir, tmp_path / "first", work, image_python, seeds="0")
     assert first["study"]["returncode"] == 0

@@ -230,7 +230,9 @@ def _steps(kit: KitRun) -> Outcome:
     study = kit.step(f"study, profile {opts.profile}",
                      _cli(*_study_args(opts, kit.data, kit.work / "study", left)),
                      kit.end - PACK_RESERVE_S)
-    made_runs = (kit.work / STORE_DB).is_file()
+    # A study stopped at the budget (or one that crashed) left finished runs without a table;
+    # one that ended by itself without a table had nothing to compare (no seed fitted).
+    made_runs = (kit.work / STORE_DB).is_file() and study.returncode != 0
     if made_runs and not (kit.work / "study" / TABLE_FILES[0]).is_file():
         kit.tee.line("kit: the study made no table; comparing its finished runs")
         kit.step("compare (finished runs)", _cli(

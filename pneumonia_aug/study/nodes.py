@@ -211,8 +211,11 @@ def _compare_node(study: Study, cfg: StudyConfig, classifiers: tuple[str, ...]) 
     compare = CompareConfig(experiment_name=study.experiment_name, output_dir=cfg.output_dir,
                             planned_seeds=cfg.planned_seeds)
 
-    def make(results: dict) -> StageCall:
+    def make(results: dict) -> StageCall | None:
         runs = sorted(filter(None, (results[name] for name in classifiers)))
+        if not runs:  # every seed left out by the time budget, or every classifier failed
+            log.warning("[study] compare not run: no classifier run to compare")
+            return None
         return StageCall(COMPARE, COMPARE, params, {"classifier_runs": runs},
                          run_here=lambda run_id: run_compare(
                              compare, run_ids=runs, expected_settings=names,
