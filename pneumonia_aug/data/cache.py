@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,6 +31,20 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "pneumonia-aug")
 
 
+def write_atomically(target: Path, write: Callable[[IO], object], mode: str = "wb") -> None:
+    """`write(handle)` into a temporary file beside `target`, then rename it: a crash or a
+    parallel process never sees half a file, and a full disk leaves none behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class ImageCache:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root else default_cache_dir()
@@ -39,16 +55,7 @@ class ImageCache:
         return self.root / f"s{size}" / sha256[:2] / f"{sha256}.npy"
 
     def _store(self, target: Path, array: np.ndarray) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a crash or a parallel run never leaves half an entry.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, array)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)  # a full disk leaves no half-written file
-            raise
+        write_atomically(target, lambda handle: np.save(handle, array))
 
     def _read(self, entry: Path, size: int) -> np.ndarray | None:
         """The cached image; None if there is none, or if it was damaged (then it is removed)."""

@@ -191,8 +191,7 @@ def load_gan_data(data_dir: str, split_seed: int, image_size: int, cache_dir: st
     root = resolve_data_dir(data_dir)
     index, skipped = index_kermany(root)
     rows = keep_real(split_train_val(index, split_seed, cache_dir=cache_dir), real_fraction,
-                     split_seed,
-                     real_fraction_scope)
+                     split_seed, real_fraction_scope)
     train = rows[rows["subset"] == "train"]
     if normal_only:
         train = train[train["label"] == "NORMAL"]

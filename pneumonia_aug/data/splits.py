@@ -17,8 +17,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -57,13 +55,14 @@ def split_train_val(
 ) -> pd.DataFrame:
     """Return the index with a `subset` column: `train`, `val` or `test`. The split is kept
     under `cache_dir` ("" = the default cache folder, `data.cache`)."""
+    # Imported here (as in `_store`): a study's plan reads this module's
+    # VAL_FRACTION without loading the image cache (PIL, tqdm).
+    from pneumonia_aug.data.cache import default_cache_dir
+
     out = index.copy()
     out["subset"] = np.where(out["split"] == "test", "test", "train")
     pool = out.index[out["split"] != "test"]
     columns = tuple(tuple(out.loc[pool, name]) for name in SPLIT_BY)
-    from pneumonia_aug.data.cache import default_cache_dir  # here: a study's plan reads this
-    # module's VAL_FRACTION without loading the image cache (PIL, tqdm)
-
     folder = str(Path(cache_dir) if cache_dir else default_cache_dir())
     out.loc[pool[list(_val_positions(columns, split_seed, val_fraction, folder))],
             "subset"] = "val"
@@ -106,20 +105,12 @@ def _split(columns: tuple[tuple, ...], split_seed: int, val_fraction: float) -> 
 
 
 def _store(entry: Path, positions: tuple[int, ...]) -> None:
-    """Write then rename (a parallel process never reads half a file); a cache folder that
-    cannot be written costs the next process the split, nothing else."""
+    """A cache folder that cannot be written costs the next process the split, nothing else."""
+    from pneumonia_aug.data.cache import write_atomically
+
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+        write_atomically(entry, lambda handle: json.dump(list(positions), handle), mode="w")
     except OSError as exc:
-        log.debug("validation split not kept in %s: %s", entry.parent, exc)
-        return
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(list(positions), handle)
-        os.replace(tmp, entry)
-    except OSError as exc:  # a full disk: no half-written file left behind
-        Path(tmp).unlink(missing_ok=True)
         log.debug("validation split not kept in %s: %s", entry.parent, exc)
 
 
