@@ -232,8 +232,8 @@ def _steps(kit: KitRun) -> Outcome:
                      kit.end - PACK_RESERVE_S)
     # A study stopped at the budget (or one that crashed) left finished runs without a table;
     # one that ended by itself without a table had nothing to compare (no seed fitted).
-    made_runs = (kit.work / STORE_DB).is_file() and study.returncode != 0
-    if made_runs and not (kit.work / "study" / TABLE_FILES[0]).is_file():
+    cut_short = (kit.work / STORE_DB).is_file() and study.returncode != 0
+    if cut_short and not (kit.work / "study" / TABLE_FILES[0]).is_file():
         kit.tee.line("kit: the study made no table; comparing its finished runs")
         kit.step("compare (finished runs)", _cli(
             "compare", "--source", "experiment", "--experiment-name", EXPERIMENT_NAME,
