@@ -91,8 +91,9 @@ def test_a_stop_during_store_reads_leaves_the_store_writable(tracking_uri):
         stop = threading.Timer(rng.uniform(0.001, 0.03), _thread.interrupt_main,
                                (signal.SIGTERM,))
         with sigterm_as_interrupt():
-            stop.start()
             try:
+                # Inside the try: on a loaded machine the signal can come before start() returns.
+                stop.start()
                 while True:
                     client.get_run(run_id)
             except KeyboardInterrupt:
