@@ -1,13 +1,15 @@
 """Print the local folders pip takes the pinned torch and torchvision (and their CUDA wheels)
-from, comma-separated, as UV_FIND_LINKS wants them.
+from, comma-separated, as UV_FIND_LINKS wants them (the requirements given as arguments, else
+conda.yaml's pins).
 
 uv does not read pip's configuration, so `mlflow run . --env-manager uv` would download the
 several-GB wheels that pip installs from local disk here. Give uv the same folders:
 
     export UV_FIND_LINKS="$(python scripts/uv_find_links.py)"
 
-Prints nothing when pip takes them from an index (uv then does the same). The pins are read
-from conda.yaml, the file the uv environment is built from.
+Prints nothing when pip takes them from an index (uv then does the same). Without arguments,
+the pins are read from conda.yaml, the file the uv environment is built from;
+`scripts/setup.sh` names its own (before PyYAML is installed).
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = ("torch", "torchvision")
 
 
 def pinned_requirements(conda_yaml: Path = ROOT / "conda.yaml") -> list[str]:
     """conda.yaml's pip requirements for torch and torchvision, e.g. `torch==2.14.1`."""
+    import yaml
+
     deps = yaml.safe_load(conda_yaml.read_text())["dependencies"]
     pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
     return [r for r in pip if r.split("==")[0] in PINNED]
@@ -53,4 +55,4 @@ def local_wheel_folders(requirements: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    print(",".join(local_wheel_folders(pinned_requirements())))
+    print(",".join(local_wheel_folders(sys.argv[1:] or pinned_requirements())))
