@@ -63,6 +63,7 @@ TAG_GENERATOR_VERSION = "generator_version"  # on a generate run: the version it
 TAG_FID_FEATURE_MODEL_URI = "fid_feature_model_uri"  # a GAN run's X-ray feature network
 TAG_FID_FEATURE_MODEL_VERSION = "fid_feature_model_version"
 TAG_QUALITY_SKIPPED = "quality_skipped"  # on a GAN run: why its quality was not measured
+TAG_QUALITY_SKIPPED_IN = "quality_skipped_in"  # ... in which feature network
 TAG_RESUMED_AFTER = "resumed_after_epoch"
 TAG_FAILURE_REASON = "failure_reason"  # on a FAILED or KILLED run: its error, one line
 # Image counts: what a run trained and was tested on (counts, not measures of the model: tags,

@@ -12,7 +12,7 @@ from conftest import make_kermany, new_store, use_store
 from pneumonia_aug.config import ClassifierConfig, GANConfig, QualityConfig
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.stages.gan_quality import measure
-from pneumonia_aug.stages.tags import measured_in
+from pneumonia_aug.stages.tags import measured_in, quality_settled
 from pneumonia_aug.stages.train_classifier import run_train_classifier
 from pneumonia_aug.stages.train_gan import run_train_gan
 
@@ -48,6 +48,7 @@ def gan_and_features(features, monkeypatch):
 def test_kept_images_are_measured_into_the_gan_run_once(gan_and_features):
     client, gan = MlflowClient(), gan_and_features
     assert not measured_in(gan) and not client.get_run(gan).data.tags.get("quality_skipped")
+    assert not quality_settled(gan, FEATURES)
     relaxed = QualityConfig(gan_run_id=gan, feature_model_uri=FEATURES,
                             min_feature_image_size=32, min_feature_auroc=0.0)
     assert measure(relaxed) == gan
@@ -63,6 +64,7 @@ def test_kept_images_are_measured_into_the_gan_run_once(gan_and_features):
         run.data.tags["mlflow.note.content"]
     measure(relaxed)  # again in the same network: nothing new
     assert len(client.get_metric_history(gan, "quality/fid_xray")) == 2
+    assert quality_settled(gan, FEATURES) and not quality_settled(gan, "models:/other/1")
 
 
 def test_a_network_below_the_floors_measures_nothing_and_says_why(gan_and_features):
@@ -73,6 +75,10 @@ def test_a_network_below_the_floors_measures_nothing_and_says_why(gan_and_featur
     assert "saw 32 px images (floor 64 px)" in reason
     assert not [k for k in run.data.metrics if k.startswith("quality/")]
     assert reason in run.data.tags["mlflow.note.content"]
+    # Settled for that network (a study launches nothing more for it); said once, not again.
+    assert run.data.tags["quality_skipped_in"] == FEATURES and quality_settled(gan, FEATURES)
+    measure(QualityConfig(gan_run_id=gan, feature_model_uri=FEATURES))
+    assert client.get_run(gan).data.tags["mlflow.note.content"].count(reason) == 1
     measure(QualityConfig(gan_run_id=gan, feature_model_uri=FEATURES, min_feature_image_size=32,
                           min_feature_auroc=1.01))  # no network reaches it
     reason = client.get_run(gan).data.tags["quality_skipped"]

@@ -208,10 +208,15 @@ def test_interrupted_parallel_study_resumes_with_the_sequential_numbers(
     used = json.loads(Path(runs_json).read_text())["used"]
     assert sorted(u["stage"] for u in used) == sorted(k[0] for k in seq_results)
 
-    # And again: every run reused, nothing launched.
-    _study(uri, tmp_path, cache, "0", "--max-parallel", "2")
+    # And again: every run reused, nothing launched, not even the GAN's quality measurement,
+    # settled when the network was found unfit for it (said once in the GAN run).
+    result = _study(uri, tmp_path, cache, "0", "--max-parallel", "2")
     again = _newest_study(uri)
     assert again.data.metrics["runs_launched"] == 0 and again.data.metrics["runs_used"] == 5
+    (gan,) = _runs(uri, "tags.stage = 'train_gan'")
+    reason = gan.data.tags["quality_skipped"]
+    assert gan.data.tags["mlflow.note.content"].count(reason) == 1
+    assert reason not in result.stderr  # no stage process decided it again
 
 
 def test_a_failing_stage_leaves_the_others_finished_and_is_listed(sequential, cache):

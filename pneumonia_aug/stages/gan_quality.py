@@ -35,6 +35,7 @@ from pneumonia_aug.contract import (
     TAG_FID_FEATURE_MODEL_URI,
     TAG_FID_FEATURE_MODEL_VERSION,
     TAG_QUALITY_SKIPPED,
+    TAG_QUALITY_SKIPPED_IN,
     TAG_STAGE,
     TRAIN_GAN,
     VAL_AUROC,
@@ -131,8 +132,10 @@ def measure(cfg: QualityConfig, data: GANData | None = None) -> str:
         reason = f"GAN quality not measured: {exc}"
     if reason:
         log.warning("GAN run %s: %s", run_id, reason)
-        tracking.tag_run(run_id, {TAG_QUALITY_SKIPPED: reason[:500]})
-        tracking.add_to_description(run_id, reason + ".")
+        found = {TAG_QUALITY_SKIPPED: reason[:500], TAG_QUALITY_SKIPPED_IN: uri}
+        if any(run.data.tags.get(key) != value for key, value in found.items()):
+            tracking.tag_run(run_id, found)  # said once, not again at every rerun
+            tracking.add_to_description(run_id, reason + ".")
         return run_id
     gan_cfg = _gan_config(run)
     if data is None:

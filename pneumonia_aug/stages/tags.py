@@ -9,6 +9,7 @@ from pneumonia_aug.contract import (
     TAG_CODE_VERSION,
     TAG_FID_FEATURE_MODEL_URI,
     TAG_GIT_COMMIT,
+    TAG_QUALITY_SKIPPED_IN,
     TAG_STAGE,
 )
 from pneumonia_aug.provenance import code_version, git_commit
@@ -24,3 +25,11 @@ def stage_tags(stage: str, **tags) -> dict:
 def measured_in(gan_run_id: str) -> str:
     """The feature network the GAN run's quality was measured in ("" if none)."""
     return tracking.run_tags(gan_run_id).get(TAG_FID_FEATURE_MODEL_URI, "")
+
+
+def quality_settled(gan_run_id: str, feature_model_uri: str) -> bool:
+    """Whether the GAN run's quality was measured in that feature network, or found not
+    measurable there: a study does not launch the measurement again for it."""
+    tags = tracking.run_tags(gan_run_id)
+    return feature_model_uri in (tags.get(TAG_FID_FEATURE_MODEL_URI),
+                                 tags.get(TAG_QUALITY_SKIPPED_IN))

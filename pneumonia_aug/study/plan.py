@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from pneumonia_aug.config import ALLOCATION_STUDY_S, StudyConfig
 from pneumonia_aug.contract import GAN_QUALITY
-from pneumonia_aug.stages.tags import measured_in
+from pneumonia_aug.stages.tags import quality_settled
 from pneumonia_aug.study import estimate
 from pneumonia_aug.study.executors import cpu_cores
 from pneumonia_aug.study.graph import Node, StageCall
@@ -45,7 +45,7 @@ def _look_up(node: Node, results: dict, experiment: str) -> str | None:
     if not isinstance(made, StageCall):
         return made
     if made.stage == GAN_QUALITY:
-        done = measured_in(made.config.gan_run_id) == made.config.feature_model_uri
+        done = quality_settled(made.config.gan_run_id, made.config.feature_model_uri)
         return made.config.gan_run_id if done else TO_RUN
     key = run_key(made.stage, made.params, made.upstream)
     return find_reusable_run(experiment, key, made.params) or TO_RUN

@@ -32,7 +32,7 @@ from pneumonia_aug.contract import (
 from pneumonia_aug.data.kermany import check_layout, resolve_data_dir
 from pneumonia_aug.stages import describe
 from pneumonia_aug.stages.interrupts import sigterm_as_interrupt
-from pneumonia_aug.stages.tags import measured_in, stage_tags
+from pneumonia_aug.stages.tags import quality_settled, stage_tags
 from pneumonia_aug.study.executors import make_executor
 from pneumonia_aug.study.graph import Node, StageCall, walk
 from pneumonia_aug.study.ledger import Study
@@ -53,7 +53,7 @@ def _runner(study: Study, executor, pacing: Pacing) -> Callable[[Node, dict], ob
             if not isinstance(made, StageCall):
                 return made  # the feature network, or None: an upstream stage failed
             if made.stage == GAN_QUALITY:  # measured into the GAN run, once per network
-                if measured_in(made.config.gan_run_id) == made.config.feature_model_uri:
+                if quality_settled(made.config.gan_run_id, made.config.feature_model_uri):
                     return made.config.gan_run_id
                 return study.measure(made.label, lambda: executor.launch(made, ""))
             launch = made.run_here or (lambda run_id: executor.launch(made, run_id))
