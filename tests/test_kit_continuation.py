@@ -4,8 +4,9 @@ packages (plus the carried wheels, installed offline): a claim study that grows 
 (`kit prepare --store`) and asked for seeds 0 and 1, reuses it, trains only seed 1's pair two
 stages at once and runs a 1-step CPU bench; `kit import` merges both into one store, which
 opens with `MlflowClient` and serves the table through `mlflow ui`. The same runs, the same
-table as one uninterrupted run, nothing trained twice, and each seed's GAN row drawn from its
-own GAN. A run whose budget holds no pair trains nothing and ends in time: the study's pacing
+table as one uninterrupted study of the kit's data (run in the test's process, one CPU thread,
+as the kit's study runs), nothing trained twice, and each seed's GAN row drawn from its own
+GAN. A run whose budget holds no pair trains nothing and ends in time: the study's pacing
 (`study.pacing`, tested with a clock of its own in test_study_design.py) behind the kit's
 budget. Where a budget ends between two pairs depends on the machine's load by more than a
 tiny pair lasts, so no test here relies on it."""
@@ -27,10 +28,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import REPO, forget_active_experiment, new_store, use_store
 from pneumonia_aug.config import PACK_RESERVE_S
 from pneumonia_aug.data.cache import CACHE_ENV
-from pneumonia_aug.kit import image, layout
+from pneumonia_aug.kit import image, layout, safetar
 from pneumonia_aug.services import processes
 
 pytestmark = pytest.mark.slow
@@ -58,6 +59,33 @@ def _run(kit_dir: Path, out: Path, work: Path, python: Path, seeds: str = "0,1",
          "--profile", "tiny", "--seeds", seeds, "--settings", HEADLINE, "--device", "cpu",
          "--max-parallel", parallel, *bench, "--budget", f"{budget:.0f}", python=python)
     return json.loads((out / layout.RESULT).read_text())
+
+
+def _uninterrupted(kit_dir: Path, root: Path, store_template: Path) -> Path:
+    """The study the kit runs, every pair in one go, in this process on the kit's own data and
+    one CPU thread, as the kit's study computes: the folder holding its store and its table."""
+    import mlflow
+    import torch
+    from click.testing import CliRunner
+
+    from pneumonia_aug.cli import main
+
+    safetar.extract(kit_dir / layout.DATA_ARCHIVE, root / "data")
+    uri, threads = new_store(store_template, root), torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        use_store(patch, uri, root)
+        torch.set_num_threads(1)
+        try:
+            done = CliRunner().invoke(main, [
+                "study", "--profile", "tiny", "--seeds", "0,1", "--settings", HEADLINE,
+                "--data-dir", str(root / "data" / layout.DATA), "--output-dir", str(root),
+                "--experiment-name", "pneumonia-aug", "--max-parallel", "1"])
+        finally:
+            torch.set_num_threads(threads)
+            mlflow.set_tracking_uri(None)
+            forget_active_experiment()
+    assert done.exit_code == 0, done.output[-4000:]
+    return root
 
 
 def _runs(store: Path) -> list:
@@ -175,7 +203,7 @@ def _check_ui(store: Path, compare_id: str, table: str) -> None:
 
 
 def test_a_claim_study_grows_over_two_kit_runs(small_real_data, image_python, tmp_path,
-                                               monkeypatch):
+                                               store_template, monkeypatch):
     kit_dir, work = tmp_path / "kit", tmp_path / "work"
     prepared = _kit("prepare", "--kit-dir", str(kit_dir), "--data-dir", str(small_real_data),
                     "--image-size", "32", "--python-version", "3.11")
@@ -184,10 +212,7 @@ def test_a_claim_study_grows_over_two_kit_runs(small_real_data, image_python, tm
     assert manifest["data"]["images"] == 128 and manifest["data"]["same_validation_split"]
     assert manifest["data"]["digest"] != manifest["data"]["source_digest"]
     assert len(manifest["wheels"]) == len(image.CARRIED)
-    whole = _run(kit_dir, tmp_path / "whole", work, image_python)  # one run, all pairs
-    assert whole["study"]["returncode"] == 0
-    _kit("import", str(tmp_path / "whole"), "--store-dir", str(tmp_path / "whole-store"),
-         "--results-dir", str(tmp_path / "whole-results"), "--benchmarks", "")
+    whole = _uninterrupted(kit_dir, tmp_path / "whole", store_template)  # all pairs at once
 
     # The study gets the budget less the kit's start and PACK_RESERVE_S: less than a pair.
     short = _run(kit_dir, tmp_path / "short", work, image_python,
@@ -225,12 +250,12 @@ def test_a_claim_study_grows_over_two_kit_runs(small_real_data, image_python, tm
     assert f"## {bench['device']}" in (tmp_path / "benchmarks.md").read_text()
     assert summary["benchmark_sections"] == [bench["device"]]
 
-    merged, reference = _finished(store), _finished(tmp_path / "whole-store")
+    merged, reference = _finished(store), _finished(whole)
     assert sorted(merged) == sorted(reference) and len(merged) == 2 * 4  # 2 seeds x 4 stages
     for key, run in merged.items():  # the same numbers as one uninterrupted run
         assert run.data.metrics.get("test/accuracy") == \
             reference[key].data.metrics.get("test/accuracy"), key
-    assert _rows(out / "table1.md") == _rows(tmp_path / "whole" / "table1.md")
+    assert _rows(out / "table1.md") == _rows(whole / "table1.md")
     # Each seed's GAN row drew from a generation of its own seed, from a GAN of its own seed.
     for seed in ("0", "1"):
         row = merged[("train_classifier", "DCGAN-1.0-0.6", seed)]
