@@ -158,6 +158,34 @@ def tracking_uri(tmp_path, monkeypatch, store_template) -> str:
     forget_active_experiment()
 
 
+def study_here(template: Path, root: Path, args: list[str], env: dict | None = None) -> str:
+    """The `study` command in this process on one CPU thread, as a stage process with
+    OMP_NUM_THREADS=1 computes, into a new store in `root` (given `env`, with exactly that
+    environment, the store's URI set over it): the store's URI."""
+    import mlflow
+    import torch
+    from click.testing import CliRunner
+
+    from pneumonia_aug.cli import main
+
+    uri, threads = new_store(template, root), torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in set(os.environ) - set(env or os.environ):
+            patch.delenv(name)
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        use_store(patch, uri, root)
+        torch.set_num_threads(1)
+        try:
+            result = CliRunner().invoke(main, ["study", *args])
+        finally:
+            torch.set_num_threads(threads)
+            mlflow.set_tracking_uri(None)
+            forget_active_experiment()
+    assert result.exit_code == 0, result.output[-4000:]
+    return uri
+
+
 def forget_active_experiment() -> None:
     """`mlflow.set_experiment` in one test (or one in-process run) would otherwise name its
     experiment for the next test's store or run (it keeps the id in the process and in

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, forget_active_experiment, new_store, use_store
+from conftest import REPO, study_here
 from pneumonia_aug.config import PACK_RESERVE_S
 from pneumonia_aug.data.cache import CACHE_ENV
 from pneumonia_aug.kit import image, layout, safetar
@@ -64,27 +64,11 @@ def _run(kit_dir: Path, out: Path, work: Path, python: Path, seeds: str = "0,1",
 def _uninterrupted(kit_dir: Path, root: Path, store_template: Path) -> Path:
     """The study the kit runs, every pair in one go, in this process on the kit's own data and
     one CPU thread, as the kit's study computes: the folder holding its store and its table."""
-    import mlflow
-    import torch
-    from click.testing import CliRunner
-
-    from pneumonia_aug.cli import main
-
     safetar.extract(kit_dir / layout.DATA_ARCHIVE, root / "data")
-    uri, threads = new_store(store_template, root), torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        use_store(patch, uri, root)
-        torch.set_num_threads(1)
-        try:
-            done = CliRunner().invoke(main, [
-                "study", "--profile", "tiny", "--seeds", "0,1", "--settings", HEADLINE,
-                "--data-dir", str(root / "data" / layout.DATA), "--output-dir", str(root),
-                "--experiment-name", "pneumonia-aug", "--max-parallel", "1"])
-        finally:
-            torch.set_num_threads(threads)
-            mlflow.set_tracking_uri(None)
-            forget_active_experiment()
-    assert done.exit_code == 0, done.output[-4000:]
+    study_here(store_template, root, [
+        "--profile", "tiny", "--seeds", "0,1", "--settings", HEADLINE, "--data-dir",
+        str(root / "data" / layout.DATA), "--output-dir", str(root), "--experiment-name",
+        "pneumonia-aug", "--max-parallel", "1"])
     return root
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import SHARED_DATA, forget_active_experiment, new_store, use_store
+from conftest import SHARED_DATA, study_here
 from pneumonia_aug.services import processes
 
 pytestmark = [pytest.mark.slow,
@@ -88,29 +88,8 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory, cache, store_template) -> tuple[str, dict, Path]:
     """The tiny study, one stage after another in this process: (store, results, folder)."""
-    import mlflow
-    import torch
-    from click.testing import CliRunner
-
-    from pneumonia_aug.cli import main
-
     root = tmp_path_factory.mktemp("sequential")
-    uri, threads = new_store(store_template, root), torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as patch:
-        use_store(patch, uri, root)
-        env = _env(uri, cache)
-        for name in set(os.environ) - set(env):
-            patch.delenv(name)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        torch.set_num_threads(1)
-        try:
-            result = CliRunner().invoke(main, _study_cmd(root)[3:])
-        finally:
-            torch.set_num_threads(threads)
-            mlflow.set_tracking_uri(None)
-            forget_active_experiment()
-    assert result.exit_code == 0, result.output[-4000:]
+    uri = study_here(store_template, root, _study_cmd(root)[4:], _env("", cache))
     return uri, _results(uri), root
 
 
