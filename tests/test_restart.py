@@ -2,7 +2,7 @@
 
 After real traffic, a stopped server leaves its closed connections in TIME-WAIT on its port
 for a minute; the servers bind with SO_REUSEADDR and start fine, so `up` must not refuse.
-The same fault through the real stack is `test_down_then_up_on_the_same_port` in
+The same fault through the real stack is step 8 of `test_stack_end_to_end` in
 test_stack_e2e.py.
 """
 
