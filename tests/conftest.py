@@ -53,9 +53,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """`--numprocesses=auto`: a worker per core and one more, since the long tests spend part
-    of their time waiting on the servers and processes they start."""
-    return (os.cpu_count() or 1) + 1
+    """`--numprocesses=auto`: a worker per core. The processes the long tests start keep the
+    cores busy while those tests wait on them; a third worker on 2 cores cost more time (its
+    collection, its share of every core) than it filled (docs/development.md, "Test time")."""
+    return os.cpu_count() or 1
 
 
 def _quiet_env(patch: pytest.MonkeyPatch, cache: Path) -> None:
