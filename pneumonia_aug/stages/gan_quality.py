@@ -46,7 +46,6 @@ from pneumonia_aug.contract import (
 from pneumonia_aug.data.dataset import GANData, load_gan_data
 from pneumonia_aug.errors import ModelVersionError, PneumoniaAugError, TrackingError
 from pneumonia_aug.serving import registry
-from pneumonia_aug.stages.tags import measured_in
 from pneumonia_aug.training.distributed import pick_device
 
 log = logging.getLogger(__name__)
@@ -121,7 +120,7 @@ def measure(cfg: QualityConfig, data: GANData | None = None) -> str:
     run = tracking.run_info(run_id)
     if run.data.tags.get(TAG_STAGE) != TRAIN_GAN:
         raise PneumoniaAugError(f"run {run_id} is not a train_gan run: give --gan-run-id of one")
-    if measured_in(run_id) == uri:
+    if run.data.tags.get(TAG_FID_FEATURE_MODEL_URI) == uri:  # the run read just above
         log.info("GAN run %s: quality already measured in %s", run_id, uri)
         return run_id
     try:
