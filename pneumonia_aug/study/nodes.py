@@ -204,8 +204,6 @@ def study_graph(cfg: StudyConfig, study: Study) -> list[Node]:
 
 
 def _compare_node(study: Study, cfg: StudyConfig, classifiers: tuple[str, ...]) -> Node:
-    from pneumonia_aug.stages.compare import run_compare
-
     names = [s.name for s in cfg.setting_list]
     params = {"experiment_name": study.experiment_name, "settings": ",".join(names)}
     compare = CompareConfig(experiment_name=study.experiment_name, output_dir=cfg.output_dir,
@@ -216,10 +214,17 @@ def _compare_node(study: Study, cfg: StudyConfig, classifiers: tuple[str, ...]) 
         if not runs:  # every seed left out by the time budget, or every classifier failed
             log.warning("[study] compare not run: no classifier run to compare")
             return None
+
+        def run_here(run_id: str) -> str:
+            # Imported here, when compare runs: a study that reuses its compare, or has nothing
+            # to compare, does without the statistics and plotting libraries.
+            from pneumonia_aug.stages.compare import run_compare
+
+            return run_compare(compare, run_ids=runs, expected_settings=names,
+                               expected_seeds=cfg.seed_list, extra_params=params,
+                               run_id=run_id, gan_seeds=cfg.design)
+
         return StageCall(COMPARE, COMPARE, params, {"classifier_runs": runs},
-                         run_here=lambda run_id: run_compare(
-                             compare, run_ids=runs, expected_settings=names,
-                             expected_seeds=cfg.seed_list, extra_params=params, run_id=run_id,
-                             gan_seeds=cfg.design))
+                         run_here=run_here)
 
     return Node(COMPARE, COMPARE, classifiers, make, compare, in_driver=True)
