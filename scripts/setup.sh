@@ -17,17 +17,22 @@ python -m pip install -q --upgrade pip
 # Pin torch exactly: a looser spec makes pip fetch a several-GB CUDA build from PyPI.
 TORCH=("torch==2.14.1" "torchvision==0.29.1")
 # uv installs in parallel what pip installs one file at a time (about 1 minute instead of 2 on 2
-# cores; bytecode compiled, as pip does) and fills uv's cache, from which an `--env-manager uv`
-# environment is then built in seconds. uv reads neither pip's configuration nor its
-# certificates: it is given the folders pip takes torch from here (none where pip downloads it)
-# and the system's certificate authorities. Where uv cannot install (an index only pip's
-# configuration names, say), pip does.
+# cores) and fills uv's cache, from which an `--env-manager uv` environment is then built in
+# seconds. uv reads neither pip's configuration nor its certificates: it is given the folders pip
+# takes torch from here (none where pip downloads it) and the system's certificate authorities.
+# Where uv cannot install (an index only pip's configuration names, say), pip does.
+# Bytecode: Python compiles a module the first time a process imports it and keeps the result,
+# so only what is used gets compiled (about a quarter of the installed files). Where
+# PYTHONDONTWRITEBYTECODE is set nothing would be kept and every process would compile again:
+# there uv compiles every file now (about 70 CPU-s on 2 cores).
+COMPILE=()
+if [ -n "${PYTHONDONTWRITEBYTECODE:-}" ]; then COMPILE=(--compile-bytecode); fi
 install_with_uv() {
   python -m pip install -q "uv>=0.11" || return 1
   local links
   links="$(python scripts/uv_find_links.py "${TORCH[@]}")" || return 1
   UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-true}" UV_FIND_LINKS="${links:-${UV_FIND_LINKS:-}}" \
-    uv pip install -q --python "$VENV/bin/python" --compile-bytecode "${TORCH[@]}" -e ".[test]"
+    uv pip install -q --python "$VENV/bin/python" "${COMPILE[@]}" "${TORCH[@]}" -e ".[test]"
 }
 if ! install_with_uv; then
   echo "setup: uv could not install the project; installing it with pip" >&2
