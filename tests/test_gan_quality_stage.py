@@ -10,9 +10,10 @@ from mlflow.tracking import MlflowClient
 
 from conftest import make_kermany, new_store, use_store
 from pneumonia_aug.config import ClassifierConfig, GANConfig, QualityConfig
+from pneumonia_aug.contract import TAG_FID_FEATURE_MODEL_URI
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.stages.gan_quality import measure
-from pneumonia_aug.stages.tags import measured_in, quality_settled
+from pneumonia_aug.stages.tags import quality_settled
 from pneumonia_aug.stages.train_classifier import run_train_classifier
 from pneumonia_aug.stages.train_gan import run_train_gan
 
@@ -47,7 +48,8 @@ def gan_and_features(features, monkeypatch):
 
 def test_kept_images_are_measured_into_the_gan_run_once(gan_and_features):
     client, gan = MlflowClient(), gan_and_features
-    assert not measured_in(gan) and not client.get_run(gan).data.tags.get("quality_skipped")
+    tags = client.get_run(gan).data.tags
+    assert not tags.get(TAG_FID_FEATURE_MODEL_URI) and not tags.get("quality_skipped")
     assert not quality_settled(gan, FEATURES)
     relaxed = QualityConfig(gan_run_id=gan, feature_model_uri=FEATURES,
                             min_feature_image_size=32, min_feature_auroc=0.0)
@@ -83,7 +85,7 @@ def test_a_network_below_the_floors_measures_nothing_and_says_why(gan_and_featur
                           min_feature_auroc=1.01))  # no network reaches it
     reason = client.get_run(gan).data.tags["quality_skipped"]
     assert "validation AUROC" in reason and "(floor 1.01)" in reason and "px" not in reason
-    assert not measured_in(gan)
+    assert not client.get_run(gan).data.tags.get(TAG_FID_FEATURE_MODEL_URI)
     with pytest.raises(PneumoniaAugError, match="not a train_gan run"):
         measure(QualityConfig(gan_run_id=client.get_model_version(
             "pneumonia-chexnet", "1").run_id, feature_model_uri=FEATURES))

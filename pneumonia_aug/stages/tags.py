@@ -22,11 +22,6 @@ def stage_tags(stage: str, **tags) -> dict:
             **tags}
 
 
-def measured_in(gan_run_id: str) -> str:
-    """The feature network the GAN run's quality was measured in ("" if none)."""
-    return tracking.run_tags(gan_run_id).get(TAG_FID_FEATURE_MODEL_URI, "")
-
-
 def quality_settled(gan_run_id: str, feature_model_uri: str) -> bool:
     """Whether the GAN run's quality was measured in that feature network, or found not
     measurable there: a study does not launch the measurement again for it."""
