@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import make_kermany, new_store, use_store
 from pneumonia_aug.config import ClassifierConfig, GANConfig, QualityConfig
-from pneumonia_aug.contract import TAG_FID_FEATURE_MODEL_URI
+from pneumonia_aug.contract import TAG_FID_FEATURE_MODEL_URI, TAG_QUALITY_SKIPPED
 from pneumonia_aug.errors import PneumoniaAugError
 from pneumonia_aug.stages.gan_quality import measure
 from pneumonia_aug.stages.tags import quality_settled
@@ -49,7 +49,7 @@ def gan_and_features(features, monkeypatch):
 def test_kept_images_are_measured_into_the_gan_run_once(gan_and_features):
     client, gan = MlflowClient(), gan_and_features
     tags = client.get_run(gan).data.tags
-    assert not tags.get(TAG_FID_FEATURE_MODEL_URI) and not tags.get("quality_skipped")
+    assert not tags.get(TAG_FID_FEATURE_MODEL_URI) and not tags.get(TAG_QUALITY_SKIPPED)
     assert not quality_settled(gan, FEATURES)
     relaxed = QualityConfig(gan_run_id=gan, feature_model_uri=FEATURES,
                             min_feature_image_size=32, min_feature_auroc=0.0)
@@ -73,7 +73,7 @@ def test_a_network_below_the_floors_measures_nothing_and_says_why(gan_and_featur
     client, gan = MlflowClient(), gan_and_features
     measure(QualityConfig(gan_run_id=gan, feature_model_uri=FEATURES))
     run = client.get_run(gan)
-    reason = run.data.tags["quality_skipped"]
+    reason = run.data.tags[TAG_QUALITY_SKIPPED]
     assert "saw 32 px images (floor 64 px)" in reason
     assert not [k for k in run.data.metrics if k.startswith("quality/")]
     assert reason in run.data.tags["mlflow.note.content"]
@@ -83,7 +83,7 @@ def test_a_network_below_the_floors_measures_nothing_and_says_why(gan_and_featur
     assert client.get_run(gan).data.tags["mlflow.note.content"].count(reason) == 1
     measure(QualityConfig(gan_run_id=gan, feature_model_uri=FEATURES, min_feature_image_size=32,
                           min_feature_auroc=1.01))  # no network reaches it
-    reason = client.get_run(gan).data.tags["quality_skipped"]
+    reason = client.get_run(gan).data.tags[TAG_QUALITY_SKIPPED]
     assert "validation AUROC" in reason and "(floor 1.01)" in reason and "px" not in reason
     assert not client.get_run(gan).data.tags.get(TAG_FID_FEATURE_MODEL_URI)
     with pytest.raises(PneumoniaAugError, match="not a train_gan run"):
