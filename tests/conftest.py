@@ -30,6 +30,16 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """Collecting imports torch, MLflow and the package, as a command's start does: with the
+    garbage collector paused, then what was imported frozen (`startup.paused_collector`)."""
+    from pneumonia_aug.startup import paused_collector
+
+    with paused_collector():
+        return (yield)
+
+
 # The files that took longest on three workers (90-290 s each on 2 cores, docs/development.md
 # "Test time"), longest first. Only the order depends on it: a stale name costs time, no test.
 LONGEST_FILES = ("test_study_parallel.py", "test_reliability.py", "test_kit_continuation.py",

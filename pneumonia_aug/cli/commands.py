@@ -32,6 +32,7 @@ from pneumonia_aug.config import (
 )
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
 from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.startup import paused_collector
 
 
 @click.group(cls=UserErrorGroup)
@@ -63,7 +64,8 @@ resume_option = click.option("--resume", default="", metavar="RUN_ID", help=RESU
 @tracked(ClassifierConfig)
 def train_classifier_cmd(cfg: ClassifierConfig, resume: str) -> None:
     """Train CheXNet on one setting and log it to MLflow (torchrun: data-parallel)."""
-    from pneumonia_aug.stages.train_classifier import run_train_classifier
+    with paused_collector():
+        from pneumonia_aug.stages.train_classifier import run_train_classifier
 
     click.echo(run_train_classifier(cfg, resume_run_id=resume))
 
@@ -74,7 +76,8 @@ def train_classifier_cmd(cfg: ClassifierConfig, resume: str) -> None:
 def train_gan_cmd(cfg: GANConfig, resume: str) -> None:
     """Train a DCGAN or CGAN on the real training images and register its generator
     (torchrun: data-parallel)."""
-    from pneumonia_aug.stages.train_gan import run_train_gan
+    with paused_collector():
+        from pneumonia_aug.stages.train_gan import run_train_gan
 
     click.echo(run_train_gan(cfg, resume_run_id=resume))
 
@@ -84,7 +87,8 @@ def train_gan_cmd(cfg: GANConfig, resume: str) -> None:
 def gan_quality_cmd(cfg: QualityConfig) -> None:
     """Measure a GAN run's kept images (FID/KID per sampled epoch, memorization) in an X-ray
     classifier's features, into that run."""
-    from pneumonia_aug.stages.gan_quality import measure
+    with paused_collector():
+        from pneumonia_aug.stages.gan_quality import measure
 
     click.echo(measure(cfg))
 
@@ -93,7 +97,8 @@ def gan_quality_cmd(cfg: QualityConfig) -> None:
 @tracked(GenerateConfig)
 def generate_cmd(cfg: GenerateConfig) -> None:
     """Draw NORMAL images from a registered generator and log them as a run."""
-    from pneumonia_aug.stages.generate import run_generate
+    with paused_collector():
+        from pneumonia_aug.stages.generate import run_generate
 
     click.echo(run_generate(cfg))
 
@@ -117,7 +122,9 @@ def compare_cmd(cfg: CompareConfig) -> None:
     from pneumonia_aug import tracking
     from pneumonia_aug.contract import TABLE_MD
     from pneumonia_aug.reachability import has_server
-    from pneumonia_aug.stages.compare import build_compare
+
+    with paused_collector():
+        from pneumonia_aug.stages.compare import build_compare
 
     done = build_compare(cfg)
     click.echo(_terminal_text(done.paths[TABLE_MD].read_text()))
@@ -147,7 +154,8 @@ def study_cmd(cfg: StudyConfig, dry_run: bool, plan_gpus: int | None) -> None:
 
         click.echo(plan_study(cfg, plan_gpus))
         return
-    from pneumonia_aug.study.study import run_study
+    with paused_collector():
+        from pneumonia_aug.study.study import run_study
 
     click.echo(_terminal_text(run_study(cfg)))
 
@@ -173,11 +181,12 @@ def predict_cmd(model_uri: str, output_dir: str, images_file: str, image_list: s
 
     MLflow's download progress bars are off; MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true shows
     them."""
-    from pneumonia_aug import tracking
-    from pneumonia_aug.stages.predict import HEADER, predict_images
-
     paths = [*images, *split_image_list(image_list), *read_images_file(images_file)]
-    tracking.ensure_reachable()
+    with paused_collector():
+        from pneumonia_aug import tracking
+        from pneumonia_aug.stages.predict import HEADER, predict_images
+
+        tracking.ensure_reachable()
     results = predict_images(model_uri, paths, output_dir)
     click.echo("\t".join(HEADER))
     for r in results:

@@ -14,6 +14,7 @@ import click
 
 from pneumonia_aug.cli.types import WholeNumber
 from pneumonia_aug.config import Reliability
+from pneumonia_aug.startup import paused_collector
 
 _ALIAS = "__alias"
 
@@ -82,9 +83,10 @@ def tracked(config_cls):
             extra = {k: params.pop(k) for k in list(params) if k in EXTRA_OPTIONS}
             cfg = config_cls(**params)
             Reliability.from_env()  # a bad PNEUMONIA_AUG_*_S limit: refused before any run
-            from pneumonia_aug import tracking
+            with paused_collector():
+                from pneumonia_aug import tracking
 
-            tracking.ensure_reachable(getattr(cfg, "experiment_name", None))
+                tracking.ensure_reachable(getattr(cfg, "experiment_name", None))
             return func(cfg, **extra)
 
         return wrapper

@@ -26,15 +26,12 @@ from pathlib import Path
 from pneumonia_aug import logs
 from pneumonia_aug.contract import GAN_QUALITY, GENERATE, TRAIN_CLASSIFIER, TRAIN_GAN
 from pneumonia_aug.errors import PneumoniaAugError
+from pneumonia_aug.startup import paused_collector
 
 log = logging.getLogger(__name__)
 # Imported once by the forkserver the stage processes fork from (nothing there runs them):
-# MLflow's database stores (imported on a process's first call to a sqlite:// or postgresql://
-# store), then `study.preload` warms what logging a model consults.
-PRELOAD = ["torch", "torchvision", "mlflow", "mlflow.store.tracking.sqlalchemy_store",
-           "mlflow.store.model_registry.sqlalchemy_store",
-           "pneumonia_aug.stages.train_classifier", "pneumonia_aug.stages.train_gan",
-           "pneumonia_aug.stages.generate", "pneumonia_aug.study.preload"]
+# `study.preload` imports torch, MLflow and the stages and warms what logging a model consults.
+PRELOAD = ["pneumonia_aug.study.preload"]
 # Set by `mlflow run` for the study's own run: a stage process must open runs of its own.
 PARENT_ONLY_ENV = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
@@ -59,16 +56,20 @@ def run_stage(stage: str, config, run_id: str = "", parent_run_id: str = "") -> 
     """Run one stage with its config object in this process, into the claimed run `run_id`
     (else a new run nested under `parent_run_id`); return the run id."""
     if stage == TRAIN_CLASSIFIER:
-        from pneumonia_aug.stages.train_classifier import run_train_classifier
+        with paused_collector():
+            from pneumonia_aug.stages.train_classifier import run_train_classifier
         return run_train_classifier(config, run_id=run_id, parent_run_id=parent_run_id)
     if stage == TRAIN_GAN:
-        from pneumonia_aug.stages.train_gan import run_train_gan
+        with paused_collector():
+            from pneumonia_aug.stages.train_gan import run_train_gan
         return run_train_gan(config, run_id=run_id, parent_run_id=parent_run_id)
     if stage == GENERATE:
-        from pneumonia_aug.stages.generate import run_generate
+        with paused_collector():
+            from pneumonia_aug.stages.generate import run_generate
         return run_generate(config, run_id=run_id, parent_run_id=parent_run_id)
     if stage == GAN_QUALITY:  # into the GAN run it measures: no run of its own
-        from pneumonia_aug.stages.gan_quality import measure
+        with paused_collector():
+            from pneumonia_aug.stages.gan_quality import measure
         return measure(config)
     raise ValueError(f"no stage {stage!r} runs as a task")
 
