@@ -15,6 +15,7 @@ from pneumonia_aug import logs, measured
 from pneumonia_aug.cli.types import UserErrorGroup
 from pneumonia_aug.config import DATA_DIR_HELP
 from pneumonia_aug.contract import DEFAULT_CLASSIFIER_URI
+from pneumonia_aug.startup import paused_collector
 
 OUTPUT_HELP = "markdown file whose section for this device is replaced ('' = none)"
 
@@ -55,7 +56,8 @@ def bench() -> None:
                    "(the figures `study --dry-run` reads; '' = none)")
 def train_cmd(**options) -> None:
     """Images/s of the classifier and GAN loops vs. their bare steps and a paper-style loop."""
-    from pneumonia_aug.bench.run import run_bench
+    with paused_collector():
+        from pneumonia_aug.bench.run import run_bench
 
     result = run_bench(**options)
     _show(result.markdown, result.device, options["output"])
